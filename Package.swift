@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "autonomy-engine",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "autonomy", targets: ["autonomy"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // The only C boundaries: libcurl (with non-variadic wrappers) and libcrypto (SHA-256).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        .target(name: "JSON", swiftSettings: swiftSettings),
+        .target(
+            name: "HTTP",
+            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "PrefectAPI",
+            dependencies: ["HTTP", "JSON", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "Engine",
+            dependencies: ["CCrypto", "Yams", "JSON", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "LLM",
+            dependencies: ["HTTP", "Engine", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "Tasks",
+            dependencies: ["Engine", "LLM", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "AutonomyFlow",
+            dependencies: ["Engine", "Tasks", "LLM", "JSON"],
+            path: "flows",
+            swiftSettings: swiftSettings),
+        .target(
+            name: "Worker",
+            dependencies: [
+                "PrefectAPI", "Engine", "LLM", "Tasks", "AutonomyFlow",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "autonomy",
+            dependencies: [
+                "Worker", "PrefectAPI", "Engine", "LLM", "AutonomyFlow",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings),
+
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP"], swiftSettings: swiftSettings),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"], swiftSettings: swiftSettings),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "HTTP", "Engine"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["PrefectAPI", "HTTP", "Engine", "Worker", "AutonomyFlow", "Tasks", "LLM"],
+            swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,4 @@
+#ifndef AUTONOMY_CCRYPTO_SHIM_H
+#define AUTONOMY_CCRYPTO_SHIM_H
+#include <openssl/evp.h>
+#endif

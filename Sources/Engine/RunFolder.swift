@@ -1,0 +1,197 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One run's folder, `<state_dir>/runs/<flow-run-id>/`, with the seed's fixed subfolders. Every write
+/// goes through here: paths are checked to stay inside (no absolute paths, `..`, NUL bytes or symlinks),
+/// and files are written atomically (temp file, fsync, rename), so a crash never leaves half a file.
+public struct RunFolder: Sendable {
+    public static let subfolders = ["inputs", "designs", "implementations", "tests", "decisions"]
+
+    public let root: String
+    public let runID: String
+
+    public init(stateDir: String, runID: String) {
+        self.runID = runID
+        self.root = (stateDir as NSString).appendingPathComponent("runs/\(runID)")
+    }
+
+    public var exists: Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: root, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    public var tracePath: String { root + "/TRACE.json" }
+
+    /// Creates the folder and its subfolders (idempotent).
+    public func create() throws {
+        do {
+            for sub in Self.subfolders {
+                try FileManager.default.createDirectory(atPath: root + "/" + sub, withIntermediateDirectories: true)
+            }
+        } catch {
+            throw EngineError(code: .io, message: "cannot create the run folder \(root): \(Self.reason(error)). Check that state_dir is writable by the worker.", file: root)
+        }
+    }
+
+    /// The absolute path of `relative`, which must stay inside the run folder (and inside `within`, a subfolder, when given).
+    public func path(_ relative: String, within subfolder: String? = nil) throws -> String {
+        try Self.checkRelative(relative)
+        if let subfolder {
+            let first = relative.split(separator: "/").first.map(String.init)
+            guard first == subfolder else {
+                throw EngineError(code: .unsafePath, message: "'\(relative)' is outside \(subfolder)/: this stage may only write there", key: relative)
+            }
+        }
+        let full = root + "/" + relative
+        // No component between the root and the file may be a symlink (it could point anywhere).
+        var current = root
+        for component in relative.split(separator: "/") {
+            current += "/" + component
+            var info = stat()
+            if lstat(current, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+                throw EngineError(code: .unsafePath, message: "'\(relative)' goes through a symbolic link; generated files may not use links", key: relative)
+            }
+        }
+        return full
+    }
+
+    /// Relative, non-empty, no `..`/`.`, no NUL, no absolute path, no backslash tricks.
+    public static func checkRelative(_ relative: String) throws {
+        func reject(_ why: String) -> EngineError {
+            EngineError(code: .unsafePath, message: "unsafe path '\(relative.replacingOccurrences(of: "\0", with: "\\0"))': \(why)", key: relative)
+        }
+        if relative.isEmpty { throw reject("empty") }
+        if relative.contains("\0") { throw reject("contains a NUL byte") }
+        if relative.hasPrefix("/") || relative.hasPrefix("~") { throw reject("absolute paths are not allowed") }
+        if relative.contains("\\") { throw reject("backslashes are not allowed") }
+        for component in relative.split(separator: "/", omittingEmptySubsequences: false) {
+            if component.isEmpty { throw reject("empty path component") }
+            if component == ".." || component == "." { throw reject("'.' and '..' are not allowed") }
+        }
+        if relative.utf8.count > 1024 { throw reject("longer than 1024 bytes") }
+    }
+
+    /// Writes atomically and returns the file's record (path relative to the run folder, SHA-256).
+    @discardableResult
+    public func write(_ relative: String, _ data: Data, within subfolder: String? = nil) throws -> FileRecord {
+        let full = try path(relative, within: subfolder)
+        try Self.atomicWrite(data, to: full)
+        return FileRecord(path: relative, sha256: SHA256.hex(data))
+    }
+
+    @discardableResult
+    public func write(_ relative: String, text: String, within subfolder: String? = nil) throws -> FileRecord {
+        try write(relative, Data(text.utf8), within: subfolder)
+    }
+
+    public func read(_ relative: String) throws -> Data {
+        let full = try path(relative)
+        guard let data = FileManager.default.contents(atPath: full) else {
+            throw EngineError(code: .missingFile, message: "\(relative) does not exist in the run folder \(root)", file: full)
+        }
+        return data
+    }
+
+    public func readText(_ relative: String) throws -> String { String(decoding: try read(relative), as: UTF8.self) }
+
+    public func fileExists(_ relative: String) -> Bool {
+        guard let full = try? path(relative) else { return false }
+        return FileManager.default.fileExists(atPath: full)
+    }
+
+    /// The record of a file as it is now, or nil if it does not exist.
+    public func record(_ relative: String) -> FileRecord? {
+        guard let full = try? path(relative), let data = FileManager.default.contents(atPath: full) else { return nil }
+        return FileRecord(path: relative, sha256: SHA256.hex(data))
+    }
+
+    /// All regular files under a subfolder, relative to the run folder, sorted.
+    public func files(in subfolder: String) -> [String] {
+        let base = root + "/" + subfolder
+        guard let enumerator = FileManager.default.enumerator(atPath: base) else { return [] }
+        var result: [String] = []
+        while let item = enumerator.nextObject() as? String {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: base + "/" + item, isDirectory: &isDir), !isDir.boolValue,
+                !(item as NSString).lastPathComponent.hasPrefix(".tmp-")
+            {
+                result.append(subfolder + "/" + item)
+            }
+        }
+        return result.sorted()
+    }
+
+    /// temp file in the same folder → write → fsync → rename → fsync the folder.
+    public static func atomicWrite(_ data: Data, to path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw EngineError(code: .io, message: "cannot create \(directory): \(reason(error))", file: directory)
+        }
+        let temp = directory + "/.tmp-\(UUID().uuidString)"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ioError("cannot write in \(directory)", path: directory) }
+        var ok = true
+        data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    ok = false
+                    return
+                }
+                offset += n
+            }
+        }
+        if ok && fsync(fd) != 0 { ok = false }
+        let savedErrno = errno
+        close(fd)
+        guard ok else {
+            unlink(temp)
+            errno = savedErrno
+            throw ioError("cannot write \(path)", path: path)
+        }
+        guard rename(temp, path) == 0 else {
+            let e = ioError("cannot move the new file into place at \(path)", path: path)
+            unlink(temp)
+            throw e
+        }
+        let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirFD >= 0 {
+            fsync(dirFD)
+            close(dirFD)
+        }
+    }
+
+    static func ioError(_ what: String, path: String) -> EngineError {
+        let text = String(cString: strerror(errno))
+        var hint = ""
+        if errno == EROFS || errno == EACCES || errno == EPERM { hint = ". Make state_dir writable by the worker (systemd: ReadWritePaths)." }
+        if errno == ENOSPC || errno == EDQUOT { hint = ". Free disk space on the state_dir file system." }
+        return EngineError(code: .io, message: "\(what): \(text)\(hint)", file: path)
+    }
+
+    static func reason(_ error: any Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        return ns.localizedDescription
+    }
+}
+
+/// A file in the run folder and its SHA-256, as TRACE.json records it.
+public struct FileRecord: Codable, Sendable, Hashable {
+    public var path: String
+    public var sha256: String
+
+    public init(path: String, sha256: String) {
+        self.path = path
+        self.sha256 = sha256
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+
+/// Everything the product reads from config.yml, the environment, flags and Prefect's profile.
+/// Secrets (API keys, auth strings) come from the environment or Prefect's profile, never config.yml.
+public struct Settings: Sendable {
+    public struct Prefect: Sendable {
+        public var apiURL: String?
+        public var uiURL: String?
+        public var authString: String?
+        public var apiKey: String?
+        public var caBundle: String?
+        public var workPool: String
+        public var workQueue: String?
+    }
+
+    public struct Worker: Sendable {
+        public var name: String
+        public var limit: Int
+        public var pollInterval: Duration
+        public var heartbeatInterval: Duration
+        public var shutdownGrace: Duration
+        public var apiUnreachableExitAfter: Duration
+    }
+
+    public struct Price: Sendable, Hashable {
+        /// USD per million input / output tokens.
+        public var inputPerMTok: Double
+        public var outputPerMTok: Double
+    }
+
+    public struct LLM: Sendable {
+        public var provider: String
+        public var model: String?
+        public var baseURL: String?
+        public var maxTokens: Int
+        public var timeout: Duration
+        public var prices: [String: Price]
+    }
+
+    public struct Test: Sendable {
+        public var command: String
+        public var timeout: Duration
+    }
+
+    public struct Webhook: Sendable, Hashable {
+        public enum Format: String, Sendable { case json, slack }
+        public var url: String
+        public var format: Format
+        public var events: Set<String>
+    }
+
+    public var prefect: Prefect
+    public var worker: Worker
+    public var llm: LLM
+    public var budgetUSD: Double?
+    public var replayFrom: String?
+    public var stateDir: String
+    public var gatesFile: String
+    public var test: Test
+    public var webhooks: [Webhook]
+    /// The folder config.yml is in; templates/ and prefect.yaml are found here.
+    public var projectRoot: String
+    public var configFile: String
+
+    public var templatesDir: String { projectRoot + "/templates" }
+    public var prefectYAML: String { projectRoot + "/prefect.yaml" }
+
+    public static let providers = ["claude", "openai", "openai-compatible", "offline", "replay"]
+    public static let webhookEvents = ["waiting", "failed", "completed"]
+}

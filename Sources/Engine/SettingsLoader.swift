@@ -1,0 +1,270 @@
+import Foundation
+import Yams
+
+/// Resolves `Settings` with the precedence flag → environment → config.yml → Prefect profile → default.
+public struct SettingsLoader: Sendable {
+    public enum Kind: Sendable { case string, int, double, duration, path, url, provider }
+
+    /// Every scalar key, its type and the environment variable that overrides it.
+    public static let scalarKeys: [(key: String, kind: Kind, env: String)] = [
+        ("prefect.api_url", .url, "PREFECT_API_URL"),
+        ("prefect.ui_url", .url, "PREFECT_UI_URL"),
+        ("prefect.work_pool", .string, "AUTONOMY_WORK_POOL"),
+        ("prefect.work_queue", .string, "AUTONOMY_WORK_QUEUE"),
+        ("worker.name", .string, "AUTONOMY_WORKER_NAME"),
+        ("worker.limit", .int, "AUTONOMY_WORKER_LIMIT"),
+        ("worker.poll_interval", .duration, "AUTONOMY_POLL_INTERVAL"),
+        ("worker.heartbeat_interval", .duration, "AUTONOMY_HEARTBEAT_INTERVAL"),
+        ("worker.shutdown_grace", .duration, "AUTONOMY_SHUTDOWN_GRACE"),
+        ("worker.api_unreachable_exit_after", .duration, "AUTONOMY_API_UNREACHABLE_EXIT_AFTER"),
+        ("llm.provider", .provider, "AUTONOMY_LLM_PROVIDER"),
+        ("llm.model", .string, "AUTONOMY_LLM_MODEL"),
+        ("llm.base_url", .url, "AUTONOMY_LLM_BASE_URL"),
+        ("llm.max_tokens", .int, "AUTONOMY_LLM_MAX_TOKENS"),
+        ("llm.timeout", .duration, "AUTONOMY_LLM_TIMEOUT"),
+        ("budget_usd", .double, "AUTONOMY_BUDGET_USD"),
+        ("replay.from", .string, "AUTONOMY_REPLAY_FROM"),
+        ("state_dir", .path, "AUTONOMY_STATE_DIR"),
+        ("gates_file", .path, "AUTONOMY_GATES_FILE"),
+        ("test.command", .string, "AUTONOMY_TEST_COMMAND"),
+        ("test.timeout", .duration, "AUTONOMY_TEST_TIMEOUT"),
+    ]
+
+    static let sections: [String: [String]] = [
+        "prefect": ["api_url", "ui_url", "work_pool", "work_queue"],
+        "worker": ["name", "limit", "poll_interval", "heartbeat_interval", "shutdown_grace", "api_unreachable_exit_after"],
+        "llm": ["provider", "model", "base_url", "max_tokens", "timeout", "prices"],
+        "replay": ["from"],
+        "test": ["command", "timeout"],
+        "notifications": ["webhooks"],
+    ]
+    static let topLevel = ["prefect", "worker", "llm", "budget_usd", "replay", "state_dir", "gates_file", "test", "notifications"]
+
+    /// Where a raw value came from, for error messages.
+    struct Raw {
+        var text: String
+        var source: String
+        var node: Node?
+    }
+
+    public var configPath: String
+    /// Values from command-line flags, by key (e.g. `prefect.work_pool`).
+    public var flags: [String: String]
+    public var environment: [String: String]
+    /// When false, a missing config.yml is an error; when true, defaults apply.
+    public var configOptional: Bool
+
+    public init(configPath: String, flags: [String: String] = [:], environment: [String: String] = ProcessInfo.processInfo.environment, configOptional: Bool = false) {
+        self.configPath = configPath
+        self.flags = flags
+        self.environment = environment
+        self.configOptional = configOptional
+    }
+
+    public func load() throws -> Settings {
+        let absoluteConfig = Self.absolute(configPath, relativeTo: FileManager.default.currentDirectoryPath)
+        let root = (absoluteConfig as NSString).deletingLastPathComponent
+        let reader = YAMLReader(file: absoluteConfig, displayName: configPath)
+        var fileValues: [String: Raw] = [:]
+        var prices: [String: Settings.Price] = [:]
+        var webhooks: [Settings.Webhook] = []
+
+        let exists = FileManager.default.fileExists(atPath: absoluteConfig)
+        if !exists && !configOptional {
+            throw EngineError(
+                code: .missingFile,
+                message: "config file not found: \(configPath). Run from the project folder or pass --config FILE.",
+                file: configPath)
+        }
+        if exists {
+            let document = try reader.load()
+            for (name, node, _) in try reader.mapping(document, "", known: Self.topLevel) {
+                if let known = Self.sections[name] {
+                    if reader.isNull(node) { continue }
+                    for (sub, value, _) in try reader.mapping(node, name, known: known) {
+                        let key = "\(name).\(sub)"
+                        switch key {
+                        case "llm.prices": prices = try Self.readPrices(value, reader)
+                        case "notifications.webhooks": webhooks = try Self.readWebhooks(value, reader)
+                        default:
+                            if reader.isNull(value) { continue }
+                            fileValues[key] = Raw(text: try reader.string(value, key), source: configPath, node: value)
+                        }
+                    }
+                } else {
+                    if reader.isNull(node) { continue }
+                    fileValues[name] = Raw(text: try reader.string(node, name), source: configPath, node: node)
+                }
+            }
+        }
+
+        let profile = try PrefectProfile.load(environment: environment)
+        func raw(_ key: String, env: String) -> Raw? {
+            if let value = flags[key] { return Raw(text: value, source: "command-line flag for \(key)") }
+            if let value = environment[env], !value.isEmpty { return Raw(text: value, source: "environment variable \(env)") }
+            if let value = fileValues[key] { return value }
+            if env.hasPrefix("PREFECT_"), let value = profile?.values[env] {
+                return Raw(text: value, source: "Prefect profile '\(profile!.name)' (\(profile!.file))")
+            }
+            return nil
+        }
+        var resolved: [String: Raw] = [:]
+        for (key, _, env) in Self.scalarKeys { resolved[key] = raw(key, env: env) }
+
+        func fail(_ r: Raw, _ key: String, _ message: String) -> EngineError {
+            if let node = r.node { return reader.fail(node, key, message) }
+            return EngineError(code: .invalidConfig, message: "\(message) (from \(r.source))", key: key)
+        }
+        func string(_ key: String) -> String? { resolved[key]?.text }
+        func int(_ key: String, _ fallback: Int, min: Int = 1) throws -> Int {
+            guard let r = resolved[key] else { return fallback }
+            guard let v = Int(r.text) else { throw fail(r, key, "expected a whole number, found '\(r.text)'") }
+            guard v >= min else { throw fail(r, key, "must be at least \(min), found \(v)") }
+            return v
+        }
+        func duration(_ key: String, _ fallback: Duration) throws -> Duration {
+            guard let r = resolved[key] else { return fallback }
+            guard let v = DurationParser.parse(r.text) else {
+                throw fail(r, key, "'\(r.text)' is not a duration: write a number with ms, s, m or h (e.g. 30s); a bare number means seconds")
+            }
+            guard v > .zero else { throw fail(r, key, "must be longer than 0") }
+            return v
+        }
+        func url(_ key: String) throws -> String? {
+            guard let r = resolved[key] else { return nil }
+            guard let u = URL(string: r.text), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil else {
+                throw fail(r, key, "'\(r.text)' is not an http(s) URL (e.g. http://127.0.0.1:4200/api)")
+            }
+            return r.text
+        }
+        func path(_ key: String, _ fallback: String) -> String {
+            guard let r = resolved[key] else { return Self.absolute(fallback, relativeTo: root) }
+            // Paths from the file resolve against its folder; from flags or env against the working directory.
+            let base = r.node != nil ? root : FileManager.default.currentDirectoryPath
+            return Self.absolute(Self.expandHome(r.text, environment), relativeTo: base)
+        }
+
+        let provider = resolved["llm.provider"]?.text ?? "offline"
+        if let r = resolved["llm.provider"], !Settings.providers.contains(provider) {
+            var message = "unknown provider '\(provider)'; choose one of \(Settings.providers.joined(separator: ", "))"
+            if let s = YAMLReader.suggest(provider, from: Settings.providers) { message = "unknown provider '\(provider)'; did you mean '\(s)'?" }
+            throw fail(r, "llm.provider", message)
+        }
+        let baseURL = try url("llm.base_url")
+        if provider == "openai-compatible", baseURL == nil {
+            throw EngineError(
+                code: .invalidConfig, message: "llm.provider openai-compatible needs llm.base_url (e.g. http://127.0.0.1:8080/v1)",
+                file: configPath, key: "llm.base_url")
+        }
+        var budget: Double?
+        if let r = resolved["budget_usd"] {
+            guard let v = Double(r.text), v >= 0 else { throw fail(r, "budget_usd", "expected a number of US dollars ≥ 0, found '\(r.text)'") }
+            budget = v
+        }
+        let pool = string("prefect.work_pool") ?? "autonomy"
+        if pool.lowercased().hasPrefix("prefect") {
+            throw fail(resolved["prefect.work_pool"]!, "prefect.work_pool", "pool names starting with 'prefect' are reserved by Prefect; choose another name")
+        }
+        let workerName = string("worker.name") ?? "\(ProcessInfo.processInfo.hostName)-\(pool)"
+        if workerName.contains("/") || workerName.contains("%") {
+            throw fail(resolved["worker.name"]!, "worker.name", "worker names may not contain '/' or '%'")
+        }
+        let caBundle = environment["PREFECT_API_SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? profile?.values["PREFECT_API_SSL_CERT_FILE"]
+
+        return Settings(
+            prefect: .init(
+                apiURL: try url("prefect.api_url"),
+                uiURL: try url("prefect.ui_url"),
+                authString: environment["PREFECT_API_AUTH_STRING"].flatMap { $0.isEmpty ? nil : $0 } ?? profile?.values["PREFECT_API_AUTH_STRING"],
+                apiKey: environment["PREFECT_API_KEY"].flatMap { $0.isEmpty ? nil : $0 } ?? profile?.values["PREFECT_API_KEY"],
+                caBundle: caBundle,
+                workPool: pool,
+                workQueue: string("prefect.work_queue")),
+            worker: .init(
+                name: workerName,
+                limit: try int("worker.limit", 4),
+                pollInterval: try duration("worker.poll_interval", .milliseconds(500)),
+                heartbeatInterval: try duration("worker.heartbeat_interval", .seconds(30)),
+                shutdownGrace: try duration("worker.shutdown_grace", .seconds(30)),
+                apiUnreachableExitAfter: try duration("worker.api_unreachable_exit_after", .seconds(120))),
+            llm: .init(
+                provider: provider,
+                model: string("llm.model"),
+                baseURL: baseURL,
+                maxTokens: try int("llm.max_tokens", 4096),
+                timeout: try duration("llm.timeout", .seconds(120)),
+                prices: prices),
+            budgetUSD: budget,
+            replayFrom: string("replay.from"),
+            stateDir: path("state_dir", "state"),
+            gatesFile: path("gates_file", "templates/DECISION_GATES.yml"),
+            test: .init(
+                command: string("test.command") ?? "python3 -m unittest discover",
+                timeout: try duration("test.timeout", .seconds(120))),
+            webhooks: webhooks,
+            projectRoot: root,
+            configFile: absoluteConfig)
+    }
+
+    static func readPrices(_ node: Node, _ reader: YAMLReader) throws -> [String: Settings.Price] {
+        var prices: [String: Settings.Price] = [:]
+        if reader.isNull(node) { return prices }
+        for (model, value, _) in try reader.mapping(node, "llm.prices") {
+            let key = "llm.prices.\(model)"
+            var input: Double?
+            var output: Double?
+            for (field, v, _) in try reader.mapping(value, key, known: ["input_per_mtok", "output_per_mtok"]) {
+                let number = try reader.double(v, "\(key).\(field)")
+                if field == "input_per_mtok" { input = number } else { output = number }
+            }
+            guard let input, let output else {
+                throw reader.fail(value, key, "needs both input_per_mtok and output_per_mtok (USD per million tokens)")
+            }
+            prices[model] = .init(inputPerMTok: input, outputPerMTok: output)
+        }
+        return prices
+    }
+
+    static func readWebhooks(_ node: Node, _ reader: YAMLReader) throws -> [Settings.Webhook] {
+        try reader.sequence(node, "notifications.webhooks").enumerated().map { index, item in
+            let key = "notifications.webhooks[\(index)]"
+            var url: String?
+            var format = Settings.Webhook.Format.json
+            var events = Set(Settings.webhookEvents)
+            for (field, value, _) in try reader.mapping(item, key, known: ["url", "format", "events"]) {
+                switch field {
+                case "url":
+                    let text = try reader.string(value, "\(key).url")
+                    guard let u = URL(string: text), ["http", "https"].contains(u.scheme ?? ""), u.host != nil else {
+                        throw reader.fail(value, "\(key).url", "'\(text)' is not an http(s) URL")
+                    }
+                    url = text
+                case "format":
+                    let text = try reader.string(value, "\(key).format")
+                    guard let f = Settings.Webhook.Format(rawValue: text) else {
+                        throw reader.fail(value, "\(key).format", "unknown format '\(text)'; choose json or slack")
+                    }
+                    format = f
+                default:
+                    let list = try reader.stringList(value, "\(key).events")
+                    for event in list where !Settings.webhookEvents.contains(event) {
+                        throw reader.fail(value, "\(key).events", "unknown event '\(event)'; choose from \(Settings.webhookEvents.joined(separator: ", "))")
+                    }
+                    events = Set(list)
+                }
+            }
+            guard let url else { throw reader.fail(item, key, "a webhook needs a url") }
+            return Settings.Webhook(url: url, format: format, events: events)
+        }
+    }
+
+    public static func absolute(_ path: String, relativeTo base: String) -> String {
+        let full = path.hasPrefix("/") ? path : (base as NSString).appendingPathComponent(path)
+        return (full as NSString).standardizingPath
+    }
+
+    static func expandHome(_ path: String, _ environment: [String: String]) -> String {
+        guard path.hasPrefix("~/"), let home = environment["HOME"] else { return path }
+        return home + path.dropFirst(1)
+    }
+}

@@ -1,0 +1,301 @@
+import CCurl
+import Foundation
+import Synchronization
+
+/// One libcurl multi handle driven by one dedicated thread, so no transfer ever blocks Swift's
+/// cooperative pool. Callers hand over `Sendable` jobs through a mutex and wake the thread with
+/// `curl_multi_wakeup`; every raw curl pointer stays on the thread. The multi handle owns the
+/// connection cache, so kept-alive connections are reused across requests.
+final class CurlMulti: Sendable {
+    struct Options: Sendable {
+        var connectTimeout: Duration
+        var timeout: Duration
+        var caBundle: String?
+        var userAgent: String
+    }
+
+    struct Job: Sendable {
+        let id: UInt64
+        let request: HTTPRequest
+        let continuation: CheckedContinuation<HTTPResponse, any Error>
+    }
+
+    private struct State {
+        var nextID: UInt64 = 0
+        var pending: [UInt64: Job] = [:]
+        var pendingOrder: [UInt64] = []
+        var active: Set<UInt64> = []
+        var cancelRequests: [UInt64] = []
+        var cancelledEarly: Set<UInt64> = []
+        var shutdown = false
+    }
+
+    /// `CURLM*` is a raw pointer; `curl_multi_wakeup` is documented thread-safe, and it is the only
+    /// call made on this pointer from other threads. That is why this wrapper may be `Sendable`.
+    private struct MultiRef: @unchecked Sendable { let pointer: UnsafeMutableRawPointer }
+
+    private let state = Mutex(State())
+    private let multi: MultiRef
+    private let options: Options
+
+    init(options: Options) {
+        Self.globalInit
+        self.options = options
+        guard let handle = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
+        self.multi = MultiRef(pointer: handle)
+        let thread = Thread { [self] in self.runLoop() }
+        thread.name = "autonomy-curl"
+        thread.start()
+    }
+
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
+
+    func nextID() -> UInt64 {
+        state.withLock { s in
+            s.nextID += 1
+            return s.nextID
+        }
+    }
+
+    func submit(_ job: Job) {
+        let outcome: (any Error)? = state.withLock { s in
+            if s.shutdown { return HTTPError(code: .shutdown, message: "the HTTP client was shut down") }
+            if s.cancelledEarly.remove(job.id) != nil { return CancellationError() }
+            s.pending[job.id] = job
+            s.pendingOrder.append(job.id)
+            return nil
+        }
+        if let outcome { job.continuation.resume(throwing: outcome) }
+        curl_multi_wakeup(multi.pointer)
+    }
+
+    func cancel(id: UInt64) {
+        let job: Job? = state.withLock { s in
+            if let job = s.pending.removeValue(forKey: id) { return job }
+            if s.active.contains(id) { s.cancelRequests.append(id) } else { s.cancelledEarly.insert(id) }
+            return nil
+        }
+        job?.continuation.resume(throwing: CancellationError())
+        curl_multi_wakeup(multi.pointer)
+    }
+
+    func shutdown() {
+        state.withLock { $0.shutdown = true }
+        curl_multi_wakeup(multi.pointer)
+    }
+
+    // MARK: - The thread
+
+    /// Per-transfer storage, only touched on the curl thread.
+    private final class Transfer {
+        let job: Job
+        let easy: UnsafeMutableRawPointer
+        var body = Data()
+        var headerLines: [String] = []
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+
+        init(job: Job, easy: UnsafeMutableRawPointer) {
+            self.job = job
+            self.easy = easy
+            errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        }
+
+        deinit {
+            curl_slist_free_all(headerList)
+            errorBuffer.deallocate()
+        }
+    }
+
+    private func runLoop() {
+        var transfers: [UnsafeMutableRawPointer: Transfer] = [:]
+        var idle: [UnsafeMutableRawPointer] = []
+        let m = multi.pointer
+
+        func finish(_ transfer: Transfer, _ result: Result<HTTPResponse, any Error>) {
+            curl_multi_remove_handle(m, transfer.easy)
+            transfers[transfer.easy] = nil
+            curl_easy_reset(transfer.easy)
+            idle.append(transfer.easy)
+            state.withLock { _ = $0.active.remove(transfer.job.id) }
+            transfer.job.continuation.resume(with: result)
+        }
+
+        while true {
+            let (jobs, cancels, stop) = state.withLock { s -> ([Job], [UInt64], Bool) in
+                let jobs = s.pendingOrder.compactMap { s.pending.removeValue(forKey: $0) }
+                s.pendingOrder.removeAll()
+                for job in jobs { s.active.insert(job.id) }
+                let cancels = s.cancelRequests
+                s.cancelRequests.removeAll()
+                return (jobs, cancels, s.shutdown)
+            }
+            if stop {
+                for transfer in transfers.values {
+                    finish(transfer, .failure(HTTPError(code: .shutdown, message: "the HTTP client was shut down")))
+                }
+                for job in jobs {
+                    job.continuation.resume(throwing: HTTPError(code: .shutdown, message: "the HTTP client was shut down"))
+                }
+                for easy in idle { curl_easy_cleanup(easy) }
+                curl_multi_cleanup(m)
+                return
+            }
+            for job in jobs {
+                guard let easy = idle.popLast() ?? curl_easy_init() else {
+                    job.continuation.resume(throwing: HTTPError(code: .transport, message: "curl_easy_init failed"))
+                    continue
+                }
+                let transfer = Transfer(job: job, easy: easy)
+                if let error = configure(transfer) {
+                    curl_easy_reset(easy)
+                    idle.append(easy)
+                    state.withLock { _ = $0.active.remove(job.id) }
+                    job.continuation.resume(throwing: error)
+                    continue
+                }
+                transfers[easy] = transfer
+                curl_multi_add_handle(m, easy)
+            }
+            for id in cancels {
+                if let transfer = transfers.values.first(where: { $0.job.id == id }) {
+                    finish(transfer, .failure(CancellationError()))
+                }
+            }
+
+            var running: Int32 = 0
+            curl_multi_perform(m, &running)
+            var queued: Int32 = 0
+            while let message = curl_multi_info_read(m, &queued) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
+                    let transfer = transfers[easy]
+                else { continue }
+                let code = ccurl_msg_result(message)
+                finish(transfer, result(of: transfer, code: code))
+            }
+            var fds: Int32 = 0
+            curl_multi_poll(m, nil, 0, 1000, &fds)
+        }
+    }
+
+    private func configure(_ transfer: Transfer) -> HTTPError? {
+        let easy = transfer.easy
+        let request = transfer.job.request
+        let unmanaged = Unmanaged.passUnretained(transfer).toOpaque()
+        var failed: CURLcode = CURLE_OK
+        func check(_ code: CURLcode) { if code != CURLE_OK && failed == CURLE_OK { failed = code } }
+
+        check(request.url.withCString { ccurl_setopt_ptr(easy, CURLOPT_URL, $0) })
+        check(ccurl_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
+        check(ccurl_setopt_long(easy, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS)))
+        check(ccurl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout.seconds * 1000)))
+        let timeout = request.timeout ?? options.timeout
+        check(ccurl_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(timeout.seconds * 1000)))
+        // TLS verification is always on; a custom CA bundle only adds trust.
+        check(ccurl_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1))
+        check(ccurl_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2))
+        if let ca = options.caBundle { check(ca.withCString { ccurl_setopt_ptr(easy, CURLOPT_CAINFO, $0) }) }
+        // "" = every encoding libcurl supports (gzip, deflate, br, zstd), decoded transparently.
+        check("".withCString { ccurl_setopt_ptr(easy, CURLOPT_ACCEPT_ENCODING, $0) })
+        check(options.userAgent.withCString { ccurl_setopt_ptr(easy, CURLOPT_USERAGENT, $0) })
+        check(ccurl_setopt_ptr(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer))
+        check(ccurl_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION, { data, size, count, context in
+            guard let data, let context else { return 0 }
+            let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            transfer.body.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
+            return size * count
+        }))
+        check(ccurl_setopt_ptr(easy, CURLOPT_WRITEDATA, unmanaged))
+        check(ccurl_setopt_write_cb(easy, CURLOPT_HEADERFUNCTION, { data, size, count, context in
+            guard let data, let context else { return 0 }
+            let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            let buffer = UnsafeRawBufferPointer(start: data, count: size * count)
+            transfer.headerLines.append(String(decoding: buffer, as: UTF8.self))
+            return size * count
+        }))
+        check(ccurl_setopt_ptr(easy, CURLOPT_HEADERDATA, unmanaged))
+
+        switch request.method {
+        case .get: check(ccurl_setopt_long(easy, CURLOPT_HTTPGET, 1))
+        case .head: check(ccurl_setopt_long(easy, CURLOPT_NOBODY, 1))
+        case .post: check(ccurl_setopt_long(easy, CURLOPT_POST, 1))
+        case .put, .patch, .delete:
+            check(request.method.rawValue.withCString { ccurl_setopt_ptr(easy, CURLOPT_CUSTOMREQUEST, $0) })
+        }
+        if let body = request.body {
+            check(ccurl_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
+            check(body.withUnsafeBytes { ccurl_setopt_ptr(easy, CURLOPT_COPYPOSTFIELDS, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)) })
+        } else if request.method == .post {
+            check(ccurl_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, 0))
+        }
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        for (name, value) in request.headers { list = curl_slist_append(list, "\(name): \(value)") }
+        list = curl_slist_append(list, "Expect:")
+        transfer.headerList = list
+        check(ccurl_setopt_ptr(easy, CURLOPT_HTTPHEADER, list))
+
+        if failed != CURLE_OK {
+            return HTTPError(
+                code: .invalidRequest,
+                message: "could not prepare \(request.method.rawValue) request: \(String(cString: curl_easy_strerror(failed)))",
+                curlCode: Int(failed.rawValue))
+        }
+        return nil
+    }
+
+    private func result(of transfer: Transfer, code: CURLcode) -> Result<HTTPResponse, any Error> {
+        let easy = transfer.easy
+        guard code == CURLE_OK else {
+            let detail = String(cString: transfer.errorBuffer)
+            let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            let kind: HTTPError.Code
+            switch code {
+            case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: kind = .connect
+            case CURLE_OPERATION_TIMEDOUT: kind = .timeout
+            case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CACERT_BADFILE,
+                CURLE_SSL_CERTPROBLEM:
+                kind = .tls
+            case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: kind = .invalidRequest
+            default: kind = .transport
+            }
+            let url = Self.redactedURL(transfer.job.request.url)
+            return .failure(
+                HTTPError(
+                    code: kind, message: "\(transfer.job.request.method.rawValue) \(url): curl error \(code.rawValue): \(text)",
+                    curlCode: Int(code.rawValue)))
+        }
+        var status = 0
+        _ = ccurl_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        var connects = 0
+        _ = ccurl_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
+        return .success(
+            HTTPResponse(
+                status: status, headers: Self.parseHeaders(transfer.headerLines), body: transfer.body,
+                newConnections: connects))
+    }
+
+    /// Headers of the final response only (redirect and 100-continue blocks are dropped).
+    static func parseHeaders(_ lines: [String]) -> [String: String] {
+        var headers: [String: String] = [:]
+        for line in lines {
+            if line.hasPrefix("HTTP/") {
+                headers.removeAll()
+                continue
+            }
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            headers[name] = value
+        }
+        return headers
+    }
+
+    /// Drops any user:password part and the query string, so errors never carry credentials.
+    static func redactedURL(_ url: String) -> String {
+        guard var components = URLComponents(string: url) else { return "<invalid URL>" }
+        components.user = nil
+        components.password = nil
+        components.query = nil
+        return components.string ?? "<invalid URL>"
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+/// Retries as Prefect's own client does: 408/429/502/503 and transport errors, exponential backoff with
+/// jitter, and `Retry-After` (seconds or an HTTP-date) honoured, jittered upward only.
+public struct RetryPolicy: Sendable {
+    public var maxRetries: Int
+    public var baseDelay: Duration
+    public var maxDelay: Duration
+    public var retryStatuses: Set<Int>
+    public var retryTransportErrors: Bool
+    /// 0.2 = ±20 % on backoff, up to +20 % on Retry-After.
+    public var jitter: Double
+
+    public init(
+        maxRetries: Int = 5, baseDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(30),
+        retryStatuses: Set<Int> = [408, 429, 502, 503], retryTransportErrors: Bool = true, jitter: Double = 0.2
+    ) {
+        self.maxRetries = maxRetries
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+        self.retryStatuses = retryStatuses
+        self.retryTransportErrors = retryTransportErrors
+        self.jitter = jitter
+    }
+
+    public static let none = RetryPolicy(maxRetries: 0)
+
+    /// The delay before retry number `attempt` (1-based), given the response that failed, if any.
+    public func delay(attempt: Int, retryAfter: String?, now: Date = Date()) -> Duration {
+        if let retryAfter, let seconds = Self.parseRetryAfter(retryAfter, now: now) {
+            let jittered = seconds * (1 + Double.random(in: 0...jitter))
+            return .milliseconds(Int64((min(jittered, maxDelay.seconds * 4)) * 1000))
+        }
+        let exponential = baseDelay.seconds * pow(2, Double(attempt - 1))
+        let capped = min(exponential, maxDelay.seconds)
+        let jittered = capped * (1 + Double.random(in: -jitter...jitter))
+        return .milliseconds(Int64(max(0, jittered) * 1000))
+    }
+
+    /// `Retry-After: 3` or `Retry-After: Wed, 21 Oct 2015 07:28:00 GMT` → seconds from `now` (never negative).
+    public static func parseRetryAfter(_ value: String, now: Date = Date()) -> Double? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if let seconds = Double(trimmed) { return max(0, seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
+            formatter.dateFormat = format
+            if let date = formatter.date(from: trimmed) { return max(0, date.timeIntervalSince(now)) }
+        }
+        return nil
+    }
+}
+
+extension Duration {
+    /// The duration in (fractional) seconds.
+    public var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) / 1e18
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import HTTP
+import JSON
+
+extension PrefectClient {
+    // MARK: Server
+
+    /// `GET /health` → true when the server answers.
+    public func health() async throws -> Bool {
+        let response = try await call(.get, "/health")
+        return response.text.trimmingCharacters(in: .whitespacesAndNewlines) == "true"
+    }
+
+    /// The server's Prefect version, e.g. `3.9.1`.
+    public func serverVersion() async throws -> String {
+        try decode(String.self, try await call(.get, "/admin/version"), "/admin/version")
+    }
+
+    // MARK: Work pools and workers
+
+    /// The pool, or nil when it does not exist.
+    public func readWorkPool(name: String) async throws -> WorkPool? {
+        let response = try await call(.get, "/work_pools/\(Self.segment(name))", allow: [404])
+        if response.status == 404 { return nil }
+        return try decode(WorkPool.self, response, "/work_pools/{name}")
+    }
+
+    /// Creates a pool; a 409 (already exists) is thrown as `.conflict`.
+    public func createWorkPool(_ pool: WorkPoolCreate) async throws -> WorkPool {
+        try decode(WorkPool.self, try await call(.post, "/work_pools/", body: encode(pool)), "/work_pools/")
+    }
+
+    public func updateWorkPool(name: String, baseJobTemplate: JSONValue) async throws {
+        let body: JSONValue = ["base_job_template": baseJobTemplate]
+        try await call(.patch, "/work_pools/\(Self.segment(name))", body: encode(body))
+    }
+
+    public func heartbeat(pool: String, worker: String, interval: Duration) async throws {
+        let body: JSONValue = ["name": .string(worker), "heartbeat_interval_seconds": .int(Int(interval.seconds.rounded(.up)))]
+        try await call(.post, "/work_pools/\(Self.segment(pool))/workers/heartbeat", body: encode(body))
+    }
+
+    public func workers(pool: String) async throws -> [Worker] {
+        let response = try await call(.post, "/work_pools/\(Self.segment(pool))/workers/filter", body: Data("{}".utf8))
+        return try decode([Worker].self, response, "/workers/filter")
+    }
+
+    /// The runs a worker of `pool` may claim (Scheduled, Late, Resuming, AwaitingRetry …) due before
+    /// `before`. Claims nothing; the pool's concurrency limit is applied by the server.
+    public func scheduledFlowRuns(pool: String, queues: [String] = [], before: Date, limit: Int? = nil) async throws -> [WorkerFlowRunResponse] {
+        var body: [String: JSONValue] = ["scheduled_before": .string(JSONCoding.formatTimestamp(before))]
+        if !queues.isEmpty { body["work_queue_names"] = .array(queues.map { .string($0) }) }
+        if let limit { body["limit"] = .int(limit) }
+        let path = "/work_pools/\(Self.segment(pool))/get_scheduled_flow_runs"
+        return try decode([WorkerFlowRunResponse].self, try await call(.post, path, body: encode(JSONValue.object(body))), path)
+    }
+
+    // MARK: Flows and deployments
+
+    /// Creates the flow, or returns the existing one of that name.
+    public func createFlow(name: String) async throws -> Flow {
+        let body: JSONValue = ["name": .string(name)]
+        return try decode(Flow.self, try await call(.post, "/flows/", body: encode(body)), "/flows/")
+    }
+
+    public func readFlow(name: String) async throws -> Flow? {
+        let response = try await call(.get, "/flows/name/\(Self.segment(name))", allow: [404])
+        return response.status == 404 ? nil : try decode(Flow.self, response, "/flows/name")
+    }
+
+    /// Creates or updates (on flow id + name) a deployment.
+    public func upsertDeployment(_ deployment: DeploymentCreate) async throws -> Deployment {
+        try decode(Deployment.self, try await call(.post, "/deployments/", body: encode(deployment)), "/deployments/")
+    }
+
+    public func readDeployment(id: String) async throws -> Deployment? {
+        let response = try await call(.get, "/deployments/\(id)", allow: [404])
+        return response.status == 404 ? nil : try decode(Deployment.self, response, "/deployments/{id}")
+    }
+
+    public func readDeployment(flowName: String, name: String) async throws -> Deployment? {
+        let response = try await call(.get, "/deployments/name/\(Self.segment(flowName))/\(Self.segment(name))", allow: [404])
+        return response.status == 404 ? nil : try decode(Deployment.self, response, "/deployments/name")
+    }
+
+    /// What `prefect deployment run` calls. Parameter errors come back as `.invalid` with the server's reason.
+    public func createFlowRun(deploymentID: String, _ run: DeploymentFlowRunCreate) async throws -> FlowRun {
+        do {
+            let path = "/deployments/\(deploymentID)/create_flow_run"
+            return try decode(FlowRun.self, try await call(.post, path, body: encode(run)), path)
+        } catch var error as PrefectError where error.code == .conflict {
+            error.code = .invalid  // the server says 409 for a parameter that fails the schema
+            throw error
+        }
+    }
+
+    // MARK: Flow runs
+
+    public func createFlowRun(_ run: FlowRunCreate) async throws -> FlowRun {
+        try decode(FlowRun.self, try await call(.post, "/flow_runs/", body: encode(run)), "/flow_runs/")
+    }
+
+    public func readFlowRun(id: String) async throws -> FlowRun {
+        try decode(FlowRun.self, try await call(.get, "/flow_runs/\(id)"), "/flow_runs/{id}")
+    }
+
+    public func filterFlowRuns(_ filter: FlowRunFilter) async throws -> [FlowRun] {
+        try decode([FlowRun].self, try await call(.post, "/flow_runs/filter", body: encode(filter.body)), "/flow_runs/filter")
+    }
+
+    public func updateFlowRun(id: String, _ update: FlowRunUpdate) async throws {
+        try await call(.patch, "/flow_runs/\(id)", body: encode(update))
+    }
+
+    public func updateLabels(flowRunID: String, _ labels: [String: String]) async throws {
+        try await call(.patch, "/flow_runs/\(flowRunID)/labels", body: encode(labels))
+    }
+
+    /// Proposes a state. The proposal carries a fresh `transition_id` unless one is set, and the HTTP
+    /// retries resend the very same body, so a retried proposal is never applied twice.
+    public func setFlowRunState(id: String, _ state: StateCreate, force: Bool = false) async throws -> OrchestrationResult {
+        var state = state
+        state.stateDetails.flowRunID = id
+        if state.stateDetails.transitionID == nil { state.stateDetails.transitionID = UUID().uuidString.lowercased() }
+        let body: JSONValue = ["state": try JSONValue.from(state), "force": .bool(force)]
+        let path = "/flow_runs/\(id)/set_state"
+        return try decode(OrchestrationResponse.self, try await call(.post, path, body: encode(body)), path).result
+    }
+
+    /// What the UI's Resume button calls; the server validates `runInput` against the stored schema.
+    public func resumeFlowRun(id: String, runInput: JSONValue?) async throws -> OrchestrationResult {
+        let body: JSONValue = runInput.map { ["run_input": $0] } ?? [:]
+        let path = "/flow_runs/\(id)/resume"
+        return try decode(OrchestrationResponse.self, try await call(.post, path, body: encode(body)), path).result
+    }
+
+    public func graph(flowRunID: String) async throws -> JSONValue {
+        try decode(JSONValue.self, try await call(.get, "/flow_runs/\(flowRunID)/graph-v2"), "/graph-v2")
+    }
+
+    // MARK: Flow-run inputs
+
+    /// Stores `value` (JSON text) under `key`; a 409 (key exists) is thrown as `.conflict`.
+    public func createInput(flowRunID: String, key: String, value: String) async throws {
+        let body: JSONValue = ["key": .string(key), "value": .string(value)]
+        try await call(.post, "/flow_runs/\(flowRunID)/input", body: encode(body))
+    }
+
+    /// The stored JSON text, or nil when there is none.
+    public func readInput(flowRunID: String, key: String) async throws -> String? {
+        let response = try await call(.get, "/flow_runs/\(flowRunID)/input/\(Self.segment(key))", allow: [404])
+        return response.status == 404 ? nil : response.text
+    }
+
+    public func filterInputs(flowRunID: String, prefix: String, limit: Int = 100) async throws -> [FlowRunInput] {
+        let body: JSONValue = ["prefix": .string(prefix), "limit": .int(limit), "exclude_keys": []]
+        let path = "/flow_runs/\(flowRunID)/input/filter"
+        return try decode([FlowRunInput].self, try await call(.post, path, body: encode(body)), path)
+    }
+
+    public func deleteInput(flowRunID: String, key: String) async throws {
+        try await call(.delete, "/flow_runs/\(flowRunID)/input/\(Self.segment(key))", allow: [404])
+    }
+
+    // MARK: Task runs
+
+    /// Creates a task run; idempotent on (flow run, task key, dynamic key): the existing one comes back.
+    public func createTaskRun(_ run: TaskRunCreate) async throws -> TaskRun {
+        try decode(TaskRun.self, try await call(.post, "/task_runs/", body: encode(run)), "/task_runs/")
+    }
+
+    public func filterTaskRuns(flowRunID: String) async throws -> [TaskRun] {
+        let body: JSONValue = ["flow_runs": ["id": ["any_": [.string(flowRunID)]]], "sort": "EXPECTED_START_TIME_ASC"]
+        return try decode([TaskRun].self, try await call(.post, "/task_runs/filter", body: encode(body)), "/task_runs/filter")
+    }
+
+    public func setTaskRunState(id: String, _ state: StateCreate, force: Bool = false) async throws -> OrchestrationResult {
+        var state = state
+        state.stateDetails.taskRunID = id
+        if state.stateDetails.transitionID == nil { state.stateDetails.transitionID = UUID().uuidString.lowercased() }
+        let body: JSONValue = ["state": try JSONValue.from(state), "force": .bool(force)]
+        let path = "/task_runs/\(id)/set_state"
+        return try decode(OrchestrationResponse.self, try await call(.post, path, body: encode(body)), path).result
+    }
+
+    // MARK: Logs, artifacts, events
+
+    public func createLogs(_ logs: [LogCreate]) async throws {
+        guard !logs.isEmpty else { return }
+        try await call(.post, "/logs/", body: encode(logs))
+    }
+
+    public func readLogs(flowRunID: String, limit: Int = 200) async throws -> [LogEntry] {
+        let body: JSONValue = ["logs": ["flow_run_id": ["any_": [.string(flowRunID)]]], "sort": "TIMESTAMP_ASC", "limit": .int(limit)]
+        return try decode([LogEntry].self, try await call(.post, "/logs/filter", body: encode(body)), "/logs/filter")
+    }
+
+    @discardableResult
+    public func createArtifact(_ artifact: ArtifactCreate) async throws -> Artifact {
+        try decode(Artifact.self, try await call(.post, "/artifacts/", body: encode(artifact)), "/artifacts/")
+    }
+
+    public func artifacts(flowRunID: String) async throws -> [Artifact] {
+        let body: JSONValue = ["artifacts": ["flow_run_id": ["any_": [.string(flowRunID)]]]]
+        return try decode([Artifact].self, try await call(.post, "/artifacts/filter", body: encode(body)), "/artifacts/filter")
+    }
+
+    public func emitEvents(_ events: [Event]) async throws {
+        guard !events.isEmpty else { return }
+        try await call(.post, "/events", body: encode(events))
+    }
+}

@@ -1,0 +1,24 @@
+import Engine
+import Foundation
+
+/// The prompt template of each LLM stage (`templates/prompts/<stage>.md`) and the placeholders it may use.
+/// Rendered prompts hold nothing run-specific, so equal inputs give equal prompt hashes.
+public enum PromptCatalog {
+    public static let placeholders: [StageName: Set<String>] = [
+        .design: ["project_name", "spec", "feedback"],
+        .implement: ["project_name", "spec", "architecture", "decisions", "feedback"],
+        .test: ["project_name", "spec", "architecture", "implementation"],
+        .verify: ["project_name", "spec", "architecture", "test_results"],
+    ]
+
+    public static func path(templatesDir: String, stage: StageName) -> String {
+        "\(templatesDir)/prompts/\(stage.rawValue).md"
+    }
+
+    /// Loads and checks a stage's template (unknown placeholders are errors with file:line).
+    public static func load(templatesDir: String, stage: StageName) throws -> PromptTemplate {
+        let template = try PromptTemplate.load(path: path(templatesDir: templatesDir, stage: stage), displayName: "templates/prompts/\(stage.rawValue).md")
+        try template.validate(allowed: placeholders[stage] ?? [])
+        return template
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+import Worker
+
+@main
+struct Autonomy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autonomy",
+        abstract: "Autonomy Engine: a Swift Prefect worker that runs the autonomous-build pipeline.",
+        discussion: """
+            Exit codes: 0 ok / run Completed, 1 run Failed or Crashed, 3 run Cancelled, 64 usage or invalid \
+            configuration, 65 input rejected by the server, 69 Prefect API unreachable, 77 credentials rejected.
+            """,
+        version: AutonomyVersion.string,
+        subcommands: [CheckCommand.self])
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import AutonomyFlow
+import Engine
+import Foundation
+import PrefectAPI
+import Worker
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate config.yml, prefect.yaml, the gates file and the prompt templates, then reach the Prefect API.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Only validate the files; do not call the Prefect API.")
+    var offline = false
+
+    func run() async throws {
+        do {
+            let logger = try global.logger()
+            let settings = try global.settings()
+            let report = try ProjectValidator(settings: settings).validate()
+            for line in report.checked { print("ok: \(line)") }
+            for warning in report.warnings { print("warning: \(warning)") }
+            guard !offline else { return }
+            let client = PrefectConnection.client(settings, logger: logger, retries: 1)
+            let version = try await client.serverVersion()
+            let api = client.configuration.apiURL
+            let parts = version.split(separator: ".").compactMap { Int($0) }
+            if let major = parts.first, major < 3 {
+                throw CLIError(status: .unreachable, message: "Prefect server \(version) at \(api) is too old: this worker needs Prefect 3.x (3.9 tested).")
+            }
+            print("ok: Prefect server \(version) at \(api)")
+            if !(parts.count >= 2 && parts[0] == 3 && parts[1] == 9) {
+                print("warning: Prefect server \(version) is not 3.9.x, the version this worker is tested with")
+            }
+            if let pool = try await client.readWorkPool(name: settings.prefect.workPool) {
+                if pool.type != "swift" {
+                    print("warning: work pool '\(pool.name)' has type '\(pool.type)', not 'swift': Python workers may take its runs")
+                } else {
+                    print("ok: work pool '\(pool.name)' (type swift)")
+                }
+            } else {
+                print("ok: work pool '\(settings.prefect.workPool)' does not exist yet; `autonomy worker` or `autonomy deploy` creates it")
+            }
+        } catch {
+            throw ErrorReport.exit(for: error)
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Engine
+import JSON
+
+/// The parameters of the `autonomous-build` flow, exactly as registered with each deployment, so that
+/// Prefect itself validates `prefect deployment run --param`.
+public struct BuildParameters: Sendable, Hashable {
+    public enum GatesMode: String, Sendable, CaseIterable { case ask, `default` }
+
+    /// A folder under `templates/inputs/`.
+    public var project: String = "example"
+    /// nil = use config.yml (or the run's `provider` job variable).
+    public var provider: String?
+    public var model: String?
+    public var gates: GatesMode = .ask
+    /// Ignore finished stages and build again.
+    public var fresh: Bool = false
+
+    public init(project: String = "example", provider: String? = nil, model: String? = nil, gates: GatesMode = .ask, fresh: Bool = false) {
+        self.project = project
+        self.provider = provider
+        self.model = model
+        self.gates = gates
+        self.fresh = fresh
+    }
+
+    /// Reads run parameters; unknown keys and wrong types are errors that say which value to fix.
+    public init(_ values: [String: JSONValue]) throws {
+        for key in values.keys where !Self.names.contains(key) {
+            throw EngineError(code: .invalidInput, message: "unknown parameter '\(key)'; the flow takes \(Self.names.joined(separator: ", "))", key: key)
+        }
+        func fail(_ key: String, _ expected: String) -> EngineError {
+            EngineError(code: .invalidInput, message: "parameter '\(key)' must be \(expected), found \(values[key]!.jsonText())", key: key)
+        }
+        if let v = values["project"], !v.isNull {
+            guard let s = v.stringValue, !s.isEmpty, s.range(of: "^[A-Za-z0-9._-]+$", options: .regularExpression) != nil, s != ".", s != ".." else {
+                throw fail("project", "the name of a folder under templates/inputs/ (letters, digits, . _ -)")
+            }
+            project = s
+        }
+        if let v = values["provider"], !v.isNull {
+            guard let s = v.stringValue, Settings.providers.contains(s) else { throw fail("provider", "one of \(Settings.providers.joined(separator: ", ")) or null") }
+            provider = s
+        }
+        if let v = values["model"], !v.isNull {
+            guard let s = v.stringValue else { throw fail("model", "a string or null") }
+            model = s
+        }
+        if let v = values["gates"], !v.isNull {
+            guard let s = v.stringValue, let mode = GatesMode(rawValue: s) else { throw fail("gates", "'ask' or 'default'") }
+            gates = mode
+        }
+        if let v = values["fresh"], !v.isNull {
+            guard let b = v.boolValue else { throw fail("fresh", "true or false") }
+            fresh = b
+        }
+    }
+
+    public static let names = ["project", "provider", "model", "gates", "fresh"]
+
+    public var json: [String: JSONValue] {
+        [
+            "project": .string(project), "provider": provider.map { .string($0) } ?? .null,
+            "model": model.map { .string($0) } ?? .null, "gates": .string(gates.rawValue), "fresh": .bool(fresh),
+        ]
+    }
+
+    /// The `parameter_openapi_schema` Prefect stores with each deployment (Pydantic's shape, positions included).
+    public static let schema: JSONValue = [
+        "title": "Parameters",
+        "type": "object",
+        "properties": [
+            "project": [
+                "title": "Project", "type": "string", "default": "example", "position": 0,
+                "description": "A project folder under templates/inputs/.",
+            ],
+            "provider": [
+                "title": "Provider", "default": nil, "position": 1,
+                "description": "LLM provider; empty = the worker's config.yml.",
+                "anyOf": [["type": "string", "enum": .array(Settings.providers.map { .string($0) })], ["type": "null"]],
+            ],
+            "model": [
+                "title": "Model", "default": nil, "position": 2, "description": "Model name; empty = the worker's config.yml.",
+                "anyOf": [["type": "string"], ["type": "null"]],
+            ],
+            "gates": [
+                "title": "Gates", "type": "string", "enum": ["ask", "default"], "default": "ask", "position": 3,
+                "description": "ask = pause for a person at each gate; default = answer every gate with its default.",
+            ],
+            "fresh": [
+                "title": "Fresh", "type": "boolean", "default": false, "position": 4,
+                "description": "Ignore finished stages and build again.",
+            ],
+        ],
+        "required": [],
+        "definitions": [:],
+    ]
+}

@@ -1,0 +1,78 @@
+# Shared by scripts/run, scripts/test, scripts/bench and scripts/faults. Source it; do not run it.
+# Installs what the project needs (Debian packages, a project-local venv with pinned Prefect) and starts or
+# stops local Prefect servers by process group. Our own variables never start with PREFECT_ (Prefect's CLI
+# reads every PREFECT_* variable as a setting).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+PREFECT_PIN="prefect==3.9.1"
+STARTED_PGIDS=()
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+ensure_packages() {
+  local need=()
+  for pkg in libcurl4-openssl-dev libssl-dev pkg-config curl python3-venv "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    say "installing Debian packages: ${need[*]}"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+}
+
+ensure_venv() {
+  if [ -x "$VENV/bin/prefect" ] && "$VENV/bin/python" -c 'import importlib.metadata as m; assert m.version("prefect")=="3.9.1"' 2>/dev/null; then
+    return
+  fi
+  say "installing $PREFECT_PIN into .venv (about a minute)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "$PREFECT_PIN"
+}
+
+# free_port: prints a free TCP port on 127.0.0.1
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# start_server PORT HOME [VAR=value ...]: starts `prefect server start` in its own process group and waits for /health.
+start_server() {
+  local port=$1 home=$2; shift 2
+  mkdir -p "$home"
+  say "starting Prefect server on 127.0.0.1:$port (PREFECT_HOME=${home#$ROOT/})"
+  env PREFECT_HOME="$home" PREFECT_SERVER_ANALYTICS_ENABLED=false PREFECT_SERVER_API_HOST=127.0.0.1 \
+      PREFECT_SERVER_API_PORT="$port" PREFECT_UI_API_URL="http://127.0.0.1:$port/api" \
+      PREFECT_SERVER_LOGGING_LEVEL=WARNING PREFECT_API_URL="http://127.0.0.1:$port/api" "$@" \
+      setsid "$VENV/bin/prefect" server start --host 127.0.0.1 --port "$port" >"$home/server.log" 2>&1 &
+  local pid=$!
+  STARTED_PGIDS+=("$pid")
+  echo "$pid" >"$home/server.pid"
+  local i
+  for i in $(seq 1 240); do
+    if curl -fsS "http://127.0.0.1:$port/api/health" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then say "Prefect server exited; log:"; tail -20 "$home/server.log" >&2; return 1; fi
+    sleep 0.5
+  done
+  say "Prefect server did not answer /health within 120 s; log:"; tail -20 "$home/server.log" >&2; return 1
+}
+
+# stop_server_pid PID: stops one server's whole process group.
+stop_server_pid() {
+  local pid=$1
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  local i; for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+}
+
+stop_servers() {
+  local pid
+  for pid in "${STARTED_PGIDS[@]:-}"; do [ -n "$pid" ] && stop_server_pid "$pid"; done
+  STARTED_PGIDS=()
+}
+
+# build_autonomy [debug|release]: builds the CLI and prints its path.
+build_autonomy() {
+  local config=${1:-debug}
+  (cd "$ROOT" && swift build -c "$config" --product autonomy >&2)
+  echo "$ROOT/.build/$config/autonomy"
+}
