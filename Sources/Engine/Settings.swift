@@ -26,6 +26,16 @@ public struct Settings: Sendable {
         /// USD per million input / output tokens.
         public var inputPerMTok: Double
         public var outputPerMTok: Double
+
+        public init(inputPerMTok: Double, outputPerMTok: Double) {
+            self.inputPerMTok = inputPerMTok
+            self.outputPerMTok = outputPerMTok
+        }
+
+        /// USD for this usage.
+        public func cost(inputTokens: Int, outputTokens: Int) -> Double {
+            (Double(inputTokens) * inputPerMTok + Double(outputTokens) * outputPerMTok) / 1_000_000
+        }
     }
 
     public struct LLM: Sendable {
@@ -47,6 +57,12 @@ public struct Settings: Sendable {
         public var url: String
         public var format: Format
         public var events: Set<String>
+
+        public init(url: String, format: Format, events: Set<String>) {
+            self.url = url
+            self.format = format
+            self.events = events
+        }
     }
 
     public var prefect: Prefect
