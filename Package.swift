@@ -38,11 +38,11 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "LLM",
-            dependencies: ["HTTP", "Engine", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTP", "Engine", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .target(
             name: "Tasks",
-            dependencies: ["Engine", "LLM", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Engine", "LLM", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .target(
             name: "AutonomyFlow",
@@ -67,12 +67,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
 
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP"], swiftSettings: swiftSettings),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"], swiftSettings: swiftSettings),
-        .testTarget(name: "LLMTests", dependencies: ["LLM", "HTTP", "Engine"], swiftSettings: swiftSettings),
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "HTTP", "Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PrefectAPI", "HTTP", "Engine", "Worker", "AutonomyFlow", "Tasks", "LLM"],
+            dependencies: ["PrefectAPI", "HTTP", "JSON", "Engine", "Worker", "AutonomyFlow", "Tasks", "LLM", "TestSupport"],
             swiftSettings: swiftSettings),
     ]
 )

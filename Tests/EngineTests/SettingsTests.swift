@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("Settings")
 struct SettingsTests {
@@ -146,9 +147,4 @@ struct SettingsTests {
         #expect(DurationParser.format(.seconds(3600)) == "1h")
         #expect(DurationParser.format(.milliseconds(500)) == "500ms")
     }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

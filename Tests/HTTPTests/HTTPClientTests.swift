@@ -1,11 +1,12 @@
 import Foundation
 import HTTP
 import Testing
+import TestSupport
 
 @Suite("HTTP client over a loopback server", .serialized)
 struct HTTPClientTests {
-    let server: LoopbackServer
-    init() throws { server = try LoopbackServer() }
+    let server: FixtureServer
+    init() throws { server = try FixtureServer() }
 
     func client(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }) -> HTTPClient {
         var configuration = HTTPClient.Configuration(retry: RetryPolicy(maxRetries: 3, baseDelay: .milliseconds(20)))
@@ -64,7 +65,7 @@ struct HTTPClientTests {
     }
 
     @Test func connectTimeout() async throws {
-        let blackhole = try LoopbackServer(arguments: ["--blackhole"])
+        let blackhole = try FixtureServer(arguments: ["--blackhole"])
         defer { blackhole.stop() }
         let http = client { $0.connectTimeout = .milliseconds(300) }
         defer { http.shutdown() }
@@ -146,7 +147,7 @@ struct HTTPClientTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let (cert, key) = try makeSelfSignedCertificate(in: dir)
-        let tls = try LoopbackServer(arguments: ["--tls", cert, key])
+        let tls = try FixtureServer(arguments: ["--tls", cert, key])
         defer { tls.stop() }
         let url = "https://127.0.0.1:\(tls.port)/hello"
 

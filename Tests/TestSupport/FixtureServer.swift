@@ -1,21 +1,20 @@
 import Foundation
-import Testing
 
-/// Starts `Tests/Fixtures/loopback_server.py` on 127.0.0.1 and stops it when done.
-final class LoopbackServer: @unchecked Sendable {  // immutable after init; Process is only touched in stop()
-    let port: Int
+/// Starts a Python fixture server from `Tests/Fixtures/` on 127.0.0.1 and stops it when done.
+public final class FixtureServer: @unchecked Sendable {  // immutable after init; Process is only touched in stop()
+    public let port: Int
     private let process: Process
     let directory: URL
 
-    static var fixtures: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures") }
+    public static var fixtures: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures") }
 
-    init(arguments: [String] = []) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopback-\(UUID().uuidString)")
+    public init(script: String = "loopback_server.py", arguments: [String] = []) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("server-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let portFile = directory.appendingPathComponent("port").path
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.fixtures.appendingPathComponent("loopback_server.py").path, portFile] + arguments
+        process.arguments = ["python3", Self.fixtures.appendingPathComponent("\(script)").path, portFile] + arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -34,9 +33,9 @@ final class LoopbackServer: @unchecked Sendable {  // immutable after init; Proc
         self.port = port
     }
 
-    var base: String { "http://127.0.0.1:\(port)" }
+    public var base: String { "http://127.0.0.1:\(port)" }
 
-    func stop() {
+    public func stop() {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
         }
@@ -46,13 +45,13 @@ final class LoopbackServer: @unchecked Sendable {  // immutable after init; Proc
     deinit { stop() }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A self-signed certificate for 127.0.0.1, made with the openssl CLI.
-func makeSelfSignedCertificate(in directory: URL) throws -> (cert: String, key: String) {
+public func makeSelfSignedCertificate(in directory: URL) throws -> (cert: String, key: String) {
     let cert = directory.appendingPathComponent("cert.pem").path
     let key = directory.appendingPathComponent("key.pem").path
     let p = Process()

@@ -1,0 +1,59 @@
+import Foundation
+import HTTP
+import JSON
+import Logging
+
+/// Claude through the Anthropic Messages API (`POST /v1/messages`).
+public struct AnthropicProvider: LLMProvider {
+    public let name = "claude"
+    public let defaultModel = "claude-sonnet-4-5"
+    public static let apiVersion = "2023-06-01"
+    let apiKey: String
+    let baseURL: String
+    let transport: ProviderTransport
+
+    public init(apiKey: String, baseURL: String? = nil, http: HTTPClient, timeout: Duration, maxRetries: Int = 4, baseDelay: Duration = .seconds(1), logger: Logger) {
+        self.apiKey = apiKey
+        var base = baseURL ?? "https://api.anthropic.com"
+        if base.hasSuffix("/") { base.removeLast() }
+        self.baseURL = base
+        self.transport = ProviderTransport(provider: "claude", http: http, maxRetries: maxRetries, baseDelay: baseDelay, timeout: timeout, logger: logger)
+    }
+
+    public func complete(_ request: LLMRequest) async throws -> LLMResponse {
+        var body: [String: JSONValue] = [
+            "model": .string(request.model), "max_tokens": .int(request.maxTokens),
+            "messages": [["role": "user", "content": .string(request.prompt)]],
+        ]
+        if let system = request.system { body["system"] = .string(system) }
+        let headers: [(name: String, value: String)] = [("x-api-key", apiKey), ("anthropic-version", Self.apiVersion)]
+        let url = baseURL.hasSuffix("/v1") ? baseURL + "/messages" : baseURL + "/v1/messages"
+        let (json, requestID) = try await transport.post(url: url, headers: headers, body: .object(body), requestIDHeader: "request-id") { response, requestID in
+            let type = ProviderTransport.errorType(response)
+            let message = ProviderTransport.errorMessage(response)
+            if response.status == 429, Self.isSpendLimit(message) {
+                return .fail(LLMError(code: .quota, provider: "claude", message: "the account's spend limit is reached (429): \(message). Raise the limit in the Anthropic console or wait for it to reset.", status: 429, requestID: requestID))
+            }
+            if response.status == 529 || type == "overloaded_error" { return .retry(after: ProviderTransport.retryAfter(response)) }
+            if response.status == 400, message.lowercased().contains("credit balance") {
+                return .fail(LLMError(code: .quota, provider: "claude", message: "\(message). Add credits in the Anthropic console.", status: 400, requestID: requestID))
+            }
+            return transport.common(response, requestID, keyVariable: "ANTHROPIC_API_KEY")
+        }
+        let text = json["content"]?.arrayValue?.compactMap { block -> String? in
+            block["type"]?.stringValue == "text" ? block["text"]?.stringValue : nil
+        }.joined() ?? ""
+        guard json["content"] != nil else {
+            throw LLMError(code: .invalidResponse, provider: name, message: "the answer had no content", requestID: requestID)
+        }
+        let usage = TokenUsage(inputTokens: json["usage"]?["input_tokens"]?.intValue ?? 0, outputTokens: json["usage"]?["output_tokens"]?.intValue ?? 0)
+        return LLMResponse(text: text, model: json["model"]?.stringValue ?? request.model, usage: usage, requestID: requestID ?? json["id"]?.stringValue)
+    }
+
+    static func isSpendLimit(_ message: String) -> Bool {
+        let m = message.lowercased()
+        return m.contains("spend limit") || m.contains("usage limit") || m.contains("credit")
+    }
+}
+
+import Engine

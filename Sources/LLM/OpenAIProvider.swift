@@ -1,0 +1,46 @@
+import Engine
+import Foundation
+import HTTP
+import JSON
+import Logging
+
+/// OpenAI Chat Completions (`POST /chat/completions`), and the same wire format at any base URL
+/// (`openai-compatible`: llama.cpp, Ollama, vLLM), where the key is optional.
+public struct OpenAIProvider: LLMProvider {
+    public let name: String
+    public let defaultModel: String
+    let apiKey: String?
+    let baseURL: String
+    let transport: ProviderTransport
+
+    public init(name: String = "openai", apiKey: String?, baseURL: String? = nil, http: HTTPClient, timeout: Duration, maxRetries: Int = 4, baseDelay: Duration = .seconds(1), logger: Logger) {
+        self.name = name
+        self.defaultModel = name == "openai" ? "gpt-4o" : "default"
+        self.apiKey = apiKey
+        var base = baseURL ?? "https://api.openai.com/v1"
+        if base.hasSuffix("/") { base.removeLast() }
+        self.baseURL = base
+        self.transport = ProviderTransport(provider: name, http: http, maxRetries: maxRetries, baseDelay: baseDelay, timeout: timeout, logger: logger)
+    }
+
+    public func complete(_ request: LLMRequest) async throws -> LLMResponse {
+        var messages: [JSONValue] = []
+        if let system = request.system { messages.append(["role": "system", "content": .string(system)]) }
+        messages.append(["role": "user", "content": .string(request.prompt)])
+        let body: JSONValue = ["model": .string(request.model), "max_tokens": .int(request.maxTokens), "messages": .array(messages)]
+        var headers: [(name: String, value: String)] = []
+        if let apiKey { headers.append(("Authorization", "Bearer " + apiKey)) }
+        let provider = name
+        let (json, requestID) = try await transport.post(url: baseURL + "/chat/completions", headers: headers, body: body, requestIDHeader: "x-request-id") { response, requestID in
+            if response.status == 429, ProviderTransport.errorType(response) == "insufficient_quota" {
+                return .fail(LLMError(code: .quota, provider: provider, message: "the account has no quota left (429 insufficient_quota): add credits or raise the plan's limit", status: 429, requestID: requestID))
+            }
+            return transport.common(response, requestID, keyVariable: "OPENAI_API_KEY")
+        }
+        guard let choice = json["choices"]?.arrayValue?.first, let text = choice["message"]?["content"]?.stringValue else {
+            throw LLMError(code: .invalidResponse, provider: name, message: "the answer had no choices[0].message.content", requestID: requestID)
+        }
+        let usage = TokenUsage(inputTokens: json["usage"]?["prompt_tokens"]?.intValue ?? 0, outputTokens: json["usage"]?["completion_tokens"]?.intValue ?? 0)
+        return LLMResponse(text: text, model: json["model"]?.stringValue ?? request.model, usage: usage, requestID: requestID ?? json["id"]?.stringValue)
+    }
+}
