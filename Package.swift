@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
     ],
     targets: [
         // The only C boundaries: libcurl (with non-variadic wrappers) and libcrypto (SHA-256).
@@ -26,7 +27,7 @@ let package = Package(
         .target(name: "JSON", swiftSettings: swiftSettings),
         .target(
             name: "HTTP",
-            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CCurl", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .target(
             name: "PrefectAPI",
@@ -52,9 +53,10 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "PrefectAPI", "Engine", "LLM", "Tasks", "AutonomyFlow",
+                "PrefectAPI", "Engine", "LLM", "Tasks", "AutonomyFlow", "HTTP", "JSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(
@@ -64,6 +66,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                "JSON",
             ],
             swiftSettings: swiftSettings),
 

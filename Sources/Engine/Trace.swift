@@ -69,6 +69,8 @@ public struct TraceEntry: Codable, Sendable {
     public var costUSD: Double?
     public var requestID: String?
     public var decisionRef: String?
+    /// The flow run's run_count when this entry was written (a UI Retry starts a new count).
+    public var flowRunCount: Int?
 
     public init(
         kind: Kind, stage: String?, attempt: Int?, startedAt: Date = Date(), endedAt: Date? = nil, status: String? = nil,
@@ -101,7 +103,7 @@ public struct TraceEntry: Codable, Sendable {
         case id, kind, stage, attempt, status, message, provider, model, inputs, outputs, usage
         case startedAt = "started_at", endedAt = "ended_at", promptTemplate = "prompt_template"
         case promptSHA256 = "prompt_sha256", responseSHA256 = "response_sha256", costUSD = "cost_usd"
-        case requestID = "request_id", decisionRef = "decision_ref"
+        case requestID = "request_id", decisionRef = "decision_ref", flowRunCount = "flow_run_count"
     }
 
     /// Every field is written, null where it does not apply.
@@ -126,6 +128,7 @@ public struct TraceEntry: Codable, Sendable {
         try c.encode(costUSD, forKey: .costUSD)
         try c.encode(requestID, forKey: .requestID)
         try c.encode(decisionRef, forKey: .decisionRef)
+        try c.encodeIfPresent(flowRunCount, forKey: .flowRunCount)
     }
 }
 
@@ -187,5 +190,16 @@ extension TraceDocument {
         entries.filter { $0.kind == .stage && $0.stage == stage }.count
     }
 
-    public var totalCostUSD: Double { entries.compactMap(\.costUSD).reduce(0, +) }
+    public var totalCostUSD: Double { entries.filter { $0.kind == .llm }.compactMap(\.costUSD).reduce(0, +) }
+
+    /// The stage's latest completed attempt, if it still counts as finished: its outputs and inputs have
+    /// their recorded hashes, it started after `notBefore` (the previous stage's end), and, when
+    /// `runCount` is given (fresh builds), it was written during that run count.
+    public func finished(stage: String, folder: RunFolder, notBefore: Date?, runCount: Int?) -> TraceEntry? {
+        guard let entry = finishedEntry(stage: stage, folder: folder) else { return nil }
+        if let runCount, entry.flowRunCount != runCount { return nil }
+        if let notBefore, entry.startedAt < notBefore { return nil }
+        for input in entry.inputs where folder.record(input.path)?.sha256 != input.sha256 { return nil }
+        return entry
+    }
 }

@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import JSON
 import Synchronization
 
 /// One libcurl multi handle driven by one dedicated thread, so no transfer ever blocks Swift's

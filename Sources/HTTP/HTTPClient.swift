@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Logging
 
 /// An async HTTP client over libcurl. Safe to share; requests run concurrently on one connection pool.

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Retries as Prefect's own client does: 408/429/502/503 and transport errors, exponential backoff with
 /// jitter, and `Retry-After` (seconds or an HTTP-date) honoured, jittered upward only.
@@ -49,13 +50,5 @@ public struct RetryPolicy: Sendable {
             if let date = formatter.date(from: trimmed) { return max(0, date.timeIntervalSince(now)) }
         }
         return nil
-    }
-}
-
-extension Duration {
-    /// The duration in (fractional) seconds.
-    public var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
     }
 }

@@ -11,5 +11,5 @@ struct Autonomy: AsyncParsableCommand {
             configuration, 65 input rejected by the server, 69 Prefect API unreachable, 77 credentials rejected.
             """,
         version: AutonomyVersion.string,
-        subcommands: [CheckCommand.self])
+        subcommands: [CheckCommand.self, WorkerCommand.self, DeployCommand.self, RunCommand.self, ResumeCommand.self, TraceCommand.self, SystemdUnitCommand.self])
 }

@@ -1,0 +1,58 @@
+import Foundation
+
+/// A human (or automatic) answer at a gate: `decisions/<gate-id>-<n>.json` in the run's folder.
+public struct Decision: Codable, Sendable, Hashable {
+    public var gate: String
+    public var n: Int
+    public var stage: String
+    public var stageAttempt: Int
+    public var question: String
+    public var options: [String]
+    public var choice: String
+    public var comment: String
+    public var decidedBy: String?
+    /// True when a timeout or `gates=default` chose the answer.
+    public var defaulted: Bool
+    public var answeredAt: Date
+    public var flowRunID: String
+    public var pauseKey: String
+    public var traceEntryID: String?
+    public var promptSHA256: String?
+
+    public init(gate: String, n: Int, stage: String, stageAttempt: Int, question: String, options: [String], choice: String, comment: String, decidedBy: String?, defaulted: Bool, answeredAt: Date, flowRunID: String, pauseKey: String, traceEntryID: String?, promptSHA256: String?) {
+        self.gate = gate
+        self.n = n
+        self.stage = stage
+        self.stageAttempt = stageAttempt
+        self.question = question
+        self.options = options
+        self.choice = choice
+        self.comment = comment
+        self.decidedBy = decidedBy
+        self.defaulted = defaulted
+        self.answeredAt = answeredAt
+        self.flowRunID = flowRunID
+        self.pauseKey = pauseKey
+        self.traceEntryID = traceEntryID
+        self.promptSHA256 = promptSHA256
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case gate, n, stage, question, options, choice, comment, defaulted
+        case stageAttempt = "stage_attempt", decidedBy = "decided_by", answeredAt = "answered_at"
+        case flowRunID = "flow_run_id", pauseKey = "pause_key", traceEntryID = "trace_entry_id"
+        case promptSHA256 = "prompt_sha256"
+    }
+
+    public var fileName: String { "decisions/\(gate)-\(n).json" }
+
+    /// Every decision recorded in a run's folder, oldest first.
+    public static func all(in folder: RunFolder) -> [Decision] {
+        folder.files(in: "decisions").compactMap { file in
+            guard file.hasSuffix(".json"), let data = try? folder.read(file) else { return nil }
+            return try? JSONCoding.decoder.decode(Decision.self, from: data)
+        }.sorted { ($0.answeredAt, $0.gate, $0.n) < ($1.answeredAt, $1.gate, $1.n) }
+    }
+}
+
+import JSON

@@ -1,0 +1,87 @@
+import Engine
+import Foundation
+import JSON
+
+/// Files a model returns as `{"files": [{"path", "content"}]}`, checked before anything is written:
+/// safe relative paths only, bounded count and sizes, no NUL bytes.
+public struct GeneratedFiles: Sendable {
+    public struct File: Sendable, Hashable {
+        public var path: String
+        public var content: String
+    }
+
+    public static let maxFiles = 50
+    public static let maxFileBytes = 512 * 1024
+    public static let maxTotalBytes = 4 * 1024 * 1024
+
+    public var files: [File]
+
+    public static func parse(_ text: String, stage: String) throws -> GeneratedFiles {
+        let json: JSONValue
+        do {
+            json = try JSONValue.parse(stripFences(text))
+        } catch {
+            throw EngineError(code: .invalidInput, message: "the model's \(stage) answer is not the JSON {\"files\": [{\"path\", \"content\"}]} the prompt asks for; nothing was written")
+        }
+        guard let list = json["files"]?.arrayValue else {
+            throw EngineError(code: .invalidInput, message: "the model's \(stage) answer has no \"files\" list; nothing was written")
+        }
+        guard list.count <= maxFiles else {
+            throw EngineError(code: .invalidInput, message: "the model's \(stage) answer has \(list.count) files, more than the limit of \(maxFiles); nothing was written")
+        }
+        var files: [File] = []
+        var total = 0
+        var seen = Set<String>()
+        for item in list {
+            guard let path = item["path"]?.stringValue, let content = item["content"]?.stringValue else {
+                throw EngineError(code: .invalidInput, message: "a file in the model's \(stage) answer lacks a string \"path\" or \"content\"; nothing was written")
+            }
+            try RunFolder.checkRelative(path)
+            if content.contains("\0") {
+                throw EngineError(code: .unsafePath, message: "'\(path)' contains a NUL byte; nothing was written", key: path)
+            }
+            let size = content.utf8.count
+            if size > maxFileBytes {
+                throw EngineError(code: .invalidInput, message: "'\(path)' is \(size) bytes, over the limit of \(maxFileBytes); nothing was written", key: path)
+            }
+            total += size
+            if total > maxTotalBytes {
+                throw EngineError(code: .invalidInput, message: "the model's \(stage) files add up to more than \(maxTotalBytes) bytes; nothing was written")
+            }
+            guard seen.insert(path).inserted else {
+                throw EngineError(code: .invalidInput, message: "'\(path)' appears twice in the model's \(stage) answer; nothing was written", key: path)
+            }
+            files.append(File(path: path, content: content))
+        }
+        return GeneratedFiles(files: files)
+    }
+
+    /// Models often wrap JSON in ``` fences.
+    static func stripFences(_ text: String) -> String {
+        var t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if t.hasPrefix("```") {
+            if let newline = t.firstIndex(of: "\n") { t = String(t[t.index(after: newline)...]) }
+            if t.hasSuffix("```") { t = String(t.dropLast(3)) }
+        }
+        return t
+    }
+
+    /// Writes every file under `subfolder/` (after removing what an earlier attempt left there, except
+    /// `keep`), plus a MANIFEST.json, and returns their records.
+    public func write(into folder: RunFolder, subfolder: String, keep: Set<String> = []) throws -> [FileRecord] {
+        let reserved: Set<String> = ["MANIFEST.json", "RESULTS.json", "RESULTS.md", "VERIFICATION.md"]
+        for file in files where reserved.contains(file.path) {
+            throw EngineError(code: .unsafePath, message: "'\(file.path)' is a name the pipeline reserves in \(subfolder)/; nothing was written", key: file.path)
+        }
+        for old in folder.files(in: subfolder) where !keep.contains(old) {
+            try? FileManager.default.removeItem(atPath: try folder.path(old))
+        }
+        var records: [FileRecord] = []
+        for file in files {
+            records.append(try folder.write("\(subfolder)/\(file.path)", text: file.content, within: subfolder))
+        }
+        let manifest: JSONValue = ["files": .array(records.map { ["path": .string($0.path), "sha256": .string($0.sha256)] })]
+        records.append(try folder.write("\(subfolder)/MANIFEST.json", text: manifest.jsonText() + "\n", within: subfolder))
+        return records
+    }
+}

@@ -1,0 +1,179 @@
+import Engine
+import Foundation
+import JSON
+import LLM
+import Logging
+
+/// The five stages. Each reads its inputs from the run's folder and writes its outputs there; the
+/// returned `StageOutcome` only lists what was read and written, for TRACE.json.
+public enum Stages {
+    public static func run(_ context: StageContext) async throws -> StageOutcome {
+        switch context.stage {
+        case .bootstrap: return try bootstrap(context)
+        case .design: return try await design(context)
+        case .implement: return try await implement(context)
+        case .test: return try await test(context)
+        case .verify: return try await verify(context)
+        }
+    }
+
+    /// Copies `templates/inputs/<project>` into `inputs/`; refuses a skeleton that is still unfilled.
+    static func bootstrap(_ c: StageContext) throws -> StageOutcome {
+        let source = "\(c.templatesDir)/inputs/\(c.project)"
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir), isDir.boolValue else {
+            let available = ((try? FileManager.default.contentsOfDirectory(atPath: c.templatesDir + "/inputs")) ?? []).filter { !$0.hasPrefix("_") && !$0.hasPrefix(".") }.sorted()
+            throw EngineError(code: .invalidInput, message: "project '\(c.project)' has no folder templates/inputs/\(c.project); available: \(available.joined(separator: ", "))")
+        }
+        guard let enumerator = FileManager.default.enumerator(atPath: source) else {
+            throw EngineError(code: .io, message: "cannot read templates/inputs/\(c.project)")
+        }
+        var outputs: [FileRecord] = []
+        var unfilled: [String] = []
+        var files: [(String, Data)] = []
+        while let item = enumerator.nextObject() as? String {
+            let full = source + "/" + item
+            var dir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: full, isDirectory: &dir), !dir.boolValue, !item.hasPrefix(".") else { continue }
+            guard let data = FileManager.default.contents(atPath: full) else { continue }
+            if String(decoding: data, as: UTF8.self).contains("<FILL IN") { unfilled.append(item) }
+            files.append((item, data))
+        }
+        guard unfilled.isEmpty else {
+            throw EngineError(code: .invalidInput, message: "templates/inputs/\(c.project) is an unfilled skeleton: replace every <FILL IN …> in \(unfilled.sorted().joined(separator: ", ")) first")
+        }
+        guard !files.isEmpty else { throw EngineError(code: .invalidInput, message: "templates/inputs/\(c.project) is empty: add at least a SPEC.md") }
+        for (item, data) in files.sorted(by: { $0.0 < $1.0 }) {
+            outputs.append(try c.folder.write("inputs/\(item)", data, within: "inputs"))
+        }
+        c.logger.info("bootstrapped the project inputs", metadata: ["files": "\(outputs.count)"])
+        return StageOutcome(inputs: [], outputs: outputs, summary: "copied \(outputs.count) input file(s) from templates/inputs/\(c.project)")
+    }
+
+    /// Writes `designs/ARCHITECTURE.md` and `designs/OPEN_QUESTIONS.json`.
+    static func design(_ c: StageContext) async throws -> StageOutcome {
+        let (spec, inputs) = try c.specification()
+        let (response, entry) = try await c.callModel(
+            values: ["project_name": c.project, "spec": spec, "feedback": c.feedback ?? "none"],
+            hints: ["feedback": c.feedback ?? "none"])
+        let questions = openQuestions(in: response.text)
+        let architecture = try c.folder.write("designs/ARCHITECTURE.md", text: response.text, within: "designs")
+        let list = try c.folder.write("designs/OPEN_QUESTIONS.json", text: JSONValue.array(questions.map { .string($0) }).jsonText() + "\n", within: "designs")
+        c.logger.info("design written", metadata: ["open_questions": "\(questions.count)"])
+        return StageOutcome(inputs: inputs, outputs: [architecture, list], summary: "ARCHITECTURE.md with \(questions.count) open question(s)", llm: entry)
+    }
+
+    /// The bullet lines under "## Open questions", without "none".
+    public static func openQuestions(in markdown: String) -> [String] {
+        var inSection = false
+        var questions: [String] = []
+        for line in markdown.split(separator: "\n", omittingEmptySubsequences: false) {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.hasPrefix("#") {
+                inSection = t.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "# ")) == "open questions"
+                continue
+            }
+            if inSection, t.hasPrefix("- ") {
+                let q = String(t.dropFirst(2)).trimmingCharacters(in: .whitespaces)
+                if !q.isEmpty, q.lowercased() != "none" { questions.append(q) }
+            }
+        }
+        return questions
+    }
+
+    /// Writes the model's files into `implementations/` (only there) with a manifest.
+    static func implement(_ c: StageContext) async throws -> StageOutcome {
+        let (spec, specInputs) = try c.specification()
+        let (architecture, archRecord) = try c.readRecorded("designs/ARCHITECTURE.md")
+        let (decisions, decisionRecords) = c.decisionsSummary()
+        let (response, entry) = try await c.callModel(
+            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "decisions": decisions, "feedback": c.feedback ?? "none"],
+            hints: ["feedback": c.feedback ?? "none"])
+        let files = try GeneratedFiles.parse(response.text, stage: "implement")
+        let outputs = try files.write(into: c.folder, subfolder: "implementations")
+        c.logger.info("implementation written", metadata: ["files": "\(files.files.count)"])
+        return StageOutcome(inputs: specInputs + [archRecord] + decisionRecords, outputs: outputs, summary: "\(files.files.count) implementation file(s)", llm: entry)
+    }
+
+    /// Writes the model's tests into `tests/`, runs `test.command` in a sandboxed scratch copy, and
+    /// writes `tests/RESULTS.json` and `tests/RESULTS.md`. Failing tests are data (a gate may fire), not an error.
+    static func test(_ c: StageContext) async throws -> StageOutcome {
+        let (spec, specInputs) = try c.specification()
+        let (architecture, archRecord) = try c.readRecorded("designs/ARCHITECTURE.md")
+        let implementation = c.folder.files(in: "implementations").filter { !$0.hasSuffix("MANIFEST.json") }
+        guard !implementation.isEmpty else { throw EngineError(code: .invalidInput, message: "implementations/ is empty: nothing to test") }
+        var listing = ""
+        var implRecords: [FileRecord] = []
+        for file in implementation {
+            listing += "### \(file.dropFirst("implementations/".count))\n\n```\n\(try c.folder.readText(file))\n```\n\n"
+            if let r = c.folder.record(file) { implRecords.append(r) }
+        }
+        let (response, entry) = try await c.callModel(values: ["project_name": c.project, "spec": spec, "architecture": architecture, "implementation": listing])
+        let files = try GeneratedFiles.parse(response.text, stage: "test")
+        var outputs = try files.write(into: c.folder, subfolder: "tests")
+
+        // Scratch copy: implementations + generated tests, outside the run folder.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("autonomy-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        for file in implementation {
+            try RunFolder.atomicWrite(try c.folder.read(file), to: scratch + "/" + file.dropFirst("implementations/".count))
+        }
+        for file in files.files { try RunFolder.atomicWrite(Data(file.content.utf8), to: scratch + "/" + file.path) }
+        c.logger.info("running the tests", metadata: ["command": "\(c.testCommand)", "sandbox": "\(c.sandbox.mode.rawValue)", "protections": "\(c.sandbox.protections.joined(separator: "; "))"])
+        let started = Date()
+        let result = try await c.sandbox.run(command: c.testCommand, in: scratch, timeout: c.testTimeout, extraEnvironment: c.testEnvironment)
+        let passed = result.exitCode == 0
+        let summary = testSummary(result)
+        let results: JSONValue = [
+            "command": .string(c.testCommand), "exit_code": result.exitCode.map { .int(Int($0)) } ?? .null,
+            "signal": result.signal.map { .int(Int($0)) } ?? .null, "timed_out": .bool(result.timedOut), "passed": .bool(passed),
+            "summary": .string(summary), "duration_seconds": .double((result.duration.seconds * 1000).rounded() / 1000),
+            "sandbox": .string(c.sandbox.mode.rawValue), "protections": .array(c.sandbox.protections.map { .string($0) }),
+            "output_truncated": .bool(result.outputTruncated), "output": .string(result.output),
+        ]
+        outputs.append(try c.folder.write("tests/RESULTS.json", text: results.jsonText() + "\n", within: "tests"))
+        let markdown = """
+            # Test results
+
+            - command: `\(c.testCommand)`
+            - result: **\(passed ? "passed" : "failed")** (\(summary))
+            - sandbox: \(c.sandbox.mode.rawValue)
+
+            ```
+            \(result.output.suffix(8000))
+            ```
+            """
+        outputs.append(try c.folder.write("tests/RESULTS.md", text: markdown + "\n", within: "tests"))
+        try await c.trace.append(TraceEntry(
+            kind: .command, stage: c.stage.rawValue, attempt: c.attempt, startedAt: started, endedAt: Date(),
+            status: passed ? "completed" : "failed", message: summary,
+            inputs: implRecords, outputs: outputs.filter { $0.path.hasPrefix("tests/RESULTS") }))
+        c.logger.info("tests finished", metadata: ["passed": "\(passed)", "summary": "\(summary)"])
+        return StageOutcome(inputs: specInputs + [archRecord] + implRecords, outputs: outputs, summary: "tests \(passed ? "passed" : "failed"): \(summary)", llm: entry)
+    }
+
+    static func testSummary(_ r: Subprocess.Result) -> String {
+        if r.timedOut { return "timed out after \(Int(r.duration.seconds)) s" }
+        if let signal = r.signal { return "killed by signal \(signal)" }
+        let lines = r.output.split(separator: "\n").map { String($0) }
+        let ran = lines.last { $0.hasPrefix("Ran ") } ?? ""
+        let verdict = lines.last { $0.hasPrefix("OK") || $0.hasPrefix("FAILED") } ?? "exit code \(r.exitCode ?? -1)"
+        return [ran, verdict].filter { !$0.isEmpty }.joined(separator: ", ")
+    }
+
+    /// Writes `tests/VERIFICATION.md` from the spec, the design and the test results.
+    static func verify(_ c: StageContext) async throws -> StageOutcome {
+        let (spec, specInputs) = try c.specification()
+        let (architecture, archRecord) = try c.readRecorded("designs/ARCHITECTURE.md")
+        let (results, resultsRecord) = try c.readRecorded("tests/RESULTS.md")
+        let json = (try? JSONValue.parse(try c.folder.readText("tests/RESULTS.json"))) ?? [:]
+        let passed = json["passed"]?.boolValue == true
+        let (response, entry) = try await c.callModel(
+            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "test_results": results],
+            hints: ["tests_passed": passed ? "true" : "false", "test_summary": json["summary"]?.stringValue ?? ""])
+        let output = try c.folder.write("tests/VERIFICATION.md", text: response.text, within: "tests")
+        let verdict = response.text.contains("Verdict: PASS") ? "PASS" : (response.text.contains("Verdict: FAIL") ? "FAIL" : "unknown")
+        return StageOutcome(inputs: specInputs + [archRecord, resultsRecord], outputs: [output], summary: "verdict \(verdict)", llm: entry)
+    }
+}

@@ -1,0 +1,132 @@
+import AutonomyFlow
+import Engine
+import Foundation
+import JSON
+import Logging
+import PrefectAPI
+
+extension RunExecutor {
+    enum AskResult {
+        case answered(Decision)
+        case ended(RunEnd)
+    }
+
+    /// Labels that let the worker's single watch filter find expired `on_timeout: default` gates.
+    static let deadlineLabel = "autonomy.gate.deadline"
+    static let defaultLabel = "autonomy.gate.default"
+    static let pauseKeyLabel = "autonomy.gate.pause-key"
+    /// `decided_by` that marks an answer given by the deadline, not a person.
+    public static let timeoutDecider = "timeout"
+
+    /// Pauses the run at a gate: Suspended (worker, deployment runs; the worker lets go) or a blocking
+    /// Paused (`autonomy run`). A key that already fired means the answer is in: read it.
+    func ask(_ run: FlowRun, firing: GateFiring, deployment: String?, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> AskResult {
+        let suspend = mode == .worker && run.deploymentID != nil
+        let name = suspend ? "Suspended" : "Paused"
+        let keyset = RunInputKeyset(base: "\(name.lowercased())-\(firing.pauseKey)")
+        let deadline = firing.gate.timeout.map { Date().addingTimeInterval($0.seconds) }
+        var details = StateDetails(pauseReschedule: suspend, pauseKey: firing.pauseKey, runInputKeyset: keyset)
+        if firing.gate.onTimeout == .fail { details.pauseTimeout = deadline }
+        let headline = firing.question.split(separator: "\n").first { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "# ")) } ?? firing.gate.id
+        let state = StateCreate(type: .paused, name: name, message: "Decision required at gate \(firing.gate.id): \(headline)", details: details)
+
+        var result = try await client.setFlowRunState(id: run.id, state)
+        while case .wait(let delay, _) = result {
+            try await Task.sleep(for: .milliseconds(Int64(min(delay, 30) * 1000)))
+            result = try await client.setFlowRunState(id: run.id, state)
+        }
+        switch result {
+        case .accept:
+            // Only now: accepting the pause deletes any input stored under this keyset.
+            try await createInput(run.id, key: keyset.schema, value: DecisionForm.schema(firing.gate).jsonText())
+            try await createInput(run.id, key: keyset.description, value: JSONValue.string(DecisionForm.description(firing, runFolder: folder.root, deadline: deadline)).jsonText())
+            if let deadline, firing.gate.onTimeout == .default {
+                let record: JSONValue = ["deadline": .string(JSONCoding.formatTimestamp(deadline)), "default": .string(firing.gate.defaultOption)]
+                try await createInput(run.id, key: keyset.description.replacingOccurrences(of: "-description", with: "-deadline"), value: record.jsonText())
+                try await client.updateLabels(flowRunID: run.id, [Self.deadlineLabel: JSONCoding.formatTimestamp(deadline), Self.defaultLabel: firing.gate.defaultOption, Self.pauseKeyLabel: firing.pauseKey])
+            }
+            let link = PrefectConnection.runLink(settings, runID: run.id)
+            log.notice("waiting for a decision in the Prefect UI", metadata: ["gate": "\(firing.gate.id)", "pause_key": "\(firing.pauseKey)", "ui": "\(link)", "or": "autonomy resume \(run.id) --choice \(firing.gate.defaultOption)"])
+            await notifier.send(.init(event: "waiting", flowRunID: run.id, flowRunName: run.name, deployment: deployment, state: name, gate: firing.gate.id, question: firing.question, url: link))
+            if suspend {
+                return .ended(.released("Suspended at gate \(firing.gate.id); Resume in the Prefect UI continues the build"))
+            }
+            return try await waitForAnswer(run, firing: firing, keyset: keyset, deadline: deadline, folder: folder, trace: trace, log: log)
+        case .reject(let current, let reason):
+            guard current?.type == .running else {
+                return .ended(.crashed("Prefect refused to pause at gate \(firing.gate.id): \(reason)"))
+            }
+            log.info("this gate's pause already fired; reading the answer", metadata: ["gate": "\(firing.gate.id)", "pause_key": "\(firing.pauseKey)"])
+            let answered = try await readAnswer(run, firing: firing, keyset: keyset, answeredAt: current?.timestamp ?? Date(), folder: folder, trace: trace, log: log)
+            return .answered(answered)
+        case .abort(let reason):
+            let now = try await client.readFlowRun(id: run.id)
+            if now.stateType == .cancelling || now.stateType == .cancelled { throw CancellationError() }
+            return .ended(.crashed("Prefect refused to pause at gate \(firing.gate.id): \(reason)"))
+        case .wait:
+            return .ended(.crashed("unreachable"))
+        }
+    }
+
+    /// A blocking pause: poll the run (cheaply) until it is resumed, fails, or is cancelled.
+    private func waitForAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, deadline: Date?, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> AskResult {
+        var resumedByDeadline = false
+        while true {
+            try await Task.sleep(for: waitPollInterval)
+            let current = try await client.readFlowRun(id: run.id)
+            switch current.stateType {
+            case .running:
+                return .answered(try await readAnswer(run, firing: firing, keyset: keyset, answeredAt: current.state?.timestamp ?? Date(), folder: folder, trace: trace, log: log))
+            case .paused:
+                if !resumedByDeadline, let deadline, firing.gate.onTimeout == .default, Date() > deadline {
+                    resumedByDeadline = true
+                    log.notice("gate deadline passed; answering with the default", metadata: ["gate": "\(firing.gate.id)", "choice": "\(firing.gate.defaultOption)"])
+                    _ = try await client.resumeFlowRun(id: run.id, runInput: Self.defaultAnswer(firing.gate))
+                }
+            case .failed:
+                return .ended(.released("The pause at gate \(firing.gate.id) timed out: \(current.state?.message ?? "the run failed")"))
+            case .cancelling, .cancelled:
+                throw CancellationError()
+            default:
+                return .ended(.released("The run left its pause (\(current.stateName ?? "?")) without an answer"))
+            }
+        }
+    }
+
+    static func defaultAnswer(_ gate: Gate) -> JSONValue {
+        ["choice": .string(gate.defaultOption), "comment": "No answer before the gate's deadline; the default was chosen.", "decided_by": .string(timeoutDecider)]
+    }
+
+    /// Reads `<keyset>-response` (what the UI or `autonomy resume` sent; the server validated it) and records it.
+    private func readAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, answeredAt: Date, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> Decision {
+        let text = try await client.readInput(flowRunID: run.id, key: keyset.response)
+        let answer = text.flatMap { try? JSONValue.parse($0) } ?? [:]
+        var choice = answer["choice"]?.stringValue ?? firing.gate.defaultOption
+        if !firing.gate.options.contains(choice) { choice = firing.gate.defaultOption }
+        let decidedBy = answer["decided_by"]?.stringValue
+        let decision = Decision(
+            gate: firing.gate.id, n: firing.n, stage: firing.stage.rawValue, stageAttempt: firing.stageAttempt, question: firing.question,
+            options: firing.gate.options, choice: choice, comment: answer["comment"]?.stringValue ?? "", decidedBy: decidedBy,
+            defaulted: text == nil || decidedBy == Self.timeoutDecider, answeredAt: answeredAt, flowRunID: run.id, pauseKey: firing.pauseKey,
+            traceEntryID: firing.traceEntryID, promptSHA256: firing.promptSHA256)
+        return try await record(decision, folder: folder, trace: trace, log: log)
+    }
+
+    /// Writes `decisions/<gate>-<n>.json` and a TRACE `decision` entry.
+    func record(_ decision: Decision, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> Decision {
+        let file = try folder.write(decision.fileName, try JSONCoding.prettyEncoder.encode(decision), within: "decisions")
+        try await trace.append(TraceEntry(
+            kind: .decision, stage: decision.stage, attempt: decision.stageAttempt, startedAt: decision.answeredAt, endedAt: Date(),
+            status: "completed", message: "\(decision.gate): \(decision.choice)\(decision.defaulted ? " (default)" : "")",
+            promptSHA256: decision.promptSHA256, outputs: [file], decisionRef: decision.fileName))
+        log.info("decision recorded", metadata: ["gate": "\(decision.gate)", "choice": "\(decision.choice)", "decided_by": "\(decision.decidedBy ?? "-")", "file": "\(decision.fileName)"])
+        return decision
+    }
+
+    /// Creates a flow-run input; a 409 means an earlier attempt of this call already wrote it.
+    private func createInput(_ runID: String, key: String, value: String) async throws {
+        do {
+            try await client.createInput(flowRunID: runID, key: key, value: value)
+        } catch let error as PrefectError where error.code == .conflict {}
+    }
+}

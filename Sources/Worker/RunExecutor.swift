@@ -1,0 +1,356 @@
+import AutonomyFlow
+import Engine
+import Foundation
+import HTTP
+import JSON
+import LLM
+import Logging
+import PrefectAPI
+import Synchronization
+import Tasks
+
+/// How a run's execution ended, and so which final state (if any) the executor proposed.
+public enum RunEnd: Sendable, Equatable {
+    case completed(String)
+    case failed(String)
+    case cancelled(String)
+    case crashed(String)
+    /// Suspended at a gate, or paused from the UI: the server holds the run; it comes back through the poll.
+    case released(String)
+    /// Graceful shutdown: put back to Scheduled "AwaitingRetry" so any worker continues it.
+    case handedBack(String)
+
+    public var message: String {
+        switch self {
+        case .completed(let m), .failed(let m), .cancelled(let m), .crashed(let m), .released(let m), .handedBack(let m): return m
+        }
+    }
+}
+
+/// Why a run's task is being stopped; set before the task is cancelled. `stopped()` wakes the waiter.
+public final class StopSignal: Sendable {
+    public enum Reason: Sendable { case cancelledByUser, shutdown }
+    private let reason = Mutex<Reason?>(nil)
+    private let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    public init() {
+        (stream, continuation) = AsyncStream<Void>.makeStream()
+    }
+
+    public func stop(_ r: Reason) {
+        let first = reason.withLock { current -> Bool in
+            guard current == nil else { return false }
+            current = r
+            return true
+        }
+        if first {
+            continuation.yield()
+            continuation.finish()
+        }
+    }
+
+    public var current: Reason? { reason.withLock { $0 } }
+
+    /// Returns once `stop` was called (or the calling task is cancelled).
+    public func stopped() async {
+        for await _ in stream { return }
+    }
+}
+
+/// Executes one flow run that is already Running: the five stages as task runs, gates as pauses.
+/// Stages never call Prefect; everything Prefect sees about a run goes through here.
+public struct RunExecutor: Sendable {
+    public enum Mode: Sendable {
+        /// Deployment runs are Suspended at gates; the worker lets go of them.
+        case worker
+        /// `autonomy run`: a blocking Paused state; this process waits for the answer.
+        case inProcess
+    }
+
+    let client: PrefectClient
+    let settings: Settings
+    let gates: [Gate]
+    let shipper: LogShipper
+    let notifier: Notifier
+    let sandbox: Sandbox
+    let http: HTTPClient
+    let mode: Mode
+    let logLevel: Logger.Level
+    let waitPollInterval: Duration
+
+    public init(client: PrefectClient, settings: Settings, gates: [Gate], shipper: LogShipper, notifier: Notifier, sandbox: Sandbox, http: HTTPClient, mode: Mode, logLevel: Logger.Level, waitPollInterval: Duration = .seconds(1)) {
+        self.client = client
+        self.settings = settings
+        self.gates = gates
+        self.shipper = shipper
+        self.notifier = notifier
+        self.sandbox = sandbox
+        self.http = http
+        self.mode = mode
+        self.logLevel = logLevel
+        self.waitPollInterval = waitPollInterval
+    }
+
+    public static let taskKeyPrefix = "autonomous-build."
+    static let maxAttemptsPerStage = 5
+
+    /// Runs to an end and proposes the matching final state. Never throws.
+    public func execute(_ run: FlowRun, stop: StopSignal) async -> RunEnd {
+        let log = shipper.logger(label: "autonomy.flow_run", flowRunID: run.id, level: logLevel)
+        log.info("executing flow run", metadata: ["flow_run.name": "\(run.name)", "ui": "\(PrefectConnection.runLink(settings, runID: run.id))"])
+        var end: RunEnd
+        do {
+            end = try await body(run, log: log)
+        } catch {
+            switch stop.current {
+            case .shutdown: end = .handedBack("Worker shut down before the run finished; handed back for any worker to continue")
+            case .cancelledByUser: end = .cancelled("Flow run was cancelled successfully.")
+            case nil where error is CancellationError: end = .cancelled("Flow run was cancelled successfully.")
+            case nil: end = .crashed("Worker failed while running the flow: \(error)")
+            }
+        }
+        let intended = end
+        end = await uncancelled { await finish(run, intended, log: log) }
+        await uncancelled { await shipper.flush() }
+        return end
+    }
+
+    // MARK: - The flow
+
+    private func body(_ run: FlowRun, log: Logger) async throws -> RunEnd {
+        let params: BuildParameters
+        do {
+            params = try BuildParameters(run.parameters)
+        } catch {
+            return .failed("Invalid parameters: \(error)")
+        }
+        let folder = RunFolder(stateDir: settings.stateDir, runID: run.id)
+        if !folder.exists, !(try await client.filterTaskRuns(flowRunID: run.id)).isEmpty {
+            return .crashed("The run folder \(folder.root) does not exist on this worker, but the run already started elsewhere: all workers of a pool must share state_dir (one host or a shared filesystem).")
+        }
+        try folder.create()
+        let deploymentName = run.deploymentID == nil ? nil : try? await client.readDeployment(id: run.deploymentID!)?.name
+        let trace = try TraceWriter(folder: folder, run: .init(flowRunID: run.id, flowRunName: run.name, deployment: deploymentName.map { "\(AutonomousBuild.flowName)/\($0)" }, parameters: params.json))
+        let providerName = params.provider ?? run.jobVariables?["provider"]?.stringValue ?? settings.llm.provider
+        let provider = try ProviderFactory.make(provider: providerName, settings: settings, http: http, logger: log)
+        let model = params.model ?? run.jobVariables?["model"]?.stringValue ?? settings.llm.model ?? provider.defaultModel
+        if providerName == "offline" { log.info("using the offline provider (no API key needed)") }
+        let testEnvironment = (run.jobVariables?["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+        let runCount = run.runCount ?? 1
+
+        var previousTaskRunID: String?
+        var previousEnd: Date?
+        var feedback: [StageName: String] = [:]
+        var rerun: Set<StageName> = []
+        var index = 0
+        stages: while index < AutonomousBuild.stages.count {
+            let stage = AutonomousBuild.stages[index]
+            try Task.checkCancellation()
+            let document = await trace.document
+            let entry: TraceEntry
+            if !rerun.contains(stage), let done = document.finished(stage: stage.rawValue, folder: folder, notBefore: previousEnd, runCount: params.fresh ? runCount : nil) {
+                let taskRun = try await client.createTaskRun(taskRunCreate(run: run, stage: stage, attempt: done.attempt ?? 1, upstream: previousTaskRunID))
+                previousTaskRunID = taskRun.id
+                entry = done
+                log.info("stage already finished; skipping", metadata: ["stage": "\(stage.rawValue)", "attempt": "\(done.attempt ?? 1)"])
+            } else {
+                rerun.remove(stage)
+                let attempt = document.attempts(stage: stage.rawValue) + 1
+                if attempt > Self.maxAttemptsPerStage {
+                    return .failed("Stage \(stage.rawValue) reached \(Self.maxAttemptsPerStage) attempts; stopping instead of revising again.")
+                }
+                let context = StageContext(
+                    folder: folder, trace: trace, stage: stage, attempt: attempt, project: params.project, templatesDir: settings.templatesDir,
+                    provider: provider, model: model, maxTokens: settings.llm.maxTokens, prices: settings.llm.prices, feedback: feedback[stage],
+                    testCommand: settings.test.command, testTimeout: settings.test.timeout, testEnvironment: testEnvironment, sandbox: sandbox, logger: log)
+                switch try await runStage(run, context: context, upstream: previousTaskRunID, runCount: runCount, log: log) {
+                case .done(let e, let taskRunID):
+                    entry = e
+                    previousTaskRunID = taskRunID
+                case .ended(let end):
+                    return end
+                }
+            }
+            previousEnd = entry.endedAt
+
+            let firings = GatePolicy.firings(after: stage, entry: entry, gates: gates, folder: folder, trace: await trace.document, budgetUSD: settings.budgetUSD)
+            for firing in firings {
+                let decision: Decision
+                if let recorded = GatePolicy.recorded(firing, folder: folder) {
+                    decision = recorded
+                } else if params.gates == .default {
+                    decision = try await record(Decision(
+                        gate: firing.gate.id, n: firing.n, stage: stage.rawValue, stageAttempt: firing.stageAttempt, question: firing.question,
+                        options: firing.gate.options, choice: firing.gate.defaultOption, comment: "", decidedBy: "auto", defaulted: true,
+                        answeredAt: Date(), flowRunID: run.id, pauseKey: firing.pauseKey, traceEntryID: firing.traceEntryID, promptSHA256: firing.promptSHA256), folder: folder, trace: trace, log: log)
+                } else {
+                    switch try await ask(run, firing: firing, deployment: deploymentName, folder: folder, trace: trace, log: log) {
+                    case .answered(let d): decision = d
+                    case .ended(let end): return end
+                    }
+                }
+                switch GatePolicy.effect(of: decision) {
+                case .proceed:
+                    continue
+                case .revise(let text):
+                    log.info("revising the stage at a person's request", metadata: ["stage": "\(stage.rawValue)", "gate": "\(firing.gate.id)"])
+                    feedback[stage] = text
+                    rerun.insert(stage)
+                    continue stages
+                case .abort(let reason):
+                    return .cancelled(reason)
+                }
+            }
+            index += 1
+        }
+        return try await conclude(run, folder: folder, trace: trace, log: log)
+    }
+
+    private enum StageResult {
+        case done(TraceEntry, taskRunID: String)
+        case ended(RunEnd)
+    }
+
+    func taskRunCreate(run: FlowRun, stage: StageName, attempt: Int, upstream: String?) -> TaskRunCreate {
+        TaskRunCreate(
+            name: "\(stage.rawValue)-\(attempt)", flowRunID: run.id, taskKey: Self.taskKeyPrefix + stage.rawValue,
+            dynamicKey: "\(stage.rawValue)-\(attempt)", tags: ["autonomy"],
+            taskInputs: upstream.map { ["wait_for": [.taskRun(id: $0)]] } ?? [:])
+    }
+
+    private func runStage(_ run: FlowRun, context: StageContext, upstream: String?, runCount: Int, log: Logger) async throws -> StageResult {
+        let stage = context.stage
+        let taskRun = try await client.createTaskRun(taskRunCreate(run: run, stage: stage, attempt: context.attempt, upstream: upstream))
+        var stageContext = context
+        stageContext.logger = shipper.logger(label: "autonomy.task_run.\(stage.rawValue)", flowRunID: run.id, taskRunID: taskRun.id, level: logLevel)
+        stageContext.logger[metadataKey: "stage"] = "\(stage.rawValue)"
+        while true {
+            switch try await client.setTaskRunState(id: taskRun.id, StateCreate(type: .running)) {
+            case .accept: break
+            case .wait(let delay, _):
+                try await Task.sleep(for: .milliseconds(Int64(min(delay, 30) * 1000)))
+                continue
+            case .reject(let state, let reason):
+                if state?.type == .paused {
+                    log.info("the flow run was paused from the UI; releasing it at the stage boundary", metadata: ["stage": "\(stage.rawValue)"])
+                    return .ended(.released("Paused from the Prefect UI before \(stage.rawValue); Resume continues from the finished stages"))
+                }
+                return .ended(.crashed("Prefect refused to start task run \(stage.rawValue)-\(context.attempt): \(reason)"))
+            case .abort(let reason):
+                let current = try await client.readFlowRun(id: run.id)
+                switch current.stateType {
+                case .cancelling, .cancelled: throw CancellationError()
+                case .paused: return .ended(.released("Paused from the Prefect UI before \(stage.rawValue)"))
+                default: return .ended(.crashed("Prefect refused to start task run \(stage.rawValue)-\(context.attempt): \(reason)"))
+                }
+            }
+            break
+        }
+        let started = Date()
+        stageContext.logger.info("stage started", metadata: ["attempt": "\(context.attempt)"])
+        do {
+            let outcome = try await Stages.run(stageContext)
+            let llm = outcome.llm
+            var entry = TraceEntry(
+                kind: .stage, stage: stage.rawValue, attempt: context.attempt, startedAt: started, endedAt: Date(), status: "completed",
+                message: outcome.summary, provider: llm?.provider, model: llm?.model, promptTemplate: llm?.promptTemplate,
+                promptSHA256: llm?.promptSHA256, responseSHA256: llm?.responseSHA256, inputs: outcome.inputs, outputs: outcome.outputs,
+                usage: llm?.usage, costUSD: llm?.costUSD, requestID: llm?.requestID)
+            entry.flowRunCount = runCount
+            try await context.trace.append(entry)
+            _ = try await client.setTaskRunState(id: taskRun.id, StateCreate(type: .completed, message: outcome.summary))
+            stageContext.logger.info("stage completed", metadata: ["summary": "\(outcome.summary)"])
+            return .done(entry, taskRunID: taskRun.id)
+        } catch {
+            if error is CancellationError || Task.isCancelled {
+                await uncancelled { _ = try? await client.setTaskRunState(id: taskRun.id, StateCreate(type: .cancelled, message: "The flow run was stopped."), force: true) }
+                throw CancellationError()
+            }
+            let message = "Stage \(stage.rawValue) failed: \(error)"
+            var entry = TraceEntry(kind: .stage, stage: stage.rawValue, attempt: context.attempt, startedAt: started, endedAt: Date(), status: "failed", message: message)
+            entry.flowRunCount = runCount
+            try? await context.trace.append(entry)
+            _ = try? await client.setTaskRunState(id: taskRun.id, StateCreate(type: .failed, message: message))
+            stageContext.logger.error("stage failed", metadata: ["error": "\(error)"])
+            return .ended(.failed(message))
+        }
+    }
+
+    /// Publishes the artifacts and decides Completed or Failed from the verification.
+    private func conclude(_ run: FlowRun, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> RunEnd {
+        let document = await trace.document
+        if let verification = try? folder.readText("tests/VERIFICATION.md") {
+            try await client.createArtifact(.markdown(key: "autonomy-verification", markdown: verification, description: "tests/VERIFICATION.md of \(run.name)", flowRunID: run.id))
+        }
+        try await client.createArtifact(.table(key: "autonomy-trace", rows: TraceTable.rows(document), description: "TRACE.json of \(run.name): one row per stage attempt", flowRunID: run.id))
+        let results = (try? folder.readText("tests/RESULTS.json")).flatMap { try? JSONValue.parse($0) }
+        let summary = results?["summary"]?.stringValue ?? "no test results"
+        if results?["passed"]?.boolValue == true {
+            return .completed("Build verified: tests passed (\(summary)).")
+        }
+        if let accepted = Decision.all(in: folder).last(where: { $0.stage == StageName.test.rawValue }), accepted.choice == "accept" {
+            return .completed("Build finished with failing tests accepted at gate \(accepted.gate) (\(summary)).")
+        }
+        return .failed("Tests failed (\(summary)); see tests/RESULTS.md and tests/VERIFICATION.md in \(folder.root).")
+    }
+
+    /// Proposes the final state matching `end` (force for Cancelled/Crashed, as Prefect's engine does).
+    private func finish(_ run: FlowRun, _ end: RunEnd, log: Logger) async -> RunEnd {
+        let link = PrefectConnection.runLink(settings, runID: run.id)
+        do {
+            switch end {
+            case .completed(let m):
+                let result = try await client.setFlowRunState(id: run.id, StateCreate(type: .completed, message: m))
+                if case .reject(let state, _) = result, state?.type == .cancelling {
+                    _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .cancelled, name: "Cancelled", message: "Flow run was cancelled successfully."), force: true)
+                    return .cancelled("Flow run was cancelled successfully.")
+                }
+                log.info("flow run completed", metadata: ["message": "\(m)"])
+                await notifier.send(.init(event: "completed", flowRunID: run.id, flowRunName: run.name, deployment: nil, state: "Completed", gate: nil, question: nil, url: link))
+            case .failed(let m):
+                _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .failed, message: m))
+                log.error("flow run failed", metadata: ["message": "\(m)"])
+                await notifier.send(.init(event: "failed", flowRunID: run.id, flowRunName: run.name, deployment: nil, state: "Failed", gate: nil, question: m, url: link))
+            case .cancelled(let m):
+                _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .cancelled, name: "Cancelled", message: m), force: true)
+                log.info("flow run cancelled", metadata: ["message": "\(m)"])
+            case .crashed(let m):
+                _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .crashed, name: "Crashed", message: m), force: true)
+                log.error("flow run crashed", metadata: ["message": "\(m)"])
+                await notifier.send(.init(event: "failed", flowRunID: run.id, flowRunName: run.name, deployment: nil, state: "Crashed", gate: nil, question: m, url: link))
+            case .handedBack(let m):
+                let state = StateCreate(type: .scheduled, name: "AwaitingRetry", message: m, details: StateDetails(scheduledTime: Date()))
+                _ = try await client.setFlowRunState(id: run.id, state, force: true)
+                log.warning("flow run handed back", metadata: ["message": "\(m)"])
+            case .released(let m):
+                log.info("flow run released", metadata: ["message": "\(m)"])
+            }
+        } catch {
+            log.error("could not report the run's final state", metadata: ["error": "\(error)", "intended": "\(end)"])
+        }
+        return end
+    }
+}
+
+/// Runs `body` in a task that is not cancelled, so clean-up calls still reach the server after the
+/// run's own task was cancelled.
+func uncancelled<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
+    await Task { await body() }.value
+}
+
+/// The rows of the TRACE table artifact: one per stage attempt.
+public enum TraceTable {
+    public static func rows(_ document: TraceDocument) -> [[String: JSONValue]] {
+        document.entries.filter { $0.kind == .stage }.map { e in
+            let duration = e.endedAt.map { String(format: "%.2f", $0.timeIntervalSince(e.startedAt)) } ?? ""
+            return [
+                "stage": .string(e.stage ?? ""), "attempt": .int(e.attempt ?? 0), "status": .string(e.status ?? ""),
+                "model": .string(e.model ?? "-"), "input_tokens": .int(e.usage?.inputTokens ?? 0), "output_tokens": .int(e.usage?.outputTokens ?? 0),
+                "cost_usd": .string(e.costUSD.map { String(format: "%.4f", $0) } ?? "-"), "duration_s": .string(duration),
+                "prompt_sha256": .string(e.promptSHA256.map { String($0.prefix(12)) } ?? "-"),
+                "outputs": .string(e.outputs.map(\.path).joined(separator: ", ")),
+            ]
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import AutonomyFlow
+import Engine
+import Foundation
+import HTTP
+import Logging
+import PrefectAPI
+import Tasks
+
+/// The object graph shared by `autonomy worker`, `run` and `deploy`, built from resolved settings.
+public struct Runtime: Sendable {
+    public let settings: Settings
+    public let report: ProjectValidator.Report
+    public let client: PrefectClient
+    public let http: HTTPClient
+    public let shipper: LogShipper
+    public let notifier: Notifier
+    public let registration: Registration
+    public let logger: Logger
+
+    /// Validates every file first (errors → exit 64), then connects.
+    public init(settings: Settings, logger: Logger) throws {
+        self.settings = settings
+        self.report = try ProjectValidator(settings: settings).validate()
+        for warning in report.warnings { logger.warning("\(warning)") }
+        self.logger = logger
+        self.client = PrefectConnection.client(settings, logger: logger)
+        self.http = HTTPClient(configuration: .init(connectTimeout: .seconds(10), timeout: settings.llm.timeout), logger: logger)
+        self.shipper = LogShipper(client: client, logger: logger)
+        self.notifier = Notifier(webhooks: settings.webhooks, http: http, logger: logger)
+        self.registration = Registration(client: client, settings: settings, deployments: report.deployments, logger: logger)
+    }
+
+    public func executor(mode: RunExecutor.Mode, logLevel: Logger.Level) -> RunExecutor {
+        let sandbox = Sandbox.detect()
+        logger.info("test sandbox", metadata: ["mode": "\(sandbox.mode.rawValue)", "protections": "\(sandbox.protections.joined(separator: "; "))"])
+        return RunExecutor(client: client, settings: settings, gates: report.gates, shipper: shipper, notifier: notifier, sandbox: sandbox, http: http, mode: mode, logLevel: logLevel)
+    }
+
+    public func worker(options: WorkerService.Options, mode: RunExecutor.Mode = .worker) -> WorkerService {
+        WorkerService(settings: settings, client: client, registration: registration, executor: executor(mode: mode, logLevel: options.logLevel), shipper: shipper, options: options, logger: logger)
+    }
+}

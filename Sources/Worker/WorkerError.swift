@@ -1,0 +1,19 @@
+/// Errors of the worker service.
+public struct WorkerError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        let raw: String
+        /// The Prefect API stayed unreachable longer than `worker.api_unreachable_exit_after` (exit 69).
+        public static let apiUnreachable = Code(raw: "api-unreachable")
+        public var description: String { raw }
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Engine
+import Foundation
+import JSON
+import Worker
+
+struct TraceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Summarise a run's TRACE.json: stage, attempt, model, tokens, cost, duration, prompt hash, outputs.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The run's id (or name, looked up through the API).") var run: String
+    @Flag(help: "Print TRACE.json itself.") var json = false
+
+    func run() async throws {
+        do {
+            let settings = try global.settings()
+            var id = run
+            if !RunFolder(stateDir: settings.stateDir, runID: id).exists {
+                id = try await Lookup.runID(run, client: PrefectConnection.client(settings, logger: try global.logger(), retries: 1))
+            }
+            let folder = RunFolder(stateDir: settings.stateDir, runID: id)
+            guard let document = try TraceWriter.read(folder: folder) else {
+                throw CLIError(status: .usage, message: "no TRACE.json for run \(run) under \(settings.stateDir)/runs (is state_dir shared with the worker that ran it?)")
+            }
+            if json {
+                print(String(decoding: try JSONCoding.prettyEncoder.encode(document), as: UTF8.self))
+                return
+            }
+            print(Self.table(document))
+        } catch {
+            throw ErrorReport.exit(for: error)
+        }
+    }
+
+    static func table(_ document: TraceDocument) -> String {
+        let header = ["stage", "attempt", "kind", "status", "model", "tokens in/out", "cost $", "seconds", "prompt sha256", "outputs"]
+        var rows: [[String]] = []
+        for e in document.entries {
+            let seconds = e.endedAt.map { String(format: "%.2f", $0.timeIntervalSince(e.startedAt)) } ?? "-"
+            let tokens = e.usage.map { "\($0.inputTokens)/\($0.outputTokens)" } ?? "-"
+            let outputs = e.outputs.map(\.path).joined(separator: ", ")
+            rows.append([e.stage ?? "-", e.attempt.map(String.init) ?? "-", e.kind.rawValue, e.status ?? "-", e.model ?? "-", tokens, e.costUSD.map { String(format: "%.4f", $0) } ?? "-", seconds, e.promptSHA256.map { String($0.prefix(12)) } ?? "-", outputs.count > 60 ? String(outputs.prefix(57)) + "..." : outputs])
+        }
+        let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
+        func line(_ cells: [String]) -> String { cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ").trimmingCharacters(in: .whitespaces) }
+        var out = "run \(document.run.flowRunName ?? document.run.flowRunID) (\(document.run.flowRunID))\n"
+        out += line(header) + "\n" + line(widths.map { String(repeating: "-", count: $0) }) + "\n"
+        out += rows.map(line).joined(separator: "\n")
+        let cost = document.totalCostUSD
+        out += "\ntotal cost: $\(String(format: "%.4f", cost))"
+        return out
+    }
+}
