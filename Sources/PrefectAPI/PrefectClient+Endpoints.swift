@@ -191,6 +191,7 @@ extension PrefectClient {
     }
 
     public func readLogs(flowRunID: String, limit: Int = 200) async throws -> [LogEntry] {
+        let limit = min(limit, 200)  // the server's maximum
         let body: JSONValue = ["logs": ["flow_run_id": ["any_": [.string(flowRunID)]]], "sort": "TIMESTAMP_ASC", "limit": .int(limit)]
         return try decode([LogEntry].self, try await call(.post, "/logs/filter", body: encode(body)), "/logs/filter")
     }

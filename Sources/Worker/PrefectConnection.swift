@@ -8,11 +8,13 @@ import PrefectAPI
 public enum PrefectConnection {
     public static let defaultAPIURL = "http://127.0.0.1:4200/api"
 
-    public static func client(_ settings: Settings, logger: Logger, retries: Int = 5) -> PrefectClient {
+    /// Retries (408/429/502/503, transport errors) back off 0.5 s, 1 s, 2 s, 2 s…: a worker notices an
+    /// unreachable API within seconds and applies `worker.api_unreachable_exit_after` itself.
+    public static func client(_ settings: Settings, logger: Logger, retries: Int = 4) -> PrefectClient {
         let http = HTTPClient(
             configuration: .init(
                 connectTimeout: .seconds(5), timeout: .seconds(60), caBundle: settings.prefect.caBundle,
-                retry: RetryPolicy(maxRetries: retries, baseDelay: .milliseconds(500), maxDelay: .seconds(10)),
+                retry: RetryPolicy(maxRetries: retries, baseDelay: .milliseconds(500), maxDelay: .seconds(2)),
                 userAgent: "autonomy-engine/\(AutonomyVersion.string) (prefect API \(PrefectClient.apiVersion))"),
             logger: logger)
         return PrefectClient(

@@ -20,7 +20,7 @@ extension RunExecutor {
 
     /// Pauses the run at a gate: Suspended (worker, deployment runs; the worker lets go) or a blocking
     /// Paused (`autonomy run`). A key that already fired means the answer is in: read it.
-    func ask(_ run: FlowRun, firing: GateFiring, deployment: String?, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> AskResult {
+    func ask(_ run: FlowRun, firing: GateFiring, deployment: String?, folder: RunFolder, trace: TraceWriter, log: Logger, stop: StopSignal) async throws -> AskResult {
         let suspend = mode == .worker && run.deploymentID != nil
         let name = suspend ? "Suspended" : "Paused"
         let keyset = RunInputKeyset(base: "\(name.lowercased())-\(firing.pauseKey)")
@@ -51,7 +51,7 @@ extension RunExecutor {
             if suspend {
                 return .ended(.released("Suspended at gate \(firing.gate.id); Resume in the Prefect UI continues the build"))
             }
-            return try await waitForAnswer(run, firing: firing, keyset: keyset, deadline: deadline, folder: folder, trace: trace, log: log)
+            return try await waitForAnswer(run, firing: firing, keyset: keyset, deadline: deadline, folder: folder, trace: trace, log: log, stop: stop)
         case .reject(let current, let reason):
             guard current?.type == .running else {
                 return .ended(.crashed("Prefect refused to pause at gate \(firing.gate.id): \(reason)"))
@@ -69,10 +69,16 @@ extension RunExecutor {
     }
 
     /// A blocking pause: poll the run (cheaply) until it is resumed, fails, or is cancelled.
-    private func waitForAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, deadline: Date?, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> AskResult {
+    private func waitForAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, deadline: Date?, folder: RunFolder, trace: TraceWriter, log: Logger, stop: StopSignal) async throws -> AskResult {
         var resumedByDeadline = false
         while true {
-            try await Task.sleep(for: waitPollInterval)
+            do {
+                try await Task.sleep(for: waitPollInterval)
+            } catch {
+                // Stopped while waiting: the pause stays on the server; `autonomy run --attach` continues it.
+                if stop.current == .shutdown { return .ended(.released("Left waiting at gate \(firing.gate.id); continue with: autonomy run --attach \(run.id)")) }
+                throw error
+            }
             let current = try await client.readFlowRun(id: run.id)
             switch current.stateType {
             case .running:

@@ -101,7 +101,7 @@ public struct RunExecutor: Sendable {
         log.info("executing flow run", metadata: ["flow_run.name": "\(run.name)", "ui": "\(PrefectConnection.runLink(settings, runID: run.id))"])
         var end: RunEnd
         do {
-            end = try await body(run, log: log)
+            end = try await body(run, log: log, stop: stop)
         } catch {
             switch stop.current {
             case .shutdown: end = .handedBack("Worker shut down before the run finished; handed back for any worker to continue")
@@ -118,7 +118,7 @@ public struct RunExecutor: Sendable {
 
     // MARK: - The flow
 
-    private func body(_ run: FlowRun, log: Logger) async throws -> RunEnd {
+    private func body(_ run: FlowRun, log: Logger, stop: StopSignal) async throws -> RunEnd {
         let params: BuildParameters
         do {
             params = try BuildParameters(run.parameters)
@@ -185,7 +185,7 @@ public struct RunExecutor: Sendable {
                         options: firing.gate.options, choice: firing.gate.defaultOption, comment: "", decidedBy: "auto", defaulted: true,
                         answeredAt: Date(), flowRunID: run.id, pauseKey: firing.pauseKey, traceEntryID: firing.traceEntryID, promptSHA256: firing.promptSHA256), folder: folder, trace: trace, log: log)
                 } else {
-                    switch try await ask(run, firing: firing, deployment: deploymentName, folder: folder, trace: trace, log: log) {
+                    switch try await ask(run, firing: firing, deployment: deploymentName, folder: folder, trace: trace, log: log, stop: stop) {
                     case .answered(let d): decision = d
                     case .ended(let end): return end
                     }

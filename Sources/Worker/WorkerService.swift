@@ -58,7 +58,18 @@ public final class WorkerService: Service, Sendable {
             loops.addTask { await self.watchLoop() }
             try await withThrowingDiscardingTaskGroup { runs in
                 try await self.pollLoop(runs: &runs)
-                await self.drain()
+                if options.onlyRun != nil || options.runOnce {
+                    // Let the claimed run(s) finish; a shutdown signal meanwhile starts the usual drain.
+                    while await registry.count > 0 {
+                        if Task.isShuttingDownGracefully {
+                            await self.drain()
+                            break
+                        }
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                } else {
+                    await self.drain()
+                }
             }
             loops.cancelAll()
         }

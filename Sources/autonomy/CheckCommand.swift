@@ -20,8 +20,8 @@ struct CheckCommand: AsyncParsableCommand {
             let logger = try global.logger()
             let settings = try global.settings()
             let report = try ProjectValidator(settings: settings).validate()
-            for line in report.checked { print("ok: \(line)") }
-            for warning in report.warnings { print("warning: \(warning)") }
+            for line in report.checked { emit("ok: \(line)") }
+            for warning in report.warnings { emit("warning: \(warning)") }
             guard !offline else { return }
             let client = PrefectConnection.client(settings, logger: logger, retries: 1)
             let version = try await client.serverVersion()
@@ -30,18 +30,18 @@ struct CheckCommand: AsyncParsableCommand {
             if let major = parts.first, major < 3 {
                 throw CLIError(status: .unreachable, message: "Prefect server \(version) at \(api) is too old: this worker needs Prefect 3.x (3.9 tested).")
             }
-            print("ok: Prefect server \(version) at \(api)")
+            emit("ok: Prefect server \(version) at \(api)")
             if !(parts.count >= 2 && parts[0] == 3 && parts[1] == 9) {
-                print("warning: Prefect server \(version) is not 3.9.x, the version this worker is tested with")
+                emit("warning: Prefect server \(version) is not 3.9.x, the version this worker is tested with")
             }
             if let pool = try await client.readWorkPool(name: settings.prefect.workPool) {
                 if pool.type != "swift" {
-                    print("warning: work pool '\(pool.name)' has type '\(pool.type)', not 'swift': Python workers may take its runs")
+                    emit("warning: work pool '\(pool.name)' has type '\(pool.type)', not 'swift': Python workers may take its runs")
                 } else {
-                    print("ok: work pool '\(pool.name)' (type swift)")
+                    emit("ok: work pool '\(pool.name)' (type swift)")
                 }
             } else {
-                print("ok: work pool '\(settings.prefect.workPool)' does not exist yet; `autonomy worker` or `autonomy deploy` creates it")
+                emit("ok: work pool '\(settings.prefect.workPool)' does not exist yet; `autonomy worker` or `autonomy deploy` creates it")
             }
         } catch {
             throw ErrorReport.exit(for: error)

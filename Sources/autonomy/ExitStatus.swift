@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import PrefectAPI
+import Worker
 
 /// The process exit codes (README: "Exit codes").
 enum ExitStatus: Int32 {
@@ -47,6 +48,8 @@ enum ErrorReport {
             case .server: return (.unreachable, e.message)
             default: return (.runFailed, e.message)
             }
+        case let e as WorkerError:
+            return (e.code == .apiUnreachable ? .unreachable : .runFailed, e.message)
         case let e as ValidationError: return (.usage, e.message)
         default: return (.runFailed, "\(error)")
         }

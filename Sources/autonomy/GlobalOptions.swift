@@ -39,3 +39,9 @@ enum LoggingBootstrap {
         }
     }
 }
+
+/// Writes one line to standard output at once (stdout is block-buffered when it is a file or pipe,
+/// and a line printed before a long wait must be seen).
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

@@ -35,7 +35,7 @@ struct ResumeCommand: AsyncParsableCommand {
             input["decided_by"] = .string(decidedBy ?? ProcessInfo.processInfo.environment["USER"] ?? "terminal")
             switch try await client.resumeFlowRun(id: id, runInput: .object(input)) {
             case .accept(let state):
-                print("resumed \(flowRun.name): \(state.displayName)")
+                emit("resumed \(flowRun.name): \(state.displayName)")
             case .reject(_, let reason), .abort(let reason):
                 throw CLIError(status: .rejected, message: reason)
             case .wait(_, let reason):
@@ -49,7 +49,7 @@ struct ResumeCommand: AsyncParsableCommand {
     func listWaiting(_ client: PrefectClient, _ settings: Settings) async throws {
         let runs = try await client.filterFlowRuns(FlowRunFilter(stateTypes: [.paused], workPoolNames: [settings.prefect.workPool], limit: 200))
         if runs.isEmpty {
-            print("no run of pool \(settings.prefect.workPool) is waiting at a gate")
+            emit("no run of pool \(settings.prefect.workPool) is waiting at a gate")
             return
         }
         for run in runs {
@@ -58,9 +58,9 @@ struct ResumeCommand: AsyncParsableCommand {
             if let key, let schema = try? await client.readInput(flowRunID: run.id, key: key).flatMap({ try? JSONValue.parse($0) }) {
                 options = (schema["properties"]?["choice"]?["enum"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: "|")
             }
-            print("\(run.name)\t\(run.id)\tgate \(run.state?.stateDetails?.pauseKey ?? "?")\t\(run.state?.displayName ?? "")\t\(options)")
-            print("  \(PrefectConnection.runLink(settings, runID: run.id))")
-            print("  autonomy resume \(run.id) --choice \(options.split(separator: "|").first ?? "<option>")")
+            emit("\(run.name)\t\(run.id)\tgate \(run.state?.stateDetails?.pauseKey ?? "?")\t\(run.state?.displayName ?? "")\t\(options)")
+            emit("  \(PrefectConnection.runLink(settings, runID: run.id))")
+            emit("  autonomy resume \(run.id) --choice \(options.split(separator: "|").first ?? "<option>")")
         }
     }
 }

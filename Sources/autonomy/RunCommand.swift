@@ -50,14 +50,14 @@ struct RunCommand: AsyncParsableCommand {
                 // Created Pending: no polling worker can take it; this process runs it.
                 let run = try await client.createFlowRun(deploymentID: d.id, DeploymentFlowRunCreate(parameters: parameters, state: StateCreate(type: .pending, message: "Running in-process (autonomy run)")))
                 runID = run.id
-                print("flow run \(run.name) (\(run.id))")
+                emit("flow run \(run.name) (\(run.id))")
             }
-            print("open: \(PrefectConnection.runLink(settings, runID: runID))")
+            emit("open: \(PrefectConnection.runLink(settings, runID: runID))")
             var options = WorkerService.Options()
             options.onlyRun = runID
             options.logLevel = logger.logLevel
             let worker = runtime.worker(options: options, mode: .inProcess)
-            let group = ServiceGroup(configuration: .init(services: [ServiceGroupConfiguration.ServiceConfiguration(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let group = ServiceGroup(configuration: .init(services: [ServiceGroupConfiguration.ServiceConfiguration(service: worker, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
             try await exit(for: runID, client: client)
         } catch let code as ExitCode {
@@ -75,7 +75,7 @@ struct RunCommand: AsyncParsableCommand {
             switch run.stateType {
             case .paused:
                 if !told {
-                    print("run \(run.name) waits at a gate: answer in \(PrefectConnection.runLink(settings, runID: id)) or with: autonomy resume \(id) --choice <option>")
+                    emit("run \(run.name) waits at a gate: answer in \(PrefectConnection.runLink(settings, runID: id)) or with: autonomy resume \(id) --choice <option>")
                     told = true
                 }
                 try await Task.sleep(for: .seconds(1))
@@ -88,7 +88,7 @@ struct RunCommand: AsyncParsableCommand {
     func exit(for runID: String, client: PrefectClient) async throws {
         let run = try await client.readFlowRun(id: runID)
         let state = run.state?.displayName ?? "?"
-        print("flow run \(run.name): \(state)\(run.state?.message.map { " — \($0)" } ?? "")")
+        emit("flow run \(run.name): \(state)\(run.state?.message.map { " — \($0)" } ?? "")")
         switch run.stateType {
         case .completed: return
         case .cancelled, .cancelling: throw ExitCode(ExitStatus.cancelled.rawValue)

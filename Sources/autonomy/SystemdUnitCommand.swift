@@ -21,7 +21,7 @@ struct SystemdUnitCommand: AsyncParsableCommand {
             guard binary.hasPrefix("/") else { throw CLIError.usage("ExecStart needs an absolute path; pass --executable /path/to/autonomy") }
             let unit = SystemdUnit.render(executable: binary, configFile: settings.configFile, settings: settings, user: user)
             guard install else {
-                print(unit, terminator: "")
+                FileHandle.standardOutput.write(Data(unit.utf8))
                 return
             }
             let base = (root ?? "") + "/etc/systemd/system"
@@ -30,17 +30,17 @@ struct SystemdUnitCommand: AsyncParsableCommand {
             try RunFolder.atomicWrite(Data(unit.utf8), to: path)
             let envDir = (root ?? "") + "/etc/autonomy"
             try FileManager.default.createDirectory(atPath: envDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            print("wrote \(path)")
-            print("put secrets in \(envDir)/<worker-name>.env (mode 0600)")
+            emit("wrote \(path)")
+            emit("put secrets in \(envDir)/<worker-name>.env (mode 0600)")
             if root == nil, FileManager.default.fileExists(atPath: "/run/systemd/system") {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: "/bin/systemctl")
                 p.arguments = ["daemon-reload"]
                 try p.run()
                 p.waitUntilExit()
-                print("systemctl daemon-reload done; start with: systemctl enable --now autonomy-worker@\(settings.worker.name)")
+                emit("systemctl daemon-reload done; start with: systemctl enable --now autonomy-worker@\(settings.worker.name)")
             } else {
-                print("systemd is not running here: no systemctl call made")
+                emit("systemd is not running here: no systemctl call made")
             }
         } catch {
             throw ErrorReport.exit(for: error)

@@ -25,10 +25,10 @@ struct TraceCommand: AsyncParsableCommand {
                 throw CLIError(status: .usage, message: "no TRACE.json for run \(run) under \(settings.stateDir)/runs (is state_dir shared with the worker that ran it?)")
             }
             if json {
-                print(String(decoding: try JSONCoding.prettyEncoder.encode(document), as: UTF8.self))
+                emit(String(decoding: try JSONCoding.prettyEncoder.encode(document), as: UTF8.self))
                 return
             }
-            print(Self.table(document))
+            emit(Self.table(document))
         } catch {
             throw ErrorReport.exit(for: error)
         }

@@ -34,7 +34,7 @@ struct WorkerCommand: AsyncParsableCommand {
             options.logLevel = logger.logLevel
             let worker = runtime.worker(options: options)
             let group = ServiceGroup(configuration: .init(
-                services: [ServiceGroupConfiguration.ServiceConfiguration(service: worker)],
+                services: [ServiceGroupConfiguration.ServiceConfiguration(service: worker, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [.sigquit], logger: logger))
             try await group.run()
         } catch {
@@ -56,9 +56,9 @@ struct DeployCommand: AsyncParsableCommand {
             let logger = try global.logger("autonomy.deploy")
             let runtime = try Runtime(settings: try global.settings(), logger: logger)
             for d in try await runtime.registration.registerDeployments(onlyPool: nil) {
-                print("registered \(d.name) (id \(d.id)) on pool \(d.pool)")
+                emit("registered \(d.name) (id \(d.id)) on pool \(d.pool)")
             }
-            print("start a build with: prefect deployment run '\(runtime.report.deployments.deployments.first.map { "autonomous-build/\($0.name)" } ?? "autonomous-build/default")'")
+            emit("start a build with: prefect deployment run '\(runtime.report.deployments.deployments.first.map { "autonomous-build/\($0.name)" } ?? "autonomous-build/default")'")
         } catch {
             throw ErrorReport.exit(for: error)
         }

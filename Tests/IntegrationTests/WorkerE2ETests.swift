@@ -1,0 +1,350 @@
+import Foundation
+import JSON
+import PrefectAPI
+import Testing
+
+@Suite("Prefect integration: worker end to end", .serialized)
+struct WorkerE2ETests {
+    @Test func deploymentRunCompletesWithGraphLogsAndArtifacts() async throws {
+        let project = try TestProject(deployment: "default")
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        let runID = try await project.prefectRun(["--param", "gates=default"])
+        let run = try await project.waitFinal(runID)
+        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+        #expect(run.state?.message?.hasPrefix("Build verified: tests passed") == true)
+        #expect(run.label("prefect.worker.type") == "swift")
+        #expect(run.infrastructurePID?.contains(":") == true)
+
+        let tasks = try await project.client.filterTaskRuns(flowRunID: runID)
+        #expect(Set(tasks.map(\.name)) == ["bootstrap-1", "design-1", "implement-1", "test-1", "verify-1"])
+        #expect(tasks.allSatisfy { $0.stateType == .completed })
+        let graph = try await project.client.graph(flowRunID: runID)
+        let nodes = graph["nodes"]?.arrayValue ?? []
+        let edges = nodes.compactMap { $0.arrayValue?.last?["parents"]?.arrayValue?.count }.reduce(0, +)
+        #expect(nodes.count == 5)
+        #expect(edges == 4)
+
+        let artifacts = try await project.client.artifacts(flowRunID: runID)
+        #expect(artifacts.first { $0.type == "markdown" }?.data?.stringValue?.contains("Verdict: PASS") == true)
+        let table = try JSONValue.parse(artifacts.first { $0.type == "table" }?.data?.stringValue ?? "")
+        #expect(table.arrayValue?.count == 5)
+
+        try await Task.sleep(for: .seconds(2))  // the log shipper flushes about every second
+        let logs = try await project.client.readLogs(flowRunID: runID)
+        #expect(logs.contains { $0.message.hasPrefix("stage completed") && $0.taskRunID != nil })
+        let cli = try await project.prefectCLI(["flow-run", "logs", runID])
+        #expect(cli.status == 0)
+        #expect(cli.stdout.contains("tests finished"))
+
+        let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
+        #expect(decision["decided_by"] == "auto")
+        #expect(decision["defaulted"] == true)
+        #expect(try project.stageEntries(runID).count == 5)
+    }
+
+    @Test func parametersJobVariablesAndRejectedParameters() async throws {
+        let project = try TestProject()
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        let runID = try await project.prefectRun(["--param", "gates=default", "--param", "project=example", "--job-variable", "model=offline-custom"])
+        let run = try await project.waitFinal(runID)
+        #expect(run.stateType == .completed)
+        #expect(run.parameters["gates"] == "default")
+        let llm = (try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" }
+        #expect(!llm.isEmpty)
+        #expect(llm.allSatisfy { $0["model"] == "offline-custom" })
+        #expect(try project.trace(runID)["run"]?["parameters"]?["gates"] == "default")
+
+        let bad = try await project.prefectCLI(["deployment", "run", "autonomous-build/\(project.deployment)", "--param", "gates=sometimes"])
+        #expect(bad.status != 0)
+        #expect((bad.stdout + bad.stderr).contains("'sometimes' is not one of ['ask', 'default']"))
+        let unknown = try await project.prefectCLI(["deployment", "run", "autonomous-build/\(project.deployment)", "--param", "colour=red"])
+        #expect(unknown.status != 0)
+
+        let missing = try await project.prefectRun(["--param", "project=nope", "--param", "gates=default"])
+        let failed = try await project.waitFinal(missing)
+        #expect(failed.stateType == .failed)
+        #expect(failed.state?.message?.contains("project 'nope' has no folder templates/inputs/nope; available: example") == true)
+    }
+
+    @Test func gateSuspendsResumeFormValidatesAndReviseAddsAnAttempt() async throws {
+        let hook = try FixtureServer(script: "fake_llm_server.py")
+        defer { hook.stop() }
+        let project = try TestProject(config: """
+            notifications:
+              webhooks:
+                - url: \(hook.base)/hook/waiting
+                  events: [waiting, completed]
+                - url: http://127.0.0.1:1/dead
+            """)
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        let runID = try await project.prefectRun()
+        let paused = try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
+        #expect(paused.stateName == "Suspended")
+        let details = try #require(paused.state?.stateDetails)
+        #expect(details.pauseKey == "design-review-1")
+        #expect(details.pauseReschedule == true)
+        #expect(details.runInputKeyset == RunInputKeyset(base: "suspended-design-review-1"))
+        let schema = try JSONValue.parse(try #require(try await project.client.readInput(flowRunID: runID, key: "suspended-design-review-1-schema")))
+        #expect(schema["additionalProperties"] == false)
+        #expect(schema["required"] == ["choice"])
+        #expect(schema["properties"]?["choice"]?["enum"] == ["approve", "revise", "abort"])
+        #expect(schema["properties"]?["choice"]?["default"] == "approve")
+        #expect(schema["properties"]?["comment"]?["default"] == "")
+        #expect(schema["properties"]?["decided_by"]?["type"] == "string")
+        let description = try JSONValue.parse(try #require(try await project.client.readInput(flowRunID: runID, key: "suspended-design-review-1-description")))
+        #expect(description.stringValue?.contains("digit-only tokens") == true)
+
+        // The worker let go: nothing of this pool is running while the run waits.
+        #expect(try await project.client.filterFlowRuns(FlowRunFilter(stateTypes: [.running], workPoolNames: [project.pool])).isEmpty)
+
+        let rejected = try await project.autonomy(["resume", runID, "--choice", "maybe"])
+        #expect(rejected.status == 65)
+        #expect(rejected.stderr.contains("Reason: Validation failed for field 'choice'. Failure reason: 'maybe' is not one of ['approve', 'revise', 'abort']"))
+        #expect(try await project.client.readFlowRun(id: runID).stateType == .paused)
+
+        let list = try await project.autonomy(["resume", "--list"])
+        #expect(list.stdout.contains(runID))
+        #expect(list.stdout.contains("approve|revise|abort"))
+
+        let ok = try await project.autonomy(["resume", runID, "--choice", "revise", "--comment", "Count digit-only tokens as words.", "--decided-by", "alice"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let run = try await project.waitFinal(runID)
+        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+
+        let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
+        for key in ["gate", "n", "question", "options", "choice", "comment", "decided_by", "defaulted", "answered_at", "flow_run_id", "pause_key", "trace_entry_id", "prompt_sha256"] {
+            #expect(decision[key] != nil, "decision lacks \(key)")
+        }
+        #expect(decision["choice"] == "revise")
+        #expect(decision["comment"] == "Count digit-only tokens as words.")
+        #expect(decision["decided_by"] == "alice")
+        #expect(decision["defaulted"] == false)
+        #expect(decision["pause_key"] == "design-review-1")
+        let architecture = try String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/designs/ARCHITECTURE.md", encoding: .utf8)
+        #expect(architecture.contains("Count digit-only tokens as words."))
+        let names = try await project.client.filterTaskRuns(flowRunID: runID).map(\.name).sorted()
+        #expect(names == ["bootstrap-1", "design-1", "design-2", "implement-1", "test-1", "verify-1"])
+        #expect((try project.trace(runID)["entries"]?.arrayValue ?? []).contains { $0["kind"] == "decision" && $0["decision_ref"] == "decisions/design-review-1.json" })
+
+        let hooks = try JSONValue.parse(try await HTTPFetch.get(hook.base + "/requests")).arrayValue ?? []
+        let waiting = try #require(hooks.first { $0["body"]?["event"] == "waiting" })
+        #expect(waiting["body"]?["flow_run_id"]?.stringValue == runID)
+        #expect(waiting["body"]?["gate"] == "design-review")
+        #expect(waiting["body"]?["url"]?.stringValue?.hasSuffix("/runs/flow-run/\(runID)") == true)
+        #expect(hooks.contains { $0["body"]?["event"] == "completed" })
+    }
+
+    @Test func abortAnswerEndsTheRunCancelled() async throws {
+        let project = try TestProject()
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        let runID = try await project.prefectRun()
+        try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
+        let result = try await project.client.resumeFlowRun(id: runID, runInput: ["choice": "abort", "comment": "not now"])
+        #expect(result.acceptedState?.type == .scheduled)
+        let run = try await project.waitFinal(runID)
+        #expect(run.stateType == .cancelled)
+        #expect(run.state?.message == "aborted at gate design-review: not now")
+    }
+
+    @Test func cancelWhileTestsRunStopsEveryDescendant() async throws {
+        let marker = "autonomy-cancel-\(UUID().uuidString.prefix(8))"
+        let project = try TestProject(testCommand: "sh -c 'sleep 300 # \(marker)' & sleep 301 # \(marker)")
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        let runID = try await project.prefectRun(["--param", "gates=default"])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if try await project.client.filterTaskRuns(flowRunID: runID).contains(where: { $0.name == "test-1" && $0.stateType == .running }), try await pgrep(marker) > 0 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try await pgrep(marker) > 0)
+        let start = ContinuousClock.now
+        let cancel = try await project.prefectCLI(["flow-run", "cancel", runID])
+        #expect(cancel.status == 0, "\(cancel.stdout)\(cancel.stderr)")
+        let run = try await project.waitFinal(runID, timeout: .seconds(20))
+        #expect(run.stateType == .cancelled)
+        #expect(ContinuousClock.now - start < .seconds(5))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await pgrep(marker) == 0)
+        let test = try await project.client.filterTaskRuns(flowRunID: runID).first { $0.name == "test-1" }
+        #expect(test?.stateType == .cancelled)
+    }
+
+    @Test func twoWorkersTenRunsEachExecutedOnce() async throws {
+        let project = try TestProject()
+        try await project.startWorker(name: "alpha")
+        try await project.startWorker(name: "beta")
+        defer { Task { await project.stopWorkers() } }
+        var runs: [String] = []
+        for _ in 0..<10 { runs.append(try await project.prefectRun(["--param", "gates=default"])) }
+        var workersSeen = Set<String>()
+        for id in runs {
+            let run = try await project.waitFinal(id, timeout: .seconds(120))
+            #expect(run.stateType == .completed)
+            workersSeen.insert(run.label("prefect.worker.name") ?? "?")
+            // Counted from TRACE.json, not from claims: each stage ran exactly once.
+            let entries = try project.stageEntries(id)
+            #expect(entries.count == 5, "run \(id) has \(entries.count) stage executions")
+            #expect(Set(entries.compactMap { $0["stage"]?.stringValue }).count == 5)
+        }
+        #expect(workersSeen.isSubset(of: ["alpha", "beta"]))
+    }
+
+    @Test func sigtermHandsBackAndRestartContinues() async throws {
+        let project = try TestProject(testCommand: "sleep 30")
+        let worker = try await project.startWorker(name: "steady")
+        let runID = try await project.prefectRun(["--param", "gates=default"])
+        try await project.waitFor(runID, "test stage running") { _ in
+            (try? String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json", encoding: .utf8)) != nil
+        }
+        worker.signal(SIGTERM)
+        let status = await worker.wait(timeout: .seconds(15))
+        #expect(status == 0, "\(worker.output.suffix(2000))")
+        let handedBack = try await project.client.readFlowRun(id: runID)
+        #expect(handedBack.stateType == .scheduled)
+        #expect(handedBack.stateName == "AwaitingRetry")
+        // Restart with a quick test command: the run continues from its finished stages.
+        try String(contentsOfFile: project.configPath, encoding: .utf8).replacingOccurrences(of: "command: \"sleep 30\"", with: "command: \"python3 -m unittest discover\"").write(toFile: project.configPath, atomically: true, encoding: .utf8)
+        try await project.startWorker(name: "steady")
+        defer { Task { await project.stopWorkers() } }
+        let run = try await project.waitFinal(runID)
+        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+        #expect(try project.stageEntries(runID, stage: "design").count == 1)
+        #expect(try project.stageEntries(runID, stage: "implement").count == 1)
+    }
+
+    @Test func restartReconcilesRunsLeftRunning() async throws {
+        let project = try TestProject(testCommand: "sleep 30")
+        let worker = try await project.startWorker(name: "crashy")
+        let runID = try await project.prefectRun(["--param", "gates=default"])
+        try await project.waitFor(runID, "test stage running") { _ in
+            (try? String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json", encoding: .utf8)) != nil
+        }
+        await worker.kill9()
+        #expect(try await project.client.readFlowRun(id: runID).stateType == .running)
+        try String(contentsOfFile: project.configPath, encoding: .utf8).replacingOccurrences(of: "command: \"sleep 30\"", with: "command: \"python3 -m unittest discover\"").write(toFile: project.configPath, atomically: true, encoding: .utf8)
+        try await project.startWorker(name: "crashy")
+        defer { Task { await project.stopWorkers() } }
+        let run = try await project.waitFinal(runID)
+        #expect(run.stateType == .completed)
+        #expect(try project.stageEntries(runID, stage: "implement").count == 1)
+    }
+
+    @Test func killedWhileWaitingThenResumedCompletesWithoutRedoingDesign() async throws {
+        let project = try TestProject()
+        let worker = try await project.startWorker(name: "sleeper")
+        let runID = try await project.prefectRun()
+        try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
+        await worker.kill9()
+        try await project.startWorker(name: "sleeper")
+        defer { Task { await project.stopWorkers() } }
+        let ok = try await project.autonomy(["resume", runID, "--choice", "approve"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let run = try await project.waitFinal(runID)
+        #expect(run.stateType == .completed)
+        let llm = (try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" && $0["stage"] == "design" }
+        #expect(llm.count == 1)
+        let design = try await project.client.filterTaskRuns(flowRunID: runID).filter { $0.name.hasPrefix("design") }
+        #expect(design.count == 1)
+    }
+
+    @Test func gateTimeouts() async throws {
+        let gates = """
+            gates:
+              - id: quick
+                stage: design
+                trigger: always
+                question: "Approve {{stage}}?"
+                options: [approve]
+                default: approve
+                timeout: 1s
+                on_timeout: default
+              - id: strict
+                stage: implement
+                trigger: always
+                question: "Approve {{stage}}?"
+                options: [approve]
+                default: approve
+                timeout: 2s
+                on_timeout: fail
+            """
+        let project = try TestProject(gates: gates)
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        let runID = try await project.prefectRun()
+        // quick: no pause_timeout on the server; the worker answers with the default after the deadline.
+        let first = try await project.waitFor(runID, "Suspended at quick") { $0.stateType == .paused }
+        #expect(first.state?.stateDetails?.pauseTimeout == nil)
+        #expect(try await project.client.readInput(flowRunID: runID, key: "suspended-quick-1-deadline") != nil)
+        // strict: the server enforces pause_timeout and fails the run.
+        let second = try await project.waitFor(runID, timeout: .seconds(30), "Suspended at strict") { $0.state?.stateDetails?.pauseKey == "strict-1" }
+        #expect(second.state?.stateDetails?.pauseTimeout != nil)
+        let run = try await project.waitFinal(runID, timeout: .seconds(30))
+        #expect(run.stateType == .failed)
+        #expect(run.state?.message == "The flow was paused and never resumed.")
+        let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/quick-1.json", encoding: .utf8))
+        #expect(decision["defaulted"] == true)
+        #expect(decision["decided_by"] == "timeout")
+        #expect(decision["choice"] == "approve")
+    }
+
+    @Test func inProcessRunCompletesAndTraceCommand() async throws {
+        let project = try TestProject()
+        let result = try await project.autonomy(["run", "--gates", "default"])
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr.suffix(3000))")
+        #expect(result.stdout.contains("Completed"))
+        let id = try #require(result.stdout.range(of: #"\(([0-9a-f-]{36})\)"#, options: .regularExpression).map { String(result.stdout[$0].dropFirst().dropLast()) })
+        let trace = try await project.autonomy(["trace", id])
+        #expect(trace.status == 0)
+        #expect(trace.stdout.contains("verify"))
+        #expect(trace.stdout.contains("offline-1"))
+        let json = try await project.autonomy(["trace", id, "--json"])
+        #expect(try JSONValue.parse(json.stdout)["version"] == 1)
+    }
+
+    @Test func inProcessRunWaitsAtABlockingPause() async throws {
+        let project = try TestProject()
+        let child = try ChildProcess(try TestEnvironment.binary(), ["run", "--config", project.configPath], environment: project.environment(), outputPath: project.dir + "/run.log")
+        defer { Task { await child.kill9() } }
+        var runID: String?
+        let deadline = ContinuousClock.now + .seconds(60)
+        while runID == nil, ContinuousClock.now < deadline {
+            if let r = child.output.range(of: #"\(([0-9a-f-]{36})\)"#, options: .regularExpression) { runID = String(child.output[r].dropFirst().dropLast()) }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let id = try #require(runID)
+        let paused = try await project.waitFor(id, "Paused") { $0.stateType == .paused }
+        #expect(paused.stateName == "Paused")
+        #expect(paused.state?.stateDetails?.pauseReschedule == false)
+        #expect(paused.state?.stateDetails?.runInputKeyset?.schema == "paused-design-review-1-schema")
+        let ok = try await project.autonomy(["resume", id, "--choice", "approve"])
+        #expect(ok.status == 0)
+        #expect(await child.wait(timeout: .seconds(60)) == 0, "\(child.output.suffix(2000))")
+        #expect(try await project.client.readFlowRun(id: id).stateType == .completed)
+    }
+
+    @Test func unreachableAPIExits69() async throws {
+        let project = try TestProject()
+        let start = ContinuousClock.now
+        let result = try await runProgram(try TestEnvironment.binary(), ["worker", "--config", project.configPath], environment: cleanEnvironment(["PREFECT_API_URL": "http://127.0.0.1:1/api"]), timeout: .seconds(60))
+        #expect(result.status == 69)
+        #expect(result.stderr.contains("Prefect API unreachable for longer than worker.api_unreachable_exit_after (5s)"))
+        #expect(ContinuousClock.now - start < .seconds(20))
+    }
+}
+
+func pgrep(_ pattern: String) async throws -> Int {
+    let r = try await runProgram("/usr/bin/pgrep", ["-f", pattern])
+    return r.stdout.split(separator: "\n").count
+}
+
+enum HTTPFetch {
+    static func get(_ url: String) async throws -> String {
+        let r = try await runProgram("/usr/bin/curl", ["-fsS", url])
+        return r.stdout
+    }
+}
