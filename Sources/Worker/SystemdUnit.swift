@@ -35,8 +35,8 @@ public enum SystemdUnit {
             KillMode=mixed
             KillSignal=SIGTERM
 
-            # Hardening. The test stage needs user, network and PID namespaces for its sandbox, so
-            # RestrictNamespaces, PrivateUsers and a system-call filter on @privileged stay off.
+            # Hardening. The test stage's sandbox creates user, PID, network and mount namespaces, so those
+            # four stay allowed; PrivateUsers and a filter on @privileged/@resources (setrlimit) stay off.
             NoNewPrivileges=yes
             ProtectSystem=strict
             ReadWritePaths=\(settings.stateDir)
@@ -57,7 +57,9 @@ public enum SystemdUnit {
             LockPersonality=yes
             MemoryDenyWriteExecute=yes
             RemoveIPC=yes
-            UMask=0027
+            PrivateMounts=yes
+            RestrictNamespaces=user pid net mnt
+            UMask=0077
             CapabilityBoundingSet=
             AmbientCapabilities=
             SystemCallArchitectures=native
