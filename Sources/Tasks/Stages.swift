@@ -141,7 +141,7 @@ public enum Stages {
             - sandbox: \(c.sandbox.mode.rawValue)
 
             ```
-            \(result.output.suffix(8000))
+            \(normalizeTimings(String(result.output.suffix(8000))))
             ```
             """
         outputs.append(try c.folder.write("tests/RESULTS.md", text: markdown + "\n", within: "tests"))
@@ -157,9 +157,15 @@ public enum Stages {
         if r.timedOut { return "timed out after \(Int(r.duration.seconds)) s" }
         if let signal = r.signal { return "killed by signal \(signal)" }
         let lines = r.output.split(separator: "\n").map { String($0) }
-        let ran = lines.last { $0.hasPrefix("Ran ") } ?? ""
+        let ran = normalizeTimings(lines.last { $0.hasPrefix("Ran ") } ?? "")
         let verdict = lines.last { $0.hasPrefix("OK") || $0.hasPrefix("FAILED") } ?? "exit code \(r.exitCode ?? -1)"
         return [ran, verdict].filter { !$0.isEmpty }.joined(separator: ", ")
+    }
+
+    /// Durations ("in 0.013s") differ on every run; prompts must not, so they are removed from what
+    /// prompts read (RESULTS.md, the summary). RESULTS.json keeps the raw output.
+    static func normalizeTimings(_ text: String) -> String {
+        text.replacingOccurrences(of: #" in [0-9]+(\.[0-9]+)?s\b"#, with: "", options: .regularExpression)
     }
 
     /// Writes `tests/VERIFICATION.md` from the spec, the design and the test results.

@@ -6,8 +6,9 @@ import Testing
 @Suite("Prefect integration: worker end to end", .serialized)
 struct WorkerE2ETests {
     @Test func deploymentRunCompletesWithGraphLogsAndArtifacts() async throws {
-        let project = try TestProject(deployment: "default")
-        try await project.startWorker()
+        let canary = "sk-canary-\(UUID().uuidString)"
+        let project = try TestProject(deployment: "default", testCommand: "env; python3 -m unittest discover")
+        let worker = try await project.startWorker(env: ["ANTHROPIC_API_KEY": canary, "OPENAI_API_KEY": canary, "AUTONOMY_TEST_SECRET_TOKEN": canary])
         defer { Task { await project.stopWorkers() } }
         let runID = try await project.prefectRun(["--param", "gates=default"])
         let run = try await project.waitFinal(runID)
@@ -41,6 +42,14 @@ struct WorkerE2ETests {
         #expect(decision["decided_by"] == "auto")
         #expect(decision["defaulted"] == true)
         #expect(try project.stageEntries(runID).count == 5)
+
+        // The canary key appears nowhere: state files, TRACE.json, worker log, Prefect logs, artifacts, inputs.
+        let grep = try await runProgram("/bin/grep", ["-rl", canary, "\(project.stateDir)/runs/\(runID)", worker.outputPath])
+        #expect(grep.stdout.isEmpty, "canary found in \(grep.stdout)")
+        #expect(!logs.contains { $0.message.contains(canary) })
+        #expect(!artifacts.contains { $0.data?.jsonText().contains(canary) == true })
+        for input in try await project.client.filterInputs(flowRunID: runID, prefix: "") { #expect(!input.value.contains(canary)) }
+        #expect(try String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/tests/RESULTS.json", encoding: .utf8).contains("PATH=/usr/local/bin"))
     }
 
     @Test func parametersJobVariablesAndRejectedParameters() async throws {

@@ -1,0 +1,213 @@
+import Engine
+import Foundation
+import JSON
+import LLM
+import Logging
+import Tasks
+import Testing
+import TestSupport
+
+/// Runs stages directly over a temporary state dir with the offline (or replay) provider.
+struct StageHarness {
+    let dir: TempDir
+    let folder: RunFolder
+    let trace: TraceWriter
+    let templates: String
+
+    init(runID: String = UUID().uuidString.lowercased(), dir: TempDir? = nil) throws {
+        self.dir = try dir ?? TempDir()
+        folder = RunFolder(stateDir: self.dir.path + "/state", runID: runID)
+        try folder.create()
+        trace = try TraceWriter(folder: folder, run: .init(flowRunID: runID, flowRunName: "test", deployment: nil, parameters: [:]))
+        templates = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/templates"
+    }
+
+    func context(_ stage: StageName, provider: any LLMProvider = OfflineProvider(), project: String = "example", testCommand: String = "python3 -m unittest discover", sandbox: Sandbox = Sandbox.detect(), feedback: String? = nil) -> StageContext {
+        StageContext(folder: folder, trace: trace, stage: stage, attempt: 1, project: project, templatesDir: templates, provider: provider, model: "offline-1", maxTokens: 1000, prices: [:], feedback: feedback, testCommand: testCommand, testTimeout: .seconds(60), testEnvironment: [:], sandbox: sandbox, logger: Logger(label: "test"))
+    }
+
+    func runAll(provider: any LLMProvider = OfflineProvider()) async throws -> [StageOutcome] {
+        var outcomes: [StageOutcome] = []
+        for stage in StageName.allCases { outcomes.append(try await Stages.run(context(stage, provider: provider))) }
+        return outcomes
+    }
+}
+
+@Suite("Pipeline stages")
+struct PipelineTests {
+    @Test func offlinePipelineBuildsTheExampleAndItsTestsPass() async throws {
+        let h = try StageHarness()
+        let outcomes = try await h.runAll()
+        #expect(outcomes.map(\.summary).last == "verdict PASS")
+        let results = try JSONValue.parse(try h.folder.readText("tests/RESULTS.json"))
+        #expect(results["passed"] == true)
+        #expect(results["summary"]?.stringValue?.hasSuffix("OK") == true)
+        #expect(try JSONValue.parse(try h.folder.readText("designs/OPEN_QUESTIONS.json")).arrayValue?.count == 1)
+        #expect(h.folder.fileExists("implementations/textstats.py"))
+        #expect(h.folder.fileExists("tests/test_textstats.py"))
+        #expect(h.folder.fileExists("tests/VERIFICATION.md"))
+        // Every traced file's hash matches what is on disk.
+        let document = try #require(try TraceWriter.read(folder: h.folder))
+        for entry in document.entries { for output in entry.outputs { #expect(h.folder.record(output.path)?.sha256 == output.sha256, "\(output.path)") } }
+        // Equal inputs give equal prompt hashes (nothing run-specific in prompts).
+        let other = try StageHarness()
+        _ = try await other.runAll()
+        let hashes = { (d: TraceDocument) in d.entries.filter { $0.kind == .llm }.compactMap(\.promptSHA256) }
+        #expect(hashes(document) == hashes(try #require(try TraceWriter.read(folder: other.folder))))
+    }
+
+    @Test func bootstrapRefusesUnfilledSkeletonsAndUnknownProjects() async throws {
+        let h = try StageHarness()
+        let skeleton = await #expect(throws: EngineError.self) { _ = try await Stages.run(h.context(.bootstrap, project: "_skeleton")) }
+        #expect(skeleton?.message.hasPrefix("templates/inputs/_skeleton is an unfilled skeleton: replace every <FILL IN …> in SPEC.md") == true)
+        let missing = await #expect(throws: EngineError.self) { _ = try await Stages.run(h.context(.bootstrap, project: "nope")) }
+        #expect(missing?.message == "project 'nope' has no folder templates/inputs/nope; available: example")
+    }
+
+    @Test func replayReproducesStageOutputsByteForByte() async throws {
+        let original = try StageHarness()
+        _ = try await original.runAll()
+        let replay = try ReplayProvider(from: original.folder.root, stateDir: original.dir.path + "/state")
+        let copy = try StageHarness()
+        _ = try await copy.runAll(provider: replay)
+        for sub in ["designs", "implementations", "tests"] {
+            let files = original.folder.files(in: sub).filter { !$0.hasSuffix("RESULTS.json") && !$0.hasSuffix("RESULTS.md") }
+            #expect(!files.isEmpty)
+            for file in files { #expect(try copy.folder.read(file) == original.folder.read(file), "\(file) differs") }
+        }
+        // A prompt the recorded run never sent is refused, not invented.
+        let changed = await #expect(throws: LLMError.self) { _ = try await Stages.run(copy.context(.design, provider: replay, feedback: "something new")) }
+        #expect(changed?.code == .notRecorded)
+    }
+
+    @Test func traceStaysValidAfterACrashBetweenWrites() async throws {
+        let h = try StageHarness()
+        _ = try await Stages.run(h.context(.bootstrap))
+        // A crash mid-write leaves only a temp file behind; TRACE.json is the last complete version.
+        try "{\"version\": 1, \"run\": {\"flow_run_id\": \"x\"".write(toFile: h.folder.root + "/.tmp-crashed", atomically: false, encoding: .utf8)
+        let reopened = try TraceWriter(folder: h.folder, run: .init(flowRunID: h.folder.runID, flowRunName: "test", deployment: nil, parameters: [:]))
+        try await reopened.append(TraceEntry(kind: .command, stage: "test", attempt: 1))
+        let document = try #require(try TraceWriter.read(folder: h.folder))
+        #expect(document.version == 1)
+        #expect(document.entries.count == 1)
+        #expect(!h.folder.files(in: "inputs").isEmpty)
+    }
+}
+
+@Suite("Model output safety")
+struct GeneratedFilesTests {
+    func files(_ list: [(String, String)]) -> String {
+        JSONValue.object(["files": .array(list.map { ["path": .string($0.0), "content": .string($0.1)] })]).jsonText()
+    }
+
+    @Test(arguments: [
+        ("../escape.py", "unsafe path '../escape.py': '.' and '..' are not allowed"),
+        ("/etc/passwd", "unsafe path '/etc/passwd': absolute paths are not allowed"),
+        ("a/../../b.py", "unsafe path 'a/../../b.py': '.' and '..' are not allowed"),
+        ("a\0b.py", "unsafe path 'a\\0b.py': contains a NUL byte"),
+        ("~/x.py", "unsafe path '~/x.py': absolute paths are not allowed"),
+        ("a//b.py", "unsafe path 'a//b.py': empty path component"),
+    ])
+    func unsafePathsAreRejected(path: String, message: String) throws {
+        let e = #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files([(path, "x")]), stage: "implement") }
+        #expect(e?.message == message)
+    }
+
+    @Test func limitsAndMalformedAnswers() throws {
+        let big = String(repeating: "a", count: GeneratedFiles.maxFileBytes + 1)
+        #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files([("big.py", big)]), stage: "implement") }
+        let many = (0...GeneratedFiles.maxFiles).map { ("f\($0).py", "x") }
+        let tooMany = #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files(many), stage: "implement") }
+        #expect(tooMany?.message == "the model's implement answer has 51 files, more than the limit of 50; nothing was written")
+        let broken = #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse("{\"files\": [", stage: "test") }
+        #expect(broken?.message == "the model's test answer is not the JSON {\"files\": [{\"path\", \"content\"}]} the prompt asks for; nothing was written")
+        #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse("{\"files\": [{\"path\": 3}]}", stage: "test") }
+        #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files([("a.py", "x"), ("a.py", "y")]), stage: "test") }
+        let fenced = try GeneratedFiles.parse("```json\n" + files([("ok.py", "x")]) + "\n```", stage: "implement")
+        #expect(fenced.files.map(\.path) == ["ok.py"])
+    }
+
+    @Test func nothingIsWrittenOutsideTheSubfolder() throws {
+        let dir = try TempDir()
+        let folder = RunFolder(stateDir: dir.path, runID: "r")
+        try folder.create()
+        #expect(throws: EngineError.self) { try folder.write("designs/x.md", text: "x", within: "implementations") }
+        try FileManager.default.createSymbolicLink(atPath: folder.root + "/implementations/link", withDestinationPath: dir.path)
+        let viaLink = #expect(throws: EngineError.self) { try folder.write("implementations/link/evil.py", text: "x", within: "implementations") }
+        #expect(viaLink?.message == "'implementations/link/evil.py' goes through a symbolic link; generated files may not use links")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/evil.py"))
+        let reserved = try GeneratedFiles.parse(files([("MANIFEST.json", "{}")]), stage: "implement")
+        #expect(throws: EngineError.self) { _ = try reserved.write(into: folder, subfolder: "implementations") }
+    }
+}
+
+@Suite("Test sandbox", .serialized)
+struct SandboxTests {
+    static let canary = "canary-\(UUID().uuidString)"
+
+    func scratch() throws -> TempDir { try TempDir() }
+
+    @Test func environmentHasNoSecretsInEveryMode() async throws {
+        setenv("ANTHROPIC_API_KEY", Self.canary, 1)
+        defer { unsetenv("ANTHROPIC_API_KEY") }
+        for mode in Sandbox.Mode.allCases where mode != .separateUser || getuid() == 0 {
+            let dir = try scratch()
+            let result = try await Sandbox(mode: mode).run(command: "env; cat /proc/$PPID/environ 2>/dev/null | tr '\\0' '\\n'; cat /proc/\(getpid())/environ 2>&1 | head -c 200", in: dir.path, timeout: .seconds(20), extraEnvironment: ["MY_TOKEN": "x", "PLAIN": "ok"])
+            #expect(!result.output.contains(Self.canary), "mode \(mode.rawValue) leaked the key")
+            #expect(result.output.contains("PLAIN=ok"))
+            #expect(!result.output.contains("MY_TOKEN"))
+        }
+    }
+
+    @Test func namespacesBlockTheNetworkAndHideTheWorker() async throws {
+        let sandbox = Sandbox.detect()
+        try #require(sandbox.mode == .namespaces, "this machine allows user namespaces; the strongest mode must be chosen")
+        let server = try FixtureServer()
+        defer { server.stop() }
+        let dir = try scratch()
+        let probe = "python3 -c \"import socket; socket.create_connection(('127.0.0.1', \(server.port)), timeout=2); print('CONNECTED')\" 2>&1; ls /proc | grep -c '^[0-9]' ; echo pid=$$"
+        let result = try await sandbox.run(command: probe, in: dir.path, timeout: .seconds(20))
+        #expect(!result.output.contains("CONNECTED"), "\(result.output)")
+        #expect(result.output.contains("pid=2") || result.output.contains("pid=1") || result.output.contains("pid=3"), "\(result.output)")
+        // The basic fallback (what a machine without namespaces gets) really runs, and says what it lacks.
+        let basic = try await Sandbox(mode: .basic).run(command: probe, in: dir.path, timeout: .seconds(20))
+        #expect(basic.output.contains("CONNECTED"))
+        #expect(Sandbox(mode: .basic).protections.contains("network NOT isolated"))
+    }
+
+    @Test func separateUserModeRunsAsNobody() async throws {
+        try #require(getuid() == 0, "needs root to switch users")
+        let dir = try scratch()
+        let result = try await Sandbox(mode: .separateUser).run(command: "id -u; cat /proc/\(getpid())/environ >/dev/null 2>&1 && echo READ || echo DENIED", in: dir.path, timeout: .seconds(20))
+        #expect(result.output.contains("65534"))
+        #expect(result.output.contains("DENIED"))
+    }
+
+    @Test func timeoutKillsEveryDescendant() async throws {
+        let marker = "sandbox-timeout-\(UUID().uuidString.prefix(8))"
+        let dir = try scratch()
+        for mode: Sandbox.Mode in [.namespaces, .basic] {
+            let start = ContinuousClock.now
+            let result = try await Sandbox(mode: mode).run(command: "sh -c 'sleep 100 # \(marker)' & sleep 101 # \(marker)", in: dir.path, timeout: .seconds(1))
+            #expect(result.timedOut)
+            #expect(ContinuousClock.now - start < .seconds(5))
+            try await Task.sleep(for: .milliseconds(300))
+            let left = try await runProgram("/usr/bin/pgrep", ["-f", marker])
+            #expect(left.stdout.isEmpty, "mode \(mode.rawValue) left \(left.stdout)")
+        }
+    }
+
+    @Test func outputAndResourceLimits() async throws {
+        var limits = Sandbox.Limits()
+        limits.outputBytes = 1000
+        limits.cpuSeconds = 1
+        let dir = try scratch()
+        let loud = try await Sandbox(mode: .basic, limits: limits).run(command: "yes | head -c 100000; echo END", in: dir.path, timeout: .seconds(20))
+        #expect(loud.outputTruncated)
+        #expect(loud.output.utf8.count <= 1000)
+        #expect(loud.output.hasSuffix("END\n"))
+        let spin = try await Sandbox(mode: .basic, limits: limits).run(command: "while :; do :; done", in: dir.path, timeout: .seconds(20))
+        #expect(!spin.timedOut)
+        #expect(spin.signal != nil || spin.exitCode != 0)
+    }
+}
