@@ -74,7 +74,7 @@ public final class HTTPClient: Sendable {
                         "attempt": "\(attempt)", "delay_ms": "\(Int(delay.seconds * 1000))",
                     ])
             } catch let error as HTTPError where error.isRetryable && policy.retryTransportErrors {
-                guard attempt <= policy.maxRetries else { throw error }
+                guard attempt <= policy.maxTransportRetries else { throw error }
                 delay = policy.delay(attempt: attempt, retryAfter: nil)
                 logger.debug(
                     "retrying after transport error",

@@ -9,14 +9,18 @@ public struct RetryPolicy: Sendable {
     public var maxDelay: Duration
     public var retryStatuses: Set<Int>
     public var retryTransportErrors: Bool
+    /// Retries for transport errors (nothing answered), when they should give up sooner than statuses.
+    public var maxTransportRetries: Int
     /// 0.2 = ±20 % on backoff, up to +20 % on Retry-After.
     public var jitter: Double
 
     public init(
         maxRetries: Int = 5, baseDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(30),
-        retryStatuses: Set<Int> = [408, 429, 502, 503], retryTransportErrors: Bool = true, jitter: Double = 0.2
+        retryStatuses: Set<Int> = [408, 429, 502, 503], retryTransportErrors: Bool = true, maxTransportRetries: Int? = nil,
+        jitter: Double = 0.2
     ) {
         self.maxRetries = maxRetries
+        self.maxTransportRetries = maxTransportRetries ?? maxRetries
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
         self.retryStatuses = retryStatuses

@@ -13,11 +13,14 @@ public final class PrefectClient: Sendable {
         public var authString: String?
         /// Prefect Cloud key → `Authorization: Bearer …`.
         public var apiKey: String?
+        /// Overrides the HTTP client's retry policy for this client's calls.
+        public var retry: RetryPolicy?
 
-        public init(apiURL: String, authString: String? = nil, apiKey: String? = nil) {
+        public init(apiURL: String, authString: String? = nil, apiKey: String? = nil, retry: RetryPolicy? = nil) {
             self.apiURL = apiURL.hasSuffix("/") ? String(apiURL.dropLast()) : apiURL
             self.authString = authString
             self.apiKey = apiKey
+            self.retry = retry
         }
     }
 
@@ -34,6 +37,13 @@ public final class PrefectClient: Sendable {
         self.logger = logger
     }
 
+    /// The same server, connection pool and credentials with another retry policy.
+    public func with(retry: RetryPolicy) -> PrefectClient {
+        var configuration = self.configuration
+        configuration.retry = retry
+        return PrefectClient(configuration: configuration, http: http, logger: logger)
+    }
+
     // MARK: - Transport
 
     /// Sends one API call (with the HTTP client's retries) and maps non-2xx answers to `PrefectError`.
@@ -45,7 +55,7 @@ public final class PrefectClient: Sendable {
             let request = HTTPRequest(method: method, url: configuration.apiURL + path, headers: headers(method: method, hasBody: body != nil), body: body)
             let response: HTTPResponse
             do {
-                response = try await http.execute(request)
+                response = try await http.execute(request, retry: configuration.retry)
             } catch let error as HTTPError {
                 throw PrefectError(
                     code: .unreachable,

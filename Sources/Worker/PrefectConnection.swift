@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import HTTP
+import JSON
 import Logging
 import PrefectAPI
 
@@ -8,13 +9,14 @@ import PrefectAPI
 public enum PrefectConnection {
     public static let defaultAPIURL = "http://127.0.0.1:4200/api"
 
-    /// Retries (408/429/502/503, transport errors) back off 0.5 s, 1 s, 2 s, 2 s…: a worker notices an
-    /// unreachable API within seconds and applies `worker.api_unreachable_exit_after` itself.
-    public static func client(_ settings: Settings, logger: Logger, retries: Int = 4) -> PrefectClient {
+    /// 408/429/502/503 (SQLite's "database is locked" is a 503) are retried like Prefect's client does,
+    /// backing off to about half a minute in all; transport errors give up after a few seconds, so a
+    /// worker notices an unreachable API quickly and applies `worker.api_unreachable_exit_after` itself.
+    public static func client(_ settings: Settings, logger: Logger, retries: Int = 6) -> PrefectClient {
         let http = HTTPClient(
             configuration: .init(
                 connectTimeout: .seconds(5), timeout: .seconds(60), caBundle: settings.prefect.caBundle,
-                retry: RetryPolicy(maxRetries: retries, baseDelay: .milliseconds(500), maxDelay: .seconds(2)),
+                retry: RetryPolicy(maxRetries: retries, baseDelay: .milliseconds(500), maxDelay: .seconds(8), maxTransportRetries: min(retries, 3)),
                 userAgent: "autonomy-engine/\(AutonomyVersion.string) (prefect API \(PrefectClient.apiVersion))"),
             logger: logger)
         return PrefectClient(
@@ -22,6 +24,24 @@ public enum PrefectConnection {
                 apiURL: settings.prefect.apiURL ?? defaultAPIURL, authString: settings.prefect.authString,
                 apiKey: settings.prefect.apiKey),
             http: http, logger: logger)
+    }
+
+    /// For calls made on behalf of a running flow run. Busy answers (408/429/502/503; SQLite's "database
+    /// is locked" is a 503) are retried for at least a minute: the server is up, just contended. Transport
+    /// errors are retried until `worker.api_unreachable_exit_after`, so a run rides out a server restart.
+    public static func patient(_ client: PrefectClient, settings: Settings) -> PrefectClient {
+        func retries(within budget: Double) -> Int {
+            var total = 0.0, count = 0
+            while total < budget {
+                total += min(5, 0.5 * pow(2, Double(count)))
+                count += 1
+            }
+            return count
+        }
+        let exitAfter = settings.worker.apiUnreachableExitAfter.seconds
+        return client.with(retry: RetryPolicy(
+            maxRetries: retries(within: max(60, exitAfter)), baseDelay: .milliseconds(500), maxDelay: .seconds(5),
+            maxTransportRetries: retries(within: exitAfter)))
     }
 
     /// The UI base for links: `prefect.ui_url`, else the API URL without `/api`.

@@ -25,7 +25,7 @@ public struct Runtime: Sendable {
         self.logger = logger
         self.client = PrefectConnection.client(settings, logger: logger)
         self.http = HTTPClient(configuration: .init(connectTimeout: .seconds(10), timeout: settings.llm.timeout), logger: logger)
-        self.shipper = LogShipper(client: client, logger: logger)
+        self.shipper = LogShipper(client: client.with(retry: RetryPolicy(maxRetries: 2, baseDelay: .milliseconds(250))), logger: logger)
         self.notifier = Notifier(webhooks: settings.webhooks, http: http, logger: logger)
         self.registration = Registration(client: client, settings: settings, deployments: report.deployments, logger: logger)
     }
@@ -33,7 +33,7 @@ public struct Runtime: Sendable {
     public func executor(mode: RunExecutor.Mode, logLevel: Logger.Level) -> RunExecutor {
         let sandbox = Sandbox.detect()
         logger.info("test sandbox", metadata: ["mode": "\(sandbox.mode.rawValue)", "protections": "\(sandbox.protections.joined(separator: "; "))"])
-        return RunExecutor(client: client, settings: settings, gates: report.gates, shipper: shipper, notifier: notifier, sandbox: sandbox, http: http, mode: mode, logLevel: logLevel)
+        return RunExecutor(client: PrefectConnection.patient(client, settings: settings), settings: settings, gates: report.gates, shipper: shipper, notifier: notifier, sandbox: sandbox, http: http, mode: mode, logLevel: logLevel)
     }
 
     public func worker(options: WorkerService.Options, mode: RunExecutor.Mode = .worker) -> WorkerService {

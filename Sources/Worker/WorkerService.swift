@@ -24,6 +24,8 @@ public final class WorkerService: Service, Sendable {
 
     let settings: Settings
     let client: PrefectClient
+    /// For calls on behalf of a claimed run: rides out outages up to `api_unreachable_exit_after`.
+    let runClient: PrefectClient
     let registration: Registration
     let executor: RunExecutor
     let shipper: LogShipper
@@ -38,6 +40,7 @@ public final class WorkerService: Service, Sendable {
     public init(settings: Settings, client: PrefectClient, registration: Registration, executor: RunExecutor, shipper: LogShipper, options: Options, logger: Logger) {
         self.settings = settings
         self.client = client
+        self.runClient = PrefectConnection.patient(client, settings: settings)
         self.registration = registration
         self.executor = executor
         self.shipper = shipper
@@ -179,20 +182,20 @@ public final class WorkerService: Service, Sendable {
         do {
             var labels = ["prefect.worker.name": workerName, "prefect.worker.type": "swift", "prefect.work-pool.name": pool]
             if let id = poolID.withLock({ $0 }) { labels["prefect.work-pool.id"] = id }
-            try await client.updateLabels(flowRunID: runID, labels)
-            try await client.updateFlowRun(id: runID, FlowRunUpdate(flowVersion: AutonomousBuild.version, infrastructurePID: infrastructurePID))
+            try await runClient.updateLabels(flowRunID: runID, labels)
+            try await runClient.updateFlowRun(id: runID, FlowRunUpdate(flowVersion: AutonomousBuild.version, infrastructurePID: infrastructurePID))
             if !alreadyRunning {
-                var result = try await client.setFlowRunState(id: runID, StateCreate(type: .running))
+                var result = try await runClient.setFlowRunState(id: runID, StateCreate(type: .running))
                 while case .wait(let delay, _) = result {
                     try await Task.sleep(for: .milliseconds(Int64(min(delay, 30) * 1000)))
-                    result = try await client.setFlowRunState(id: runID, StateCreate(type: .running))
+                    result = try await runClient.setFlowRunState(id: runID, StateCreate(type: .running))
                 }
                 guard case .accept = result else {
                     logger.warning("could not start the run; dropping it", metadata: ["flow_run.id": "\(runID)", "result": "\(result.summary)"])
                     return
                 }
             }
-            let run = try await client.readFlowRun(id: runID)
+            let run = try await runClient.readFlowRun(id: runID)
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { _ = await self.executor.execute(run, stop: signal) }
                 group.addTask { await signal.stopped() }
@@ -204,7 +207,7 @@ public final class WorkerService: Service, Sendable {
         } catch {
             logger.error("run failed to start", metadata: ["flow_run.id": "\(runID)", "error": "\(error)"])
             let message = "Failed to submit flow run to the Swift worker: \(error)"
-            _ = try? await client.setFlowRunState(id: runID, StateCreate(type: .crashed, name: "Crashed", message: message))
+            _ = try? await runClient.setFlowRunState(id: runID, StateCreate(type: .crashed, name: "Crashed", message: message))
         }
     }
 

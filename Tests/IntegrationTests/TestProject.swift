@@ -12,7 +12,7 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
     let apiURL: String
     var workers: [ChildProcess] = []
 
-    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover") throws {
+    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover", unreachableExitAfter: String = "30s") throws {
         apiURL = try TestEnvironment.prefectURL()
         client = try TestEnvironment.client()
         pool = TestEnvironment.unique("pool")
@@ -33,10 +33,10 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
               work_pool: \(pool)
             worker:
               limit: 4
-              poll_interval: 200ms
+              poll_interval: 500ms
               heartbeat_interval: 5s
               shutdown_grace: 2s
-              api_unreachable_exit_after: 5s
+              api_unreachable_exit_after: \(unreachableExitAfter)
             llm:
               provider: offline
             state_dir: state

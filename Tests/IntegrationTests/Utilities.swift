@@ -23,7 +23,7 @@ enum TestEnvironment {
     static func prefectCLI() throws -> String { try require("AUTONOMY_TEST_PREFECT_CLI") }
 
     static func client(url: String? = nil, auth: String? = nil) throws -> PrefectClient {
-        let http = HTTPClient(configuration: .init(retry: RetryPolicy(maxRetries: 5, baseDelay: .milliseconds(200))))
+        let http = HTTPClient(configuration: .init(retry: RetryPolicy(maxRetries: 6, baseDelay: .milliseconds(500), maxDelay: .seconds(8))))
         return PrefectClient(configuration: .init(apiURL: try url ?? prefectURL(), authString: auth), http: http)
     }
 

@@ -185,11 +185,17 @@ struct WorkerE2ETests {
 
     @Test func twoWorkersTenRunsEachExecutedOnce() async throws {
         let project = try TestProject()
-        try await project.startWorker(name: "alpha")
-        try await project.startWorker(name: "beta")
-        defer { Task { await project.stopWorkers() } }
+        // The ten runs exist before the workers start: on a SQLite-backed server, create_flow_run collides
+        // with the writes of runs in progress (503 "database is locked"), which this test is not about.
+        #expect(try await project.autonomy(["deploy"]).status == 0)
+        let deployment = try #require(try await project.client.readDeployment(flowName: "autonomous-build", name: project.deployment))
         var runs: [String] = []
-        for _ in 0..<10 { runs.append(try await project.prefectRun(["--param", "gates=default"])) }
+        for _ in 0..<10 {
+            runs.append(try await project.client.createFlowRun(deploymentID: deployment.id, DeploymentFlowRunCreate(parameters: ["gates": "default"])).id)
+        }
+        try await project.startWorker(name: "alpha", extraArgs: ["--limit", "2"])
+        try await project.startWorker(name: "beta", extraArgs: ["--limit", "2"])
+        defer { Task { await project.stopWorkers() } }
         var workersSeen = Set<String>()
         for id in runs {
             let run = try await project.waitFinal(id, timeout: .seconds(120))
@@ -337,7 +343,7 @@ struct WorkerE2ETests {
     }
 
     @Test func unreachableAPIExits69() async throws {
-        let project = try TestProject()
+        let project = try TestProject(unreachableExitAfter: "5s")
         let start = ContinuousClock.now
         let result = try await runProgram(try TestEnvironment.binary(), ["worker", "--config", project.configPath], environment: cleanEnvironment(["PREFECT_API_URL": "http://127.0.0.1:1/api"]), timeout: .seconds(60))
         #expect(result.status == 69)
