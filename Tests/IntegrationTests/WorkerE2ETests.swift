@@ -294,7 +294,13 @@ struct WorkerE2ETests {
         // quick: no pause_timeout on the server; the worker answers with the default after the deadline.
         let first = try await project.waitFor(runID, "Suspended at quick") { $0.stateType == .paused }
         #expect(first.state?.stateDetails?.pauseTimeout == nil)
-        #expect(try await project.client.readInput(flowRunID: runID, key: "suspended-quick-1-deadline") != nil)
+        // Written right after the pause is accepted, so it may trail the state by a few milliseconds.
+        var deadlineInput: String?
+        for _ in 0..<50 where deadlineInput == nil {
+            deadlineInput = try await project.client.readInput(flowRunID: runID, key: "suspended-quick-1-deadline")
+            if deadlineInput == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(try JSONValue.parse(try #require(deadlineInput))["default"] == "approve")
         // strict: the server enforces pause_timeout and fails the run.
         let second = try await project.waitFor(runID, timeout: .seconds(30), "Suspended at strict") { $0.state?.stateDetails?.pauseKey == "strict-1" }
         #expect(second.state?.stateDetails?.pauseTimeout != nil)
