@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""scripts/bench driver: the Swift worker vs `prefect worker start --type process`, same server, same run,
+interleaved. Writes .bench/results.json and .bench/results.md and prints the table.
+Environment (set by scripts/bench): BENCH_API, BENCH_ROOT, BENCH_BIN, BENCH_VENV, BENCH_OUT, BENCH_QUICK."""
+import json, os, shutil, signal, statistics, subprocess, sys, time
+from datetime import datetime
+import httpx
+
+API = os.environ["BENCH_API"]; ROOT = os.environ["BENCH_ROOT"]; BIN = os.environ["BENCH_BIN"]
+VENV = os.environ["BENCH_VENV"]; OUT = os.environ["BENCH_OUT"]; QUICK = os.environ.get("BENCH_QUICK") == "1"
+N_RUNS = 6 if QUICK else 20; N_PAUSES = 3 if QUICK else 10; N_E2E = 10 if QUICK else 50
+IDLE_SECONDS = 15 if QUICK else 60; WAITING = [0, 5] if QUICK else [0, 10, 100]
+http = httpx.Client(base_url=API, timeout=60)
+results = {"machine": {}, "metrics": []}
+
+def log(*a): print("bench:", *a, file=sys.stderr, flush=True)
+
+def call(method, path, **kw):
+    for attempt in range(12):  # SQLite answers 503 "database is locked" under load: retry like Prefect's client
+        r = http.request(method, path, **kw)
+        if r.status_code not in (408, 429, 502, 503): break
+        time.sleep(min(8, 0.25 * 2 ** attempt))
+    r.raise_for_status()
+    return r.json() if r.content and r.headers.get("content-type", "").startswith("application/json") else r.text
+
+def ts(s): return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+def pct(values, p):
+    v = sorted(values)
+    if not v: return None
+    k = (len(v) - 1) * p / 100
+    f = int(k); c = min(f + 1, len(v) - 1)
+    return v[f] + (v[c] - v[f]) * (k - f)
+
+def metric(name, unit, swift, python, better="lower", note=""):
+    ratio = (python / swift if better == "lower" else swift / python) if swift and python else None
+    results["metrics"].append({"name": name, "unit": unit, "swift": swift, "python": python, "advantage": ratio, "note": note})
+    log(f"{name}: swift={swift} python={python} advantage={ratio and round(ratio, 1)}x")
+
+# ---------- setup ----------
+def penv(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and not k.startswith("AUTONOMY_")}
+    env.update({"PREFECT_API_URL": API, "PREFECT_HOME": f"{OUT}/prefect-cli", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    env.update(extra or {})
+    return env
+
+SWIFT_DIR = f"{OUT}/swift"
+shutil.rmtree(SWIFT_DIR, ignore_errors=True); os.makedirs(SWIFT_DIR)
+shutil.copytree(f"{ROOT}/templates", f"{SWIFT_DIR}/templates")
+open(f"{SWIFT_DIR}/prefect.yaml", "w").write("deployments:\n  - name: bench\n    parameters: {project: example}\n    work_pool: {name: bench-swift}\n")
+open(f"{SWIFT_DIR}/config.yml", "w").write("prefect: {work_pool: bench-swift}\nworker: {limit: 4}\nllm: {provider: offline}\nstate_dir: state\n")
+subprocess.run([BIN, "deploy", "--config", f"{SWIFT_DIR}/config.yml"], env=penv(), check=True, capture_output=True)
+SWIFT_DEP = call("GET", "/deployments/name/autonomous-build/bench")["id"]
+
+PY_DIR = f"{OUT}/python"
+shutil.rmtree(PY_DIR, ignore_errors=True); os.makedirs(PY_DIR)
+shutil.copy(f"{ROOT}/scripts/bench.d/bench_flow.py", PY_DIR)
+subprocess.run([f"{VENV}/bin/prefect", "work-pool", "create", "bench-python", "--type", "process", "--overwrite"], env=penv(), check=True, capture_output=True)
+subprocess.run([f"{VENV}/bin/python", "-c", f"""
+from prefect import flow
+flow.from_source(source={PY_DIR!r}, entrypoint="bench_flow.py:bench").deploy(name="bench", work_pool_name="bench-python", build=False, push=False, print_next_steps=False)
+"""], env=penv(), check=True, capture_output=True, cwd=PY_DIR)
+PY_DEP = call("GET", "/deployments/name/bench-python/bench")["id"]
+log("deployments ready")
+
+def start_swift(name, api=None):
+    return subprocess.Popen([BIN, "worker", "--config", f"{SWIFT_DIR}/config.yml", "--name", name], env=penv({"PREFECT_API_URL": api or API}),
+                            stdout=open(f"{OUT}/{name}.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+
+def start_python(name, api=None, limit=4):
+    return subprocess.Popen([f"{VENV}/bin/prefect", "worker", "start", "--pool", "bench-python", "--type", "process", "--name", name, "--limit", str(limit)],
+                            env=penv({"PREFECT_API_URL": api or API}), cwd=PY_DIR, stdout=open(f"{OUT}/{name}.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+
+def stop(p):
+    try: os.killpg(p.pid, signal.SIGTERM)
+    except ProcessLookupError: return
+    try: p.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL); p.wait()
+
+def heartbeat_seen(pool, name, after):
+    for w in call("POST", f"/work_pools/{pool}/workers/filter", json={}):
+        if w["name"] == name and w.get("last_heartbeat_time") and ts(w["last_heartbeat_time"]) >= after - 0.5: return True
+    return False
+
+def cold_start(kind, i):
+    name = f"cold-{kind}-{i}"; pool = "bench-swift" if kind == "swift" else "bench-python"
+    t0 = time.time()
+    p = start_swift(name) if kind == "swift" else start_python(name)
+    while not heartbeat_seen(pool, name, t0):
+        if time.time() - t0 > 120: raise SystemExit(f"{kind} worker did not heartbeat")
+        time.sleep(0.02)
+    elapsed = time.time() - t0
+    stop(p)
+    return elapsed
+
+def tree(pid):
+    pids, frontier = [pid], [pid]
+    while frontier:
+        p = frontier.pop()
+        try: kids = open(f"/proc/{p}/task/{p}/children").read().split()
+        except OSError: kids = []
+        pids += [int(k) for k in kids]; frontier += [int(k) for k in kids]
+    return pids
+
+def rss_kb(pids):
+    total = 0
+    for p in pids:
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmRSS:"): total += int(line.split()[1])
+        except OSError: pass
+    return total
+
+def cpu_ticks(pids):
+    total = 0
+    for p in pids:
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError: pass
+    return total
+
+def wait_run(run_id, pred, timeout=600):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        r = call("GET", f"/flow_runs/{run_id}")
+        if pred(r): return r
+        time.sleep(0.1)
+    raise SystemExit(f"run {run_id} timed out in state {r['state_name']}")
+
+def create(dep, params):
+    return call("POST", f"/deployments/{dep}/create_flow_run", json={"parameters": params})["id"]
+
+def task_start(run_id, name_prefix):
+    for t in call("POST", "/task_runs/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}):
+        if t["name"].startswith(name_prefix) and t.get("start_time"): return ts(t["start_time"])
+    return None
+
+# ---------- 1. cold start ----------
+cold = {"swift": [], "python": []}
+for i in range(3):
+    for kind in ("swift", "python"): cold[kind].append(cold_start(kind, i))
+metric("worker start → first heartbeat (median of 3)", "s", statistics.median(cold["swift"]), statistics.median(cold["python"]))
+
+# ---------- 2. idle RSS and CPU, both idle over the same window ----------
+sw, py = start_swift("idle-swift"), start_python("idle-python")
+t0 = time.time()
+while not (heartbeat_seen("bench-swift", "idle-swift", t0) and heartbeat_seen("bench-python", "idle-python", t0)): time.sleep(0.1)
+time.sleep(3)
+c0 = {"swift": cpu_ticks(tree(sw.pid)), "python": cpu_ticks(tree(py.pid))}
+samples = {"swift": [], "python": []}
+for _ in range(IDLE_SECONDS):
+    samples["swift"].append(rss_kb(tree(sw.pid))); samples["python"].append(rss_kb(tree(py.pid)))
+    time.sleep(1)
+hz = os.sysconf("SC_CLK_TCK")
+cpu = {k: (cpu_ticks(tree(p.pid)) - c0[k]) / hz for k, p in (("swift", sw), ("python", py))}
+metric("idle RSS, worker + children (median)", "MB", statistics.median(samples["swift"]) / 1024, statistics.median(samples["python"]) / 1024)
+metric(f"idle CPU over {IDLE_SECONDS} s", "CPU-s", round(cpu["swift"], 3), round(cpu["python"], 3), note="Swift polls every 0.5 s, Python every 10 s (defaults)")
+
+# ---------- 3. create → Running / Completed, interleaved, one run at a time ----------
+lat = {"swift": {"run": [], "done": []}, "python": {"run": [], "done": []}}
+for i in range(N_RUNS):
+    for kind, dep, params in (("swift", SWIFT_DEP, {"gates": "default"}), ("python", PY_DEP, {})):
+        rid = create(dep, params)
+        r = wait_run(rid, lambda r: r["state_type"] in ("COMPLETED", "FAILED", "CRASHED"))
+        assert r["state_type"] == "COMPLETED", f"{kind} run {rid} ended {r['state_name']}"
+        lat[kind]["run"].append(ts(r["start_time"]) - ts(r["created"])); lat[kind]["done"].append(ts(r["end_time"]) - ts(r["created"]))
+for key, label in (("run", "Running"), ("done", "Completed")):
+    for p in (50, 95):
+        metric(f"create_flow_run → {label} p{p} ({N_RUNS} runs)", "s", round(pct(lat["swift"][key], p), 3), round(pct(lat["python"][key], p), 3))
+flow_time = {k: [d - r for d, r in zip(lat[k]["done"], lat[k]["run"])] for k in lat}
+
+# ---------- 4. resume → next task Running ----------
+res = {"swift": [], "python": []}
+for i in range(N_PAUSES):
+    for kind, dep, params, nxt in (("swift", SWIFT_DEP, {"gates": "ask"}, "implement"), ("python", PY_DEP, {"mode": "pause"}, "implement")):
+        rid = create(dep, params)
+        wait_run(rid, lambda r: r["state_type"] == "PAUSED")
+        keyset = call("GET", f"/flow_runs/{rid}")["state"]["state_details"]["run_input_keyset"]
+        for _ in range(100):  # the schema is written right after the pause is accepted
+            if http.get(f"/flow_runs/{rid}/input/{keyset['schema']}").status_code == 200: break
+            time.sleep(0.05)
+        t0 = time.time()
+        r = call("POST", f"/flow_runs/{rid}/resume", json={"run_input": {"choice": "approve"}})
+        assert r["status"] == "ACCEPT", r
+        while (start := task_start(rid, nxt)) is None: time.sleep(0.05)
+        res[kind].append(start - t0)
+        wait_run(rid, lambda r: r["state_type"] in ("COMPLETED", "FAILED", "CRASHED"))
+for p in (50, 95):
+    metric(f"resume → next task Running p{p} ({N_PAUSES} pauses)", "s", round(pct(res["swift"], p), 3), round(pct(res["python"], p), 3),
+           note="Python: pause_flow_run polls every 10 s")
+stop(sw); stop(py)
+
+# ---------- 5. orchestration overhead per stage vs the raw API calls ----------
+raw = []
+run = call("POST", "/flow_runs/", json={"flow_id": call("POST", "/flows/", json={"name": "bench-raw"})["id"]})
+call("POST", f"/flow_runs/{run['id']}/set_state", json={"state": {"type": "RUNNING"}})
+for i in range(20):
+    t0 = time.time()
+    t = call("POST", "/task_runs/", json={"flow_run_id": run["id"], "task_key": "raw", "dynamic_key": str(i), "name": f"raw-{i}"})
+    call("POST", f"/task_runs/{t['id']}/set_state", json={"state": {"type": "RUNNING"}})
+    call("POST", f"/task_runs/{t['id']}/set_state", json={"state": {"type": "COMPLETED"}})
+    call("POST", "/logs/", json=[{"name": "raw", "level": 20, "message": "x", "timestamp": datetime.utcnow().isoformat() + "Z", "flow_run_id": run["id"]}])
+    raw.append(time.time() - t0)
+raw_stage = statistics.median(raw)
+metric("flow Running → Completed per stage (median)", "s", round(statistics.median(flow_time["swift"]) / 5, 4), round(statistics.median(flow_time["python"]) / 5, 4),
+       note=f"raw API cost of one stage (create task run, 2 states, 1 log) = {raw_stage:.4f} s; Swift stages do real work (files, a real unittest run)")
+
+# ---------- 6. API requests per poll interval while runs wait at a gate ----------
+def proxy(tag):
+    pf = f"{OUT}/{tag}.port"
+    if os.path.exists(pf): os.remove(pf)
+    p = subprocess.Popen([f"{VENV}/bin/python", f"{ROOT}/scripts/bench.d/count_proxy.py", pf, API.rsplit("/api", 1)[0]], start_new_session=True)
+    while not os.path.exists(pf): time.sleep(0.05)
+    return p, f"http://127.0.0.1:{open(pf).read()}/api", f"http://127.0.0.1:{open(pf).read()}/__count"
+
+def count(url): return int(httpx.get(url).text)
+
+req = {"swift": {}, "python": {}}
+sp, sapi, scount = proxy("swift-proxy"); pp, papi, pcount = proxy("python-proxy")
+sw, py = start_swift("count-swift", sapi), start_python("count-python", papi, limit=10)
+time.sleep(15)
+waiting = {"swift": 0, "python": 0}
+for n in WAITING:
+    for kind, dep, params in (("swift", SWIFT_DEP, {"gates": "ask"}), ("python", PY_DEP, {"mode": "suspend"})):
+        while waiting[kind] < n:
+            rid = create(dep, params); waiting[kind] += 1
+        t0 = time.time()
+        while len(call("POST", "/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [dep]}, "state": {"type": {"any_": ["PAUSED"]}}}, "limit": 200})) < n:
+            if time.time() - t0 > 1200: raise SystemExit(f"{kind}: runs did not all reach the gate")
+            time.sleep(2)
+    time.sleep(12)
+    a = {"swift": count(scount), "python": count(pcount)}; time.sleep(60); b = {"swift": count(scount), "python": count(pcount)}
+    for kind, interval in (("swift", 0.5), ("python", 10.0)):
+        req[kind][n] = {"per_minute": b[kind] - a[kind], "per_interval": round((b[kind] - a[kind]) / (60 / interval), 2)}
+    metric(f"API requests per minute, {n} runs waiting at a gate", "req/min", req["swift"][n]["per_minute"], req["python"][n]["per_minute"],
+           note=f"per poll interval: Swift {req['swift'][n]['per_interval']} (0.5 s), Python {req['python'][n]['per_interval']} (10 s)")
+results["requests"] = req
+for p in (sw, py, sp, pp): stop(p)
+for dep in (SWIFT_DEP, PY_DEP):  # clear the waiting runs
+    for r in call("POST", "/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [dep]}, "state": {"type": {"any_": ["PAUSED", "SCHEDULED"]}}}, "limit": 200}):
+        call("POST", f"/flow_runs/{r['id']}/set_state", json={"state": {"type": "CANCELLED"}, "force": True})
+
+# ---------- 7. N runs end to end through one worker (limit 4 each) ----------
+def e2e(kind):
+    dep, params = (SWIFT_DEP, {"gates": "default"}) if kind == "swift" else (PY_DEP, {})
+    ids = [create(dep, params) for _ in range(N_E2E)]
+    t0 = time.time()
+    p = start_swift("e2e-swift") if kind == "swift" else start_python("e2e-python", limit=4)
+    for rid in ids: wait_run(rid, lambda r: r["state_type"] in ("COMPLETED", "FAILED", "CRASHED"), timeout=1800)
+    wall = time.time() - t0
+    stop(p)
+    return wall
+wall = {"swift": e2e("swift"), "python": e2e("python")}
+metric(f"{N_E2E} runs end to end, one worker (limit 4), wall time", "s", round(wall["swift"], 1), round(wall["python"], 1))
+metric(f"{N_E2E} runs end to end, runs per minute", "runs/min", round(N_E2E / wall["swift"] * 60, 1), round(N_E2E / wall["python"] * 60, 1), better="higher")
+
+# ---------- report ----------
+results["machine"] = {"cores": os.cpu_count(), "prefect": call("GET", "/admin/version"), "date": datetime.utcnow().isoformat() + "Z",
+                      "quick": QUICK, "server": "prefect server (SQLite) on 127.0.0.1"}
+json.dump(results, open(f"{OUT}/results.json", "w"), indent=2)
+lines = ["| metric | Swift worker | Python worker | Swift advantage | note |", "|---|---|---|---|---|"]
+for m in results["metrics"]:
+    fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    adv = "-" if m["advantage"] is None else f"{m['advantage']:.1f}×"
+    lines.append(f"| {m['name']} ({m['unit']}) | {fmt(m['swift'])} | {fmt(m['python'])} | {adv} | {m['note']} |")
+md = "\n".join(lines) + "\n"
+open(f"{OUT}/results.md", "w").write(md)
+print(md)
