@@ -24,7 +24,8 @@ public struct ProjectValidator: Sendable {
                 throw EngineError(
                     code: .invalidConfig,
                     message: "concurrency_limit is not supported: Prefect's deployment concurrency lease expires after 300 s unless the engine renews it. Remove it and limit with worker.limit or the work pool's concurrency limit.",
-                    file: deployments.file, line: d.line, key: "deployments.\(d.name).concurrency_limit")
+                    file: deployments.file, line: d.concurrencyLimitMark?.line ?? d.line, column: d.concurrencyLimitMark?.column,
+                    key: "deployments.\(d.name).concurrency_limit")
             }
             do {
                 _ = try BuildParameters(d.parameters)

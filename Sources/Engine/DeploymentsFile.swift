@@ -19,6 +19,8 @@ public struct DeploymentsFile: Sendable {
         public var jobVariables: [String: JSONValue]
         public var schedules: [JSONValue]
         public var concurrencyLimit: Int?
+        /// Where `concurrency_limit` was written (line, column), for the error that refuses it.
+        public var concurrencyLimitMark: (line: Int, column: Int)?
         public var paused: Bool
         public var line: Int?
     }
@@ -70,7 +72,7 @@ public struct DeploymentsFile: Sendable {
         var d = Deployment(
             name: "", description: nil, version: nil, tags: [], parameters: [:], parameterLines: [:],
             enforceParameterSchema: true, workPool: nil, workQueue: nil, jobVariables: [:], schedules: [],
-            concurrencyLimit: nil, paused: false, line: node.mark?.line)
+            concurrencyLimit: nil, concurrencyLimitMark: nil, paused: false, line: node.mark?.line)
         var named = false
         for (key, value, keyNode) in try reader.mapping(node, base, known: deploymentKeys) {
             let path = "\(base).\(key)"
@@ -90,6 +92,7 @@ public struct DeploymentsFile: Sendable {
                 guard name == flowName else { throw reader.fail(value, path, "this worker runs only the flow '\(flowName)'; remove flow_name or set it to '\(flowName)'") }
             case "entrypoint": _ = try reader.string(value, path)
             case "concurrency_limit":
+                d.concurrencyLimitMark = keyNode.mark.map { ($0.line, $0.column) }
                 if case .mapping = value {
                     for (k, v, _) in try reader.mapping(value, path, known: ["limit", "collision_strategy", "grace_period_seconds"]) where k == "limit" {
                         d.concurrencyLimit = try reader.int(v, "\(path).limit")
