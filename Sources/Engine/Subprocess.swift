@@ -71,6 +71,15 @@ public struct Subprocess: Sendable {
     }
 
     private func spawn(outputPath: String) throws -> pid_t {
+        // posix_spawn has no portable chdir: a tiny /bin/sh prologue changes directory, then execs.
+        try Self.spawn(
+            "/bin/sh", ["-c", "cd -- \"$0\" || exit 126; exec \"$@\"", workingDirectory, executable] + arguments,
+            environment: environment, output: outputPath)
+    }
+
+    /// posix_spawn in a new process group with default signal handling, stdin from /dev/null and
+    /// stdout+stderr to `output` (appended when `append`; /dev/null when nil). Returns the pid (= pgid).
+    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String]?, output: String?, append: Bool = false) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -87,18 +96,17 @@ public struct Subprocess: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 1, output ?? "/dev/null", O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // posix_spawn has no portable chdir: a tiny /bin/sh prologue changes directory, then execs.
-        let shell = ["/bin/sh", "-c", "cd -- \"$0\" || exit 126; exec \"$@\"", workingDirectory, executable] + arguments
-        let argv = shell.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard rc == 0 else {
             throw EngineError(code: .io, message: "cannot start \(executable): \(String(cString: strerror(rc)))", file: executable)
         }

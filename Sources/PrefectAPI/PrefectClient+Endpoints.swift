@@ -127,6 +127,25 @@ extension PrefectClient {
         return try decode(OrchestrationResponse.self, try await call(.post, path, body: encode(body)), path).result
     }
 
+    /// Proposes a state and, while the server answers WAIT (e.g. Running before the scheduled time),
+    /// sleeps `delay_seconds` (at most `maxWait` at a time) and proposes again. Never returns `.wait`.
+    public func proposeFlowRunState(id: String, _ state: StateCreate, force: Bool = false, maxWait: Duration = .seconds(30)) async throws -> OrchestrationResult {
+        try await proposeUntilNotWaiting(maxWait: maxWait) { try await self.setFlowRunState(id: id, state, force: force) }
+    }
+
+    /// The task-run counterpart of `proposeFlowRunState`.
+    public func proposeTaskRunState(id: String, _ state: StateCreate, force: Bool = false, maxWait: Duration = .seconds(30)) async throws -> OrchestrationResult {
+        try await proposeUntilNotWaiting(maxWait: maxWait) { try await self.setTaskRunState(id: id, state, force: force) }
+    }
+
+    private func proposeUntilNotWaiting(maxWait: Duration, _ propose: () async throws -> OrchestrationResult) async throws -> OrchestrationResult {
+        while true {
+            let result = try await propose()  // each proposal gets its own transition id: a WAIT applied nothing
+            guard case .wait(let delay, _) = result else { return result }
+            try await Task.sleep(for: min(.milliseconds(Int64(delay * 1000)), maxWait))
+        }
+    }
+
     /// What the UI's Resume button calls; the server validates `runInput` against the stored schema.
     public func resumeFlowRun(id: String, runInput: JSONValue?) async throws -> OrchestrationResult {
         let body: JSONValue = runInput.map { ["run_input": $0] } ?? [:]

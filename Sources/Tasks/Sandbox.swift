@@ -47,16 +47,9 @@ public struct Sandbox: Sendable {
     static let userArguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
     static func probe(_ argv: [String]) -> Bool {
-        guard FileManager.default.isExecutableFile(atPath: argv[0]) else { return false }
-        var pid: pid_t = 0
-        let cArgs = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        guard posix_spawn(&pid, argv[0], &actions, nil, cArgs, nil) == 0 else { return false }
+        guard FileManager.default.isExecutableFile(atPath: argv[0]),
+            let pid = try? Subprocess.spawn(argv[0], Array(argv.dropFirst()), environment: nil, output: nil)
+        else { return false }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return status == 0

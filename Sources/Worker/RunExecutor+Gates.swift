@@ -30,12 +30,7 @@ extension RunExecutor {
         let headline = firing.question.split(separator: "\n").first { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "# ")) } ?? firing.gate.id
         let state = StateCreate(type: .paused, name: name, message: "Decision required at gate \(firing.gate.id): \(headline)", details: details)
 
-        var result = try await client.setFlowRunState(id: run.id, state)
-        while case .wait(let delay, _) = result {
-            try await Task.sleep(for: .milliseconds(Int64(min(delay, 30) * 1000)))
-            result = try await client.setFlowRunState(id: run.id, state)
-        }
-        switch result {
+        switch try await client.proposeFlowRunState(id: run.id, state) {
         case .accept:
             // Only now: accepting the pause deletes any input stored under this keyset.
             try await createInput(run.id, key: keyset.schema, value: DecisionForm.schema(firing.gate).jsonText())
@@ -64,7 +59,7 @@ extension RunExecutor {
             if now.stateType == .cancelling || now.stateType == .cancelled { throw CancellationError() }
             return .ended(.crashed("Prefect refused to pause at gate \(firing.gate.id): \(reason)"))
         case .wait:
-            return .ended(.crashed("unreachable"))
+            preconditionFailure("proposeFlowRunState never returns .wait")
         }
     }
 

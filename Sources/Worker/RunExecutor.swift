@@ -225,27 +225,21 @@ public struct RunExecutor: Sendable {
         var stageContext = context
         stageContext.logger = shipper.logger(label: "autonomy.task_run.\(stage.rawValue)", flowRunID: run.id, taskRunID: taskRun.id, level: logLevel)
         stageContext.logger[metadataKey: "stage"] = "\(stage.rawValue)"
-        while true {
-            switch try await client.setTaskRunState(id: taskRun.id, StateCreate(type: .running)) {
-            case .accept: break
-            case .wait(let delay, _):
-                try await Task.sleep(for: .milliseconds(Int64(min(delay, 30) * 1000)))
-                continue
-            case .reject(let state, let reason):
-                if state?.type == .paused {
-                    log.info("the flow run was paused from the UI; releasing it at the stage boundary", metadata: ["stage": "\(stage.rawValue)"])
-                    return .ended(.released("Paused from the Prefect UI before \(stage.rawValue); Resume continues from the finished stages"))
-                }
-                return .ended(.crashed("Prefect refused to start task run \(stage.rawValue)-\(context.attempt): \(reason)"))
-            case .abort(let reason):
-                let current = try await client.readFlowRun(id: run.id)
-                switch current.stateType {
-                case .cancelling, .cancelled: throw CancellationError()
-                case .paused: return .ended(.released("Paused from the Prefect UI before \(stage.rawValue)"))
-                default: return .ended(.crashed("Prefect refused to start task run \(stage.rawValue)-\(context.attempt): \(reason)"))
-                }
+        switch try await client.proposeTaskRunState(id: taskRun.id, StateCreate(type: .running)) {
+        case .accept, .wait: break
+        case .reject(let state, let reason):
+            if state?.type == .paused {
+                log.info("the flow run was paused from the UI; releasing it at the stage boundary", metadata: ["stage": "\(stage.rawValue)"])
+                return .ended(.released("Paused from the Prefect UI before \(stage.rawValue); Resume continues from the finished stages"))
             }
-            break
+            return .ended(.crashed("Prefect refused to start task run \(stage.rawValue)-\(context.attempt): \(reason)"))
+        case .abort(let reason):
+            let current = try await client.readFlowRun(id: run.id)
+            switch current.stateType {
+            case .cancelling, .cancelled: throw CancellationError()
+            case .paused: return .ended(.released("Paused from the Prefect UI before \(stage.rawValue)"))
+            default: return .ended(.crashed("Prefect refused to start task run \(stage.rawValue)-\(context.attempt): \(reason)"))
+            }
         }
         let started = Date()
         stageContext.logger.info("stage started", metadata: ["attempt": "\(context.attempt)"])

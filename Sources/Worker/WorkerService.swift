@@ -161,11 +161,7 @@ public final class WorkerService: Service, Sendable {
 
     /// Proposes Pending: ACCEPT = ours; ABORT = another worker has it; REJECT (e.g. AwaitingConcurrencySlot) = not now.
     private func claim(_ runID: String, runs: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
-        var result = try await client.setFlowRunState(id: runID, StateCreate(type: .pending, message: "Claimed by Swift worker \(workerName)"))
-        while case .wait(let delay, _) = result {
-            try await Task.sleep(for: .milliseconds(Int64(min(delay, 10) * 1000)))
-            result = try await client.setFlowRunState(id: runID, StateCreate(type: .pending))
-        }
+        let result = try await client.proposeFlowRunState(id: runID, StateCreate(type: .pending, message: "Claimed by Swift worker \(workerName)"), maxWait: .seconds(10))
         guard case .accept = result else {
             logger.debug("run not claimed", metadata: ["flow_run.id": "\(runID)", "result": "\(result.summary)"])
             return
@@ -185,11 +181,7 @@ public final class WorkerService: Service, Sendable {
             try await runClient.updateLabels(flowRunID: runID, labels)
             try await runClient.updateFlowRun(id: runID, FlowRunUpdate(flowVersion: AutonomousBuild.version, infrastructurePID: infrastructurePID))
             if !alreadyRunning {
-                var result = try await runClient.setFlowRunState(id: runID, StateCreate(type: .running))
-                while case .wait(let delay, _) = result {
-                    try await Task.sleep(for: .milliseconds(Int64(min(delay, 30) * 1000)))
-                    result = try await runClient.setFlowRunState(id: runID, StateCreate(type: .running))
-                }
+                let result = try await runClient.proposeFlowRunState(id: runID, StateCreate(type: .running))
                 guard case .accept = result else {
                     logger.warning("could not start the run; dropping it", metadata: ["flow_run.id": "\(runID)", "result": "\(result.summary)"])
                     return

@@ -342,10 +342,55 @@ struct WorkerE2ETests {
         #expect(paused.stateName == "Paused")
         #expect(paused.state?.stateDetails?.pauseReschedule == false)
         #expect(paused.state?.stateDetails?.runInputKeyset?.schema == "paused-design-review-1-schema")
+        // The process dies while it waits; `autonomy run --attach` continues once a person answers.
+        await child.kill9()
+        #expect(try await project.client.readFlowRun(id: id).stateType == .paused)
+        let attached = try ChildProcess(try TestEnvironment.binary(), ["run", "--config", project.configPath, "--attach", id], environment: project.environment(), outputPath: project.dir + "/attach.log")
+        defer { Task { await attached.kill9() } }
         let ok = try await project.autonomy(["resume", id, "--choice", "approve"])
         #expect(ok.status == 0)
-        #expect(await child.wait(timeout: .seconds(60)) == 0, "\(child.output.suffix(2000))")
+        #expect(await attached.wait(timeout: .seconds(60)) == 0, "\(attached.output.suffix(2000))")
         #expect(try await project.client.readFlowRun(id: id).stateType == .completed)
+        #expect(try project.stageEntries(id, stage: "design").count == 1)
+    }
+
+    @Test func uiPauseReleasesAtTheNextStageBoundaryAndResumeContinues() async throws {
+        let project = try TestProject(testCommand: "sleep 3; python3 -m unittest discover")
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        let runID = try await project.prefectRun(["--param", "gates=default"])
+        try await project.waitFor(runID, "test stage running") { _ in
+            FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json")
+        }
+        // What the UI's Pause button sends: a forced Suspended state without a form.
+        let pause = StateCreate(type: .paused, name: "Suspended", details: StateDetails(pauseTimeout: Date().addingTimeInterval(300), pauseReschedule: true))
+        #expect(try await project.client.setFlowRunState(id: runID, pause, force: true).acceptedState?.type == .paused)
+        try await Task.sleep(for: .seconds(5))
+        let paused = try await project.client.readFlowRun(id: runID)
+        #expect(paused.stateType == .paused)
+        let tasks = try await project.client.filterTaskRuns(flowRunID: runID)
+        #expect(tasks.first { $0.name == "test-1" }?.stateType == .completed)
+        #expect(!tasks.contains { $0.name.hasPrefix("verify") && $0.stateType == .running })
+        #expect(try await project.client.resumeFlowRun(id: runID, runInput: nil).acceptedState?.type == .scheduled)
+        let run = try await project.waitFinal(runID)
+        #expect(run.stateType == .completed)
+        #expect(try project.stageEntries(runID, stage: "test").count == 1)
+    }
+
+    @Test func uiRetrySkipsFinishedStagesUnlessFresh() async throws {
+        let project = try TestProject()
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        for fresh in [false, true] {
+            let runID = try await project.prefectRun(["--param", "gates=default", "--param", "fresh=\(fresh)"])
+            #expect(try await project.waitFinal(runID).stateType == .completed)
+            // What the UI's Retry does: back to Scheduled "AwaitingRetry".
+            let retry = StateCreate(type: .scheduled, name: "AwaitingRetry", message: "Retry from the UI", details: StateDetails(scheduledTime: Date()))
+            _ = try await project.client.setFlowRunState(id: runID, retry, force: true)
+            let run = try await project.waitFor(runID, "completed again") { $0.stateType == .completed && ($0.runCount ?? 0) >= 2 }
+            #expect(run.stateType == .completed)
+            #expect(try project.stageEntries(runID).count == (fresh ? 10 : 5), "fresh=\(fresh)")
+        }
     }
 
     @Test func unreachableAPIExits69() async throws {

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 
 #if canImport(Glibc)
@@ -13,29 +14,9 @@ public final class ChildProcess: @unchecked Sendable {  // pid and paths are imm
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String], outputPath: String, cwd: String? = nil) throws {
         self.outputPath = outputPath
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var argv = [executable] + arguments
         if let cwd { argv = ["/bin/sh", "-c", "cd -- \"$0\" && exec \"$@\"", cwd] + argv }
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
-        guard rc == 0 else { throw TestFailure("cannot start \(executable): \(String(cString: strerror(rc)))") }
-        self.pid = pid
+        pid = try Subprocess.spawn(argv[0], Array(argv.dropFirst()), environment: environment, output: outputPath, append: true)
     }
 
     public func signal(_ sig: Int32) { kill(pid, sig) }

@@ -112,6 +112,16 @@ def rss_kb(pids):
         except OSError: pass
     return total
 
+def private_kb(pids):
+    """USS: pages only this process tree holds (Private_Clean + Private_Dirty); shared library pages excluded."""
+    total = 0
+    for p in pids:
+        try:
+            for line in open(f"/proc/{p}/smaps_rollup"):
+                if line.startswith(("Private_Clean:", "Private_Dirty:")): total += int(line.split()[1])
+        except OSError: pass
+    return total
+
 def cpu_ticks(pids):
     total = 0
     for p in pids:
@@ -149,13 +159,16 @@ t0 = time.time()
 while not (heartbeat_seen("bench-swift", "idle-swift", t0) and heartbeat_seen("bench-python", "idle-python", t0)): time.sleep(0.1)
 time.sleep(3)
 c0 = {"swift": cpu_ticks(tree(sw.pid)), "python": cpu_ticks(tree(py.pid))}
-samples = {"swift": [], "python": []}
+samples = {"swift": [], "python": []}; private = {"swift": [], "python": []}
 for _ in range(IDLE_SECONDS):
     samples["swift"].append(rss_kb(tree(sw.pid))); samples["python"].append(rss_kb(tree(py.pid)))
+    private["swift"].append(private_kb(tree(sw.pid))); private["python"].append(private_kb(tree(py.pid)))
     time.sleep(1)
 hz = os.sysconf("SC_CLK_TCK")
 cpu = {k: (cpu_ticks(tree(p.pid)) - c0[k]) / hz for k, p in (("swift", sw), ("python", py))}
-metric("idle RSS, worker + children (median)", "MB", statistics.median(samples["swift"]) / 1024, statistics.median(samples["python"]) / 1024)
+metric("idle RSS, worker + children (median)", "MB", statistics.median(samples["swift"]) / 1024, statistics.median(samples["python"]) / 1024,
+       note="RSS includes shared, read-only library pages (Swift runtime, Foundation, ICU, libcrypto)")
+metric("idle private memory (USS), worker + children (median)", "MB", statistics.median(private["swift"]) / 1024, statistics.median(private["python"]) / 1024)
 metric(f"idle CPU over {IDLE_SECONDS} s", "CPU-s", round(cpu["swift"], 3), round(cpu["python"], 3), note="Swift polls every 0.5 s, Python every 10 s (defaults)")
 
 # ---------- 3. create → Running / Completed, interleaved, one run at a time ----------
