@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HTTP
 import JSON
 import Testing
@@ -141,6 +144,18 @@ struct HTTPClientTests {
             for try await status in group { #expect(status == 200) }
         }
         #expect(ContinuousClock.now - start < .seconds(2))
+    }
+
+    @Test func proxyFromTheEnvironment() async throws {
+        // libcurl reads http_proxy per transfer: the request for a host that does not exist goes to the
+        // loopback server acting as the proxy (absolute-form request line).
+        setenv("http_proxy", server.base, 1)
+        defer { unsetenv("http_proxy") }
+        let http = client()
+        defer { http.shutdown() }
+        let response = try await http.send(HTTPRequest(url: "http://no-such-host.invalid/hello"))
+        #expect(response.status == 200)
+        #expect(response.text == "hello")
     }
 
     @Test func tlsSelfSignedRejectedThenAcceptedWithCABundle() async throws {
