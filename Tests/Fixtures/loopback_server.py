@@ -11,6 +11,7 @@ Writes the bound port to PORT_FILE. Routes:
   GET  /count/NAME            how many times /status was hit with ?name=NAME
   GET  /big?bytes=N           N bytes of 'a'
   GET  /binary                256 bytes 0x00..0xff (not UTF-8)
+  GET  /api/csrf-token        a CSRF token; POST /api/flows/ answers 403 "Invalid CSRF token" without it
   GET  /gzip                  a gzip-encoded body (when the client accepts it)
 --blackhole: listen(0) and never accept, so connects time out once the queue is full.
 """
@@ -69,6 +70,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.reply(200, str(state["hits"].get(p.split("/")[2], 0)).encode())
         elif p == "/big":
             self.reply(200, b"a" * int(q.get("bytes", "1048576")))
+        elif p == "/api/csrf-token":
+            with lock:
+                state["hits"]["csrf-token"] = state["hits"].get("csrf-token", 0) + 1
+            self.reply(200, b'{"token":"tok-1","expiration":"2099-01-01T00:00:00Z"}', {"Content-Type": "application/json"})
         elif p == "/binary":
             self.reply(200, bytes(range(256)), {"Content-Type": "application/octet-stream"})
         elif p == "/gzip":
@@ -84,7 +89,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         auth = (self.headers.get("Authorization") or "none").split(" ")[0]
-        if self.path == "/echo":
+        if self.path == "/api/flows/":
+            # Like a Prefect server with CSRF protection on.
+            if self.headers.get("Prefect-Csrf-Token") == "tok-1" and self.headers.get("Prefect-Csrf-Client"):
+                self.reply(201, b'{"id":"f-1","name":"csrf-flow"}', {"Content-Type": "application/json"})
+            else:
+                self.reply(403, b'{"detail":"Invalid CSRF token"}', {"Content-Type": "application/json"})
+        elif self.path == "/echo":
             self.reply(200, body, {"X-Seen-Auth": auth, "X-Seen-Method": self.command})
         else:
             self.reply(404, b"not found")

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 import JSON
 import PrefectAPI
 import Testing
@@ -192,6 +193,20 @@ struct PrefectClientTests {
         let run = try await client.createFlowRun(FlowRunCreate(flowID: flow.id, name: TestEnvironment.unique("adhoc"), parameters: ["x": 1]))
         #expect(run.deploymentID == nil)
         #expect(run.parameters == ["x": 1])
+    }
+}
+
+@Suite("Prefect client against a CSRF-enforcing server")
+struct CSRFTests {
+    @Test func invalidCSRFTokenFetchesOneAndRetriesOnce() async throws {
+        let server = try FixtureServer()
+        defer { server.stop() }
+        let client = PrefectClient(configuration: .init(apiURL: server.base + "/api"), http: HTTPClient())
+        let flow = try await client.createFlow(name: "csrf-flow")
+        #expect(flow.id == "f-1")
+        _ = try await client.createFlow(name: "csrf-flow")  // the token is kept: no second fetch
+        let fetched = try await client.http.send(HTTPRequest(url: server.base + "/count/csrf-token"))
+        #expect(fetched.text == "1")
     }
 }
 
