@@ -71,6 +71,8 @@ public struct TraceEntry: Codable, Sendable {
     public var decisionRef: String?
     /// The flow run's run_count when this entry was written (a UI Retry starts a new count).
     public var flowRunCount: Int?
+    /// The Prefect task run of a stage attempt (so a resumed run draws its edges without asking).
+    public var taskRunID: String?
 
     public init(
         kind: Kind, stage: String?, attempt: Int?, startedAt: Date = Date(), endedAt: Date? = nil, status: String? = nil,
@@ -104,6 +106,7 @@ public struct TraceEntry: Codable, Sendable {
         case startedAt = "started_at", endedAt = "ended_at", promptTemplate = "prompt_template"
         case promptSHA256 = "prompt_sha256", responseSHA256 = "response_sha256", costUSD = "cost_usd"
         case requestID = "request_id", decisionRef = "decision_ref", flowRunCount = "flow_run_count"
+        case taskRunID = "task_run_id"
     }
 
     /// Every field is written, null where it does not apply.
@@ -129,6 +132,7 @@ public struct TraceEntry: Codable, Sendable {
         try c.encode(requestID, forKey: .requestID)
         try c.encode(decisionRef, forKey: .decisionRef)
         try c.encodeIfPresent(flowRunCount, forKey: .flowRunCount)
+        try c.encodeIfPresent(taskRunID, forKey: .taskRunID)
     }
 }
 

@@ -78,6 +78,7 @@ public struct RunExecutor: Sendable {
     let mode: Mode
     let logLevel: Logger.Level
     let waitPollInterval: Duration
+    let deploymentNames = DeploymentNames()
 
     public init(client: PrefectClient, settings: Settings, gates: [Gate], shipper: LogShipper, notifier: Notifier, sandbox: Sandbox, http: HTTPClient, mode: Mode, logLevel: Logger.Level, waitPollInterval: Duration = .seconds(1)) {
         self.client = client
@@ -130,7 +131,7 @@ public struct RunExecutor: Sendable {
             return .crashed("The run folder \(folder.root) does not exist on this worker, but the run already started elsewhere: all workers of a pool must share state_dir (one host or a shared filesystem).")
         }
         try folder.create()
-        let deploymentName = run.deploymentID == nil ? nil : try? await client.readDeployment(id: run.deploymentID!)?.name
+        let deploymentName = await deploymentNames.name(of: run.deploymentID, client: client)
         let trace = try TraceWriter(folder: folder, run: .init(flowRunID: run.id, flowRunName: run.name, deployment: deploymentName.map { "\(AutonomousBuild.flowName)/\($0)" }, parameters: params.json))
         let providerName = params.provider ?? run.jobVariables?["provider"]?.stringValue ?? settings.llm.provider
         let provider = try ProviderFactory.make(provider: providerName, settings: settings, http: http, logger: log)
@@ -150,8 +151,11 @@ public struct RunExecutor: Sendable {
             let document = await trace.document
             let entry: TraceEntry
             if !rerun.contains(stage), let done = document.finished(stage: stage.rawValue, folder: folder, notBefore: previousEnd, runCount: params.fresh ? runCount : nil) {
-                let taskRun = try await client.createTaskRun(taskRunCreate(run: run, stage: stage, attempt: done.attempt ?? 1, upstream: previousTaskRunID))
-                previousTaskRunID = taskRun.id
+                if let known = done.taskRunID {
+                    previousTaskRunID = known
+                } else {
+                    previousTaskRunID = try await client.createTaskRun(taskRunCreate(run: run, stage: stage, attempt: done.attempt ?? 1, upstream: previousTaskRunID)).id
+                }
                 entry = done
                 log.info("stage already finished; skipping", metadata: ["stage": "\(stage.rawValue)", "attempt": "\(done.attempt ?? 1)"])
             } else {
@@ -252,6 +256,7 @@ public struct RunExecutor: Sendable {
                 promptSHA256: llm?.promptSHA256, responseSHA256: llm?.responseSHA256, inputs: outcome.inputs, outputs: outcome.outputs,
                 usage: llm?.usage, costUSD: llm?.costUSD, requestID: llm?.requestID)
             entry.flowRunCount = runCount
+            entry.taskRunID = taskRun.id
             try await context.trace.append(entry)
             _ = try await client.setTaskRunState(id: taskRun.id, StateCreate(type: .completed, message: outcome.summary))
             stageContext.logger.info("stage completed", metadata: ["summary": "\(outcome.summary)"])
@@ -324,6 +329,19 @@ public struct RunExecutor: Sendable {
             log.error("could not report the run's final state", metadata: ["error": "\(error)", "intended": "\(end)"])
         }
         return end
+    }
+}
+
+/// Deployment names by id, read once per worker (for TRACE.json's run header).
+actor DeploymentNames {
+    private var names: [String: String] = [:]
+
+    func name(of id: String?, client: PrefectClient) async -> String? {
+        guard let id else { return nil }
+        if let known = names[id] { return known }
+        let name = try? await client.readDeployment(id: id)?.name
+        if let name { names[id] = name }
+        return name
     }
 }
 

@@ -178,6 +178,7 @@ public final class WorkerService: Service, Sendable {
         do {
             var labels = ["prefect.worker.name": workerName, "prefect.worker.type": "swift", "prefect.work-pool.name": pool]
             if let id = poolID.withLock({ $0 }) { labels["prefect.work-pool.id"] = id }
+            // Sequential on purpose: concurrent writes to one flow run make a SQLite server fail fast (503).
             try await runClient.updateLabels(flowRunID: runID, labels)
             try await runClient.updateFlowRun(id: runID, FlowRunUpdate(flowVersion: AutonomousBuild.version, infrastructurePID: infrastructurePID))
             if !alreadyRunning {

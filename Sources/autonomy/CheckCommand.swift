@@ -23,7 +23,7 @@ struct CheckCommand: AsyncParsableCommand {
             for line in report.checked { emit("ok: \(line)") }
             for warning in report.warnings { emit("warning: \(warning)") }
             guard !offline else { return }
-            let client = PrefectConnection.client(settings, logger: logger, retries: 1)
+            let client = PrefectConnection.client(settings, logger: logger)
             let version = try await client.serverVersion()
             let api = client.configuration.apiURL
             let parts = version.split(separator: ".").compactMap { Int($0) }

@@ -22,7 +22,7 @@ struct ResumeCommand: AsyncParsableCommand {
         do {
             _ = try global.logger()
             let settings = try global.settings()
-            let client = PrefectConnection.client(settings, logger: try global.logger("autonomy.resume"), retries: 2)
+            let client = PrefectConnection.client(settings, logger: try global.logger("autonomy.resume"))
             if list { return try await listWaiting(client, settings) }
             guard let run else { throw CLIError.usage("name the run to resume (id or name), or use --list") }
             guard let choice else { throw CLIError.usage("--choice is required (one of the gate's options)") }

@@ -18,7 +18,7 @@ struct TraceCommand: AsyncParsableCommand {
             let settings = try global.settings()
             var id = run
             if !RunFolder(stateDir: settings.stateDir, runID: id).exists {
-                id = try await Lookup.runID(run, client: PrefectConnection.client(settings, logger: try global.logger(), retries: 1))
+                id = try await Lookup.runID(run, client: PrefectConnection.client(settings, logger: try global.logger()))
             }
             let folder = RunFolder(stateDir: settings.stateDir, runID: id)
             guard let document = try TraceWriter.read(folder: folder) else {
