@@ -27,12 +27,17 @@ public struct RunFolder: Sendable {
 
     /// Creates the folder and its subfolders (idempotent).
     public func create() throws {
-        do {
-            for sub in Self.subfolders {
-                try FileManager.default.createDirectory(atPath: root + "/" + sub, withIntermediateDirectories: true)
+        for sub in Self.subfolders { try Self.makeDirectories(root + "/" + sub, what: "cannot create the run folder") }
+    }
+
+    /// `mkdir -p` with POSIX calls, so a failure reports the real cause (read-only, no space, permission).
+    static func makeDirectories(_ path: String, what: String) throws {
+        var current = ""
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw ioError(what, path: current)
             }
-        } catch {
-            throw EngineError(code: .io, message: "cannot create the run folder \(root): \(Self.reason(error)). Check that state_dir is writable by the worker.", file: root)
         }
     }
 
@@ -127,14 +132,10 @@ public struct RunFolder: Sendable {
     /// temp file in the same folder → write → fsync → rename → fsync the folder.
     public static func atomicWrite(_ data: Data, to path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw EngineError(code: .io, message: "cannot create \(directory): \(reason(error))", file: directory)
-        }
+        try makeDirectories(directory, what: "cannot create the folder")
         let temp = directory + "/.tmp-\(UUID().uuidString)"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ioError("cannot write in \(directory)", path: directory) }
+        guard fd >= 0 else { throw ioError("cannot create a file in this folder", path: directory) }
         var ok = true
         data.withUnsafeBytes { buffer in
             var offset = 0
@@ -154,10 +155,10 @@ public struct RunFolder: Sendable {
         guard ok else {
             unlink(temp)
             errno = savedErrno
-            throw ioError("cannot write \(path)", path: path)
+            throw ioError("cannot write the file", path: path)
         }
         guard rename(temp, path) == 0 else {
-            let e = ioError("cannot move the new file into place at \(path)", path: path)
+            let e = ioError("cannot move the new file into place", path: path)
             unlink(temp)
             throw e
         }
@@ -174,14 +175,6 @@ public struct RunFolder: Sendable {
         if errno == EROFS || errno == EACCES || errno == EPERM { hint = ". Make state_dir writable by the worker (systemd: ReadWritePaths)." }
         if errno == ENOSPC || errno == EDQUOT { hint = ". Free disk space on the state_dir file system." }
         return EngineError(code: .io, message: "\(what): \(text)\(hint)", file: path)
-    }
-
-    static func reason(_ error: any Error) -> String {
-        let ns = error as NSError
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        return ns.localizedDescription
     }
 }
 
