@@ -104,24 +104,21 @@ def tree(pid):
         pids += [int(k) for k in kids]; frontier += [int(k) for k in kids]
     return pids
 
-def rss_kb(pids):
+def proc_kb(pids, file, fields):
+    """Sums the kB `fields` of /proc/<pid>/<file> over a process tree."""
     total = 0
     for p in pids:
         try:
-            for line in open(f"/proc/{p}/status"):
-                if line.startswith("VmRSS:"): total += int(line.split()[1])
+            for line in open(f"/proc/{p}/{file}"):
+                if line.startswith(fields): total += int(line.split()[1])
         except OSError: pass
     return total
 
+def rss_kb(pids): return proc_kb(pids, "status", ("VmRSS:",))
+
 def private_kb(pids):
-    """USS: pages only this process tree holds (Private_Clean + Private_Dirty); shared library pages excluded."""
-    total = 0
-    for p in pids:
-        try:
-            for line in open(f"/proc/{p}/smaps_rollup"):
-                if line.startswith(("Private_Clean:", "Private_Dirty:")): total += int(line.split()[1])
-        except OSError: pass
-    return total
+    """USS: pages only this process tree holds; shared library pages excluded."""
+    return proc_kb(pids, "smaps_rollup", ("Private_Clean:", "Private_Dirty:"))
 
 def cpu_ticks(pids):
     total = 0
