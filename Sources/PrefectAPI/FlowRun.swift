@@ -1,0 +1,103 @@
+import Foundation
+import JSON
+
+public struct EmpiricalPolicy: Codable, Sendable, Hashable {
+    public var pauseKeys: [String]?
+    public var resuming: Bool?
+    public var retryType: String?
+    enum CodingKeys: String, CodingKey {
+        case pauseKeys = "pause_keys", resuming
+        case retryType = "retry_type"
+    }
+}
+
+public struct FlowRun: Decodable, Sendable {
+    public var id: String
+    public var name: String
+    public var flowID: String
+    public var deploymentID: String?
+    public var parameters: [String: JSONValue]
+    public var jobVariables: [String: JSONValue]?
+    public var tags: [String]?
+    public var labels: [String: JSONValue]?
+    public var state: State?
+    public var stateType: StateType?
+    public var stateName: String?
+    public var runCount: Int?
+    public var empiricalPolicy: EmpiricalPolicy?
+    public var workPoolName: String?
+    public var workQueueName: String?
+    public var infrastructurePID: String?
+    public var created: Date?
+    public var expectedStartTime: Date?
+    public var startTime: Date?
+    public var endTime: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, parameters, tags, labels, state, created
+        case flowID = "flow_id", deploymentID = "deployment_id", jobVariables = "job_variables"
+        case stateType = "state_type", stateName = "state_name", runCount = "run_count"
+        case empiricalPolicy = "empirical_policy", workPoolName = "work_pool_name", workQueueName = "work_queue_name"
+        case infrastructurePID = "infrastructure_pid", expectedStartTime = "expected_start_time"
+        case startTime = "start_time", endTime = "end_time"
+    }
+
+    public func label(_ key: String) -> String? { labels?[key]?.stringValue }
+}
+
+public struct WorkerFlowRunResponse: Decodable, Sendable {
+    public var workPoolID: String
+    public var workQueueID: String
+    public var flowRun: FlowRun
+    enum CodingKeys: String, CodingKey {
+        case workPoolID = "work_pool_id", workQueueID = "work_queue_id", flowRun = "flow_run"
+    }
+}
+
+public struct FlowRunCreate: Encodable, Sendable {
+    public var flowID: String
+    public var name: String?
+    public var parameters: [String: JSONValue]
+    public var tags: [String]
+    public var state: StateCreate?
+
+    public init(flowID: String, name: String? = nil, parameters: [String: JSONValue] = [:], tags: [String] = [], state: StateCreate? = nil) {
+        self.flowID = flowID
+        self.name = name
+        self.parameters = parameters
+        self.tags = tags
+        self.state = state
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case flowID = "flow_id", name, parameters, tags, state
+    }
+}
+
+/// `PATCH /flow_runs/{id}`: only set fields are sent.
+public struct FlowRunUpdate: Encodable, Sendable {
+    public var name: String?
+    public var flowVersion: String?
+    public var infrastructurePID: String?
+
+    public init(name: String? = nil, flowVersion: String? = nil, infrastructurePID: String? = nil) {
+        self.name = name
+        self.flowVersion = flowVersion
+        self.infrastructurePID = infrastructurePID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case flowVersion = "flow_version", infrastructurePID = "infrastructure_pid"
+    }
+}
+
+public struct FlowRunInput: Decodable, Sendable {
+    public var key: String
+    public var value: String
+    public var flowRunID: String?
+    enum CodingKeys: String, CodingKey {
+        case key, value
+        case flowRunID = "flow_run_id"
+    }
+}
