@@ -14,10 +14,4 @@ public enum SHA256 {
     }
 
     public static func hex(_ text: String) -> String { hex(Data(text.utf8)) }
-
-    /// The hash of a file's bytes, or nil if it cannot be read.
-    public static func hex(fileAt path: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return hex(data)
-    }
 }

@@ -3,31 +3,29 @@ import Yams
 
 /// Resolves `Settings` with the precedence flag → environment → config.yml → Prefect profile → default.
 public struct SettingsLoader: Sendable {
-    public enum Kind: Sendable { case string, int, double, duration, path, url, provider }
-
-    /// Every scalar key, its type and the environment variable that overrides it.
-    public static let scalarKeys: [(key: String, kind: Kind, env: String)] = [
-        ("prefect.api_url", .url, "PREFECT_API_URL"),
-        ("prefect.ui_url", .url, "PREFECT_UI_URL"),
-        ("prefect.work_pool", .string, "AUTONOMY_WORK_POOL"),
-        ("prefect.work_queue", .string, "AUTONOMY_WORK_QUEUE"),
-        ("worker.name", .string, "AUTONOMY_WORKER_NAME"),
-        ("worker.limit", .int, "AUTONOMY_WORKER_LIMIT"),
-        ("worker.poll_interval", .duration, "AUTONOMY_POLL_INTERVAL"),
-        ("worker.heartbeat_interval", .duration, "AUTONOMY_HEARTBEAT_INTERVAL"),
-        ("worker.shutdown_grace", .duration, "AUTONOMY_SHUTDOWN_GRACE"),
-        ("worker.api_unreachable_exit_after", .duration, "AUTONOMY_API_UNREACHABLE_EXIT_AFTER"),
-        ("llm.provider", .provider, "AUTONOMY_LLM_PROVIDER"),
-        ("llm.model", .string, "AUTONOMY_LLM_MODEL"),
-        ("llm.base_url", .url, "AUTONOMY_LLM_BASE_URL"),
-        ("llm.max_tokens", .int, "AUTONOMY_LLM_MAX_TOKENS"),
-        ("llm.timeout", .duration, "AUTONOMY_LLM_TIMEOUT"),
-        ("budget_usd", .double, "AUTONOMY_BUDGET_USD"),
-        ("replay.from", .string, "AUTONOMY_REPLAY_FROM"),
-        ("state_dir", .path, "AUTONOMY_STATE_DIR"),
-        ("gates_file", .path, "AUTONOMY_GATES_FILE"),
-        ("test.command", .string, "AUTONOMY_TEST_COMMAND"),
-        ("test.timeout", .duration, "AUTONOMY_TEST_TIMEOUT"),
+    /// Every scalar key and the environment variable that overrides it.
+    public static let scalarKeys: [(key: String, env: String)] = [
+        ("prefect.api_url", "PREFECT_API_URL"),
+        ("prefect.ui_url", "PREFECT_UI_URL"),
+        ("prefect.work_pool", "AUTONOMY_WORK_POOL"),
+        ("prefect.work_queue", "AUTONOMY_WORK_QUEUE"),
+        ("worker.name", "AUTONOMY_WORKER_NAME"),
+        ("worker.limit", "AUTONOMY_WORKER_LIMIT"),
+        ("worker.poll_interval", "AUTONOMY_POLL_INTERVAL"),
+        ("worker.heartbeat_interval", "AUTONOMY_HEARTBEAT_INTERVAL"),
+        ("worker.shutdown_grace", "AUTONOMY_SHUTDOWN_GRACE"),
+        ("worker.api_unreachable_exit_after", "AUTONOMY_API_UNREACHABLE_EXIT_AFTER"),
+        ("llm.provider", "AUTONOMY_LLM_PROVIDER"),
+        ("llm.model", "AUTONOMY_LLM_MODEL"),
+        ("llm.base_url", "AUTONOMY_LLM_BASE_URL"),
+        ("llm.max_tokens", "AUTONOMY_LLM_MAX_TOKENS"),
+        ("llm.timeout", "AUTONOMY_LLM_TIMEOUT"),
+        ("budget_usd", "AUTONOMY_BUDGET_USD"),
+        ("replay.from", "AUTONOMY_REPLAY_FROM"),
+        ("state_dir", "AUTONOMY_STATE_DIR"),
+        ("gates_file", "AUTONOMY_GATES_FILE"),
+        ("test.command", "AUTONOMY_TEST_COMMAND"),
+        ("test.timeout", "AUTONOMY_TEST_TIMEOUT"),
     ]
 
     static let sections: [String: [String]] = [
@@ -109,7 +107,7 @@ public struct SettingsLoader: Sendable {
             return nil
         }
         var resolved: [String: Raw] = [:]
-        for (key, _, env) in Self.scalarKeys { resolved[key] = raw(key, env: env) }
+        for (key, env) in Self.scalarKeys { resolved[key] = raw(key, env: env) }
 
         func fail(_ r: Raw, _ key: String, _ message: String) -> EngineError {
             if let node = r.node { return reader.fail(node, key, message) }
