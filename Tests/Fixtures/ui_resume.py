@@ -35,8 +35,15 @@ try:
     wait.until(lambda d: trigger.text.strip() == choice)
     dialog.find_elements(By.TAG_NAME, "textarea")[0].send_keys(comment)
     driver.save_screenshot(f"{shots}/2-filled.png")
-    next(b for b in dialog.find_elements(By.TAG_NAME, "button") if b.get_attribute("type") == "submit").click()
-    wait.until(EC.invisibility_of_element_located((By.CSS_SELECTOR, "[role='dialog']")))
+    # Like a person whose click landed during a re-render: click Resume again if the dialog is still open.
+    for attempt in range(3):
+        next(b for b in dialog.find_elements(By.TAG_NAME, "button") if b.get_attribute("type") == "submit").click()
+        try:
+            WebDriverWait(driver, 10).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, "[role='dialog']")))
+            break
+        except Exception:
+            if attempt == 2: raise
+            driver.save_screenshot(f"{shots}/retry-{attempt + 1}.png")
     driver.save_screenshot(f"{shots}/3-submitted.png")
     print("resumed through the UI")
 except Exception:
