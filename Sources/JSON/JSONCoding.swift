@@ -33,9 +33,15 @@ public enum JSONCoding {
         return decoder
     }
 
-    /// `2026-11-27T06:32:02.785Z` (UTC, milliseconds).
+    /// `2026-11-27T06:32:02.785Z` (UTC, milliseconds, rounded). Not ISO8601FormatStyle's fractional seconds:
+    /// it truncates, and a parsed `.404` is a Double just under it, so every read-and-write of TRACE.json
+    /// took a millisecond off half the timestamps (found by scripts/fuzz).
     public static func formatTimestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let ms = (date.timeIntervalSince1970 * 1000).rounded()
+        let seconds = (ms / 1000).rounded(.down)
+        let fraction = String(Int(ms - seconds * 1000))
+        let whole = Date(timeIntervalSince1970: seconds).formatted(Date.ISO8601FormatStyle())  // ends in Z
+        return whole.dropLast() + "." + String(repeating: "0", count: 3 - fraction.count) + fraction + "Z"
     }
 
     public static func parseTimestamp(_ text: String) -> Date? {
