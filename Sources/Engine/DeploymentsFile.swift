@@ -39,13 +39,13 @@ public struct DeploymentsFile: Sendable {
     static let unused = ["build", "push", "pull", "triggers", "sla", "version_type"]
 
     public static func load(path: String, displayName: String? = nil, flowName: String) throws -> DeploymentsFile {
-        let reader = YAMLReader(file: path, displayName: displayName ?? path)
+        var reader = YAMLReader(file: path, displayName: displayName ?? path)
         let root = try reader.load()
         var warnings: [String] = []
         var deployments: [Deployment] = []
         for (key, node, keyNode) in try reader.mapping(root, "", known: topKeys) {
             if ["build", "push", "pull"].contains(key), !reader.isNull(node), !isEmptyList(node) {
-                warnings.append("\(reader.displayName):\(keyNode.mark?.line ?? 0): '\(key)' steps are ignored: the Swift worker runs the flow in-process")
+                warnings.append("\(reader.displayName):\(reader.line(keyNode) ?? 0): '\(key)' steps are ignored: the Swift worker runs the flow in-process")
             }
             guard key == "deployments" else { continue }
             for (index, item) in try reader.sequence(node, "deployments").enumerated() {
@@ -72,7 +72,7 @@ public struct DeploymentsFile: Sendable {
         var d = Deployment(
             name: "", description: nil, version: nil, tags: [], parameters: [:], parameterLines: [:],
             enforceParameterSchema: true, workPool: nil, workQueue: nil, jobVariables: [:], schedules: [],
-            concurrencyLimit: nil, concurrencyLimitMark: nil, paused: false, line: node.mark?.line)
+            concurrencyLimit: nil, concurrencyLimitMark: nil, paused: false, line: reader.line(node))
         var named = false
         for (key, value, keyNode) in try reader.mapping(node, base, known: deploymentKeys) {
             let path = "\(base).\(key)"
@@ -92,7 +92,8 @@ public struct DeploymentsFile: Sendable {
                 guard name == flowName else { throw reader.fail(value, path, "this worker runs only the flow '\(flowName)'; remove flow_name or set it to '\(flowName)'") }
             case "entrypoint": _ = try reader.string(value, path)
             case "concurrency_limit":
-                d.concurrencyLimitMark = keyNode.mark.map { ($0.line, $0.column) }
+                let at = reader.position(keyNode)
+                d.concurrencyLimitMark = at.line.map { ($0, at.column ?? 1) }
                 if case .mapping = value {
                     for (k, v, _) in try reader.mapping(value, path, known: ["limit", "collision_strategy", "grace_period_seconds"]) where k == "limit" {
                         d.concurrencyLimit = try reader.int(v, "\(path).limit")
@@ -104,7 +105,7 @@ public struct DeploymentsFile: Sendable {
             case "parameters":
                 for (name, v, pKey) in try reader.mapping(value, path) {
                     d.parameters[name] = try jsonValue(v, reader: reader, key: "\(path).\(name)")
-                    d.parameterLines[name] = pKey.mark?.line
+                    d.parameterLines[name] = reader.line(pKey)
                 }
             case "work_pool":
                 for (k, v, _) in try reader.mapping(value, path, known: ["name", "work_queue_name", "job_variables"]) {
@@ -130,7 +131,7 @@ public struct DeploymentsFile: Sendable {
                 }
             default:
                 if !isEmptyList(value) {
-                    warnings.append("\(reader.displayName):\(keyNode.mark?.line ?? 0): \(path) is ignored by the Swift worker")
+                    warnings.append("\(reader.displayName):\(reader.line(keyNode) ?? 0): \(path) is ignored by the Swift worker")
                 }
             }
         }

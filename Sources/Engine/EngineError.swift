@@ -45,7 +45,7 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
             }
             location += ": "
         }
-        if let key { location += "\(key): " }
+        if let key, !key.isEmpty { location += "\(key): " }
         return location + message
     }
 }

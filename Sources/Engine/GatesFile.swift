@@ -35,7 +35,7 @@ public enum GatesFile {
     static let gateKeys = ["id", "stage", "trigger", "question", "options", "default", "timeout", "on_timeout"]
 
     public static func load(path: String, displayName: String? = nil, stages: [String]) throws -> [Gate] {
-        let reader = YAMLReader(file: path, displayName: displayName ?? path)
+        var reader = YAMLReader(file: path, displayName: displayName ?? path)
         let root = try reader.load()
         var gates: [Gate] = []
         for (key, node, _) in try reader.mapping(root, "", known: ["gates"]) where key == "gates" {
@@ -84,8 +84,8 @@ public enum GatesFile {
         do {
             try question.validate(allowed: questionPlaceholders)
         } catch let error as EngineError {
-            let line = (questionNode.mark?.line ?? 0) + max(0, (error.line ?? 1) - 1) + (questionNode.scalar?.style == .literal || questionNode.scalar?.style == .folded ? 1 : 0)
-            throw EngineError(code: .invalidConfig, message: error.message, file: reader.displayName, line: line, key: questionKey)
+            let line = (reader.line(questionNode) ?? 0) + max(0, (error.line ?? 1) - 1) + (questionNode.scalar?.style == .literal || questionNode.scalar?.style == .folded ? 1 : 0)
+            throw EngineError(code: .invalidConfig, message: error.message, file: reader.displayName, line: min(line, reader.lines), key: questionKey)
         }
         let (optionsNode, optionsKey) = try required("options")
         var options = try reader.stringList(optionsNode, optionsKey)

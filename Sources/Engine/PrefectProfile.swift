@@ -33,6 +33,7 @@ public struct PrefectProfile: Sendable {
             }
             guard let eq = line.firstIndex(of: "=") else { continue }
             let key = line[..<eq].trimmingCharacters(in: .whitespaces)
+            if key.isEmpty { continue }  // `= value` is not TOML; skip it like any other line we cannot read
             var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
             if (value.hasPrefix("\"") && value.hasSuffix("\"")) || (value.hasPrefix("'") && value.hasSuffix("'")), value.count >= 2 {
                 value = String(value.dropFirst().dropLast())

@@ -62,7 +62,7 @@ public struct SettingsLoader: Sendable {
     public func load() throws -> Settings {
         let absoluteConfig = Self.absolute(configPath, relativeTo: FileManager.default.currentDirectoryPath)
         let root = (absoluteConfig as NSString).deletingLastPathComponent
-        let reader = YAMLReader(file: absoluteConfig, displayName: configPath)
+        var reader = YAMLReader(file: absoluteConfig, displayName: configPath)
         var fileValues: [String: Raw] = [:]
         var prices: [String: Settings.Price] = [:]
         var webhooks: [Settings.Webhook] = []
@@ -123,7 +123,7 @@ public struct SettingsLoader: Sendable {
         func duration(_ key: String, _ fallback: Duration) throws -> Duration {
             guard let r = resolved[key] else { return fallback }
             guard let v = DurationParser.parse(r.text) else {
-                throw fail(r, key, "'\(r.text)' is not a duration: write a number with ms, s, m or h (e.g. 30s); a bare number means seconds")
+                throw fail(r, key, "'\(r.text)' is not a duration: \(DurationParser.howToWrite)")
             }
             guard v > .zero else { throw fail(r, key, "must be longer than 0") }
             return v

@@ -6,14 +6,17 @@ import Yams
 public struct YAMLReader: Sendable {
     public let file: String
     public let displayName: String
+    /// The parsed text's line count: libyaml puts a value that is missing at the very end of an input
+    /// without a final line break on the line after the last, and errors must not name a line that is not there.
+    public private(set) var lines = Int.max
 
     public init(file: String, displayName: String? = nil) {
         self.file = file
         self.displayName = displayName ?? file
     }
 
-    /// Parses the file; an empty file is an empty mapping.
-    public func load() throws -> Node {
+    /// Parses the file; an empty file (or an empty document) is an empty mapping.
+    public mutating func load() throws -> Node {
         guard FileManager.default.fileExists(atPath: file) else {
             throw EngineError(code: .missingFile, message: "file not found: \(displayName)", file: displayName)
         }
@@ -26,38 +29,70 @@ public struct YAMLReader: Sendable {
         return try parse(text)
     }
 
-    public func parse(_ text: String) throws -> Node {
+    public mutating func parse(_ text: String) throws -> Node {
+        lines = Self.lineCount(text)
         do {
-            return try Yams.compose(yaml: text) ?? Node.mapping(Node.Mapping([]))
+            guard let root = try Yams.compose(yaml: text), !isNull(root) else { return Node.mapping(Node.Mapping([])) }
+            return root
         } catch let error as YamlError {
-            throw Self.syntaxError(error, file: displayName)
+            throw Self.syntaxError(error, file: displayName, lines: lines)
         } catch {
             throw EngineError(code: .invalidConfig, message: "YAML error: \(error)", file: displayName)
         }
     }
 
-    static func syntaxError(_ error: YamlError, file: String) -> EngineError {
+    static func syntaxError(_ error: YamlError, file: String, lines: Int) -> EngineError {
+        /// libyaml ends an input without a final line break on a line of its own: point at the last real line.
+        func located(_ message: String, _ mark: Mark) -> EngineError {
+            if mark.line > lines {
+                return EngineError(code: .invalidConfig, message: message + " (at the end of the file)", file: file, line: lines)
+            }
+            return EngineError(code: .invalidConfig, message: message, file: file, line: mark.line, column: mark.column)
+        }
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
             let what = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
-            return EngineError(code: .invalidConfig, message: "YAML syntax error: \(what)", file: file, line: mark.line, column: mark.column)
+            return located("YAML syntax error: \(what)", mark)
         case .composer(let context, let problem, let mark, _):
             let what = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
-            return EngineError(code: .invalidConfig, message: "YAML error: \(what)", file: file, line: mark.line, column: mark.column)
+            return located("YAML error: \(what)", mark)
         case .duplicatedKeysInMapping(let duplicates, let context):
             let names = duplicates.sorted().joined(separator: ", ")
-            let mark = context.mark
-            return EngineError(code: .invalidConfig, message: "duplicate key '\(names)': each key may appear once", file: file, line: mark.line, column: mark.column)
+            return located("duplicate key '\(names)': each key may appear once", context.mark)
         default:
             return EngineError(code: .invalidConfig, message: "YAML error: \(error)", file: file)
         }
     }
 
+    /// Lines as libyaml counts them: CR LF, CR, LF, NEL, LS and PS each end one.
+    static func lineCount(_ text: String) -> Int {
+        var count = 1
+        var afterCR = false
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": if !afterCR { count += 1 }
+            case "\r", "\u{85}", "\u{2028}", "\u{2029}": count += 1
+            default: break
+            }
+            afterCR = scalar == "\r"
+        }
+        return count
+    }
+
     // MARK: Typed access
 
     public func fail(_ node: Node?, _ key: String, _ message: String) -> EngineError {
-        EngineError(code: .invalidConfig, message: message, file: displayName, line: node?.mark?.line, column: node?.mark?.column, key: key)
+        let (line, column) = position(node)
+        return EngineError(code: .invalidConfig, message: message, file: displayName, line: line, column: column, key: key)
     }
+
+    /// Where a node is, kept inside the file: a position past the last line becomes the last line.
+    public func position(_ node: Node?) -> (line: Int?, column: Int?) {
+        guard let mark = node?.mark else { return (nil, nil) }
+        return mark.line > lines ? (lines, nil) : (mark.line, mark.column)
+    }
+
+    public func line(_ node: Node?) -> Int? { position(node).line }
 
     /// The entries of a mapping, in file order; unknown keys (not in `known`) are errors.
     public func mapping(_ node: Node, _ key: String, known: [String]? = nil) throws -> [(key: String, node: Node, keyNode: Node)] {
@@ -72,7 +107,7 @@ public struct YAMLReader: Sendable {
                 var message = "unknown key '\(name)'"
                 if let suggestion = Self.suggest(name, from: known) { message += "; did you mean '\(suggestion)'?" }
                 else { message += "; known keys here: \(known.joined(separator: ", "))" }
-                throw EngineError(code: .invalidConfig, message: message, file: displayName, line: keyNode.mark?.line, column: keyNode.mark?.column, key: path)
+                throw EngineError(code: .invalidConfig, message: message, file: displayName, line: line(keyNode), column: position(keyNode).column, key: path)
             }
             entries.append((name, value, keyNode))
         }
@@ -119,7 +154,7 @@ public struct YAMLReader: Sendable {
     public func duration(_ node: Node, _ key: String) throws -> Duration {
         guard case .scalar(let scalar) = node else { throw fail(node, key, "expected a duration like 500ms, 2s, 5m or 1h, found \(Self.kind(node))") }
         guard let value = DurationParser.parse(scalar.string) else {
-            throw fail(node, key, "'\(scalar.string)' is not a duration: write a number with ms, s, m or h (e.g. 30s); a bare number means seconds")
+            throw fail(node, key, "'\(scalar.string)' is not a duration: \(DurationParser.howToWrite)")
         }
         return value
     }
@@ -145,7 +180,7 @@ public struct YAMLReader: Sendable {
         switch node {
         case .mapping: return "a mapping"
         case .sequence: return "a list"
-        case .scalar(let s): return "'\(s.string)'"
+        case .scalar(let s): return s.string.isEmpty && s.style == .plain ? "nothing" : "'\(s.string)'"
         case .alias: return "an alias"
         }
     }

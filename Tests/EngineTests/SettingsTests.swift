@@ -81,7 +81,19 @@ struct SettingsTests {
     }
 
     @Test func badDuration() throws {
-        #expect(try error("worker:\n  heartbeat_interval: soon\n") == "config.yml:2:23: worker.heartbeat_interval: 'soon' is not a duration: write a number with ms, s, m or h (e.g. 30s); a bare number means seconds")
+        #expect(try error("worker:\n  heartbeat_interval: soon\n") == "config.yml:2:23: worker.heartbeat_interval: 'soon' is not a duration: write a number with ms, s, m or h (e.g. 30s), at most a year; a bare number means seconds")
+    }
+
+    /// libyaml puts an error in an input without a final line break on the line after the last (found by
+    /// `scripts/fuzz`): the error names the last line that exists.
+    @Test func errorAtTheEndOfTheFileNamesALineThatExists() throws {
+        #expect(try error("worker: [") == "config.yml:1: YAML syntax error: while parsing a flow node did not find expected node content (at the end of the file)")
+        #expect(try error("worker:\r  limit: [") == "config.yml:2: YAML syntax error: while parsing a flow node did not find expected node content (at the end of the file)")
+    }
+
+    @Test func emptyDocumentIsAnEmptyMapping() throws {
+        #expect(try load("---\n").worker.limit == load("").worker.limit)
+        #expect(try error("--- 3") == "config.yml:1:5: expected a mapping (key: value lines), found '3'")
     }
 
     @Test func duplicateKey() throws {
@@ -144,6 +156,9 @@ struct SettingsTests {
         #expect(DurationParser.parse("7") == .seconds(7))
         #expect(DurationParser.parse("-1s") == nil)
         #expect(DurationParser.parse("1d") == nil)
+        // Numbers Double(_:) reads but no Duration holds (1e300 s used to trap).
+        for text in ["1e300s", "1e300", "inf", "nan", "infs", "9000000h"] { #expect(DurationParser.parse(text) == nil, "\(text)") }
+        #expect(DurationParser.parse("8760h") == .seconds(365 * 24 * 3600))
         #expect(DurationParser.format(.seconds(3600)) == "1h")
         #expect(DurationParser.format(.milliseconds(500)) == "500ms")
     }
