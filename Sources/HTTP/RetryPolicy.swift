@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import Synchronization
 
 /// Retries as Prefect's own client does: 408/429/502/503 and transport errors, exponential backoff with
 /// jitter, and `Retry-After` (seconds or an HTTP-date) honoured, jittered upward only.
@@ -42,17 +43,33 @@ public struct RetryPolicy: Sendable {
         return .milliseconds(Int64(max(0, jittered) * 1000))
     }
 
+    /// A delay as servers write it: digits with an optional fraction (`3`, `1.5`). Not `Double(_:)`, which
+    /// also takes `-1`, `1e400`, `inf` and `nan`: none of them is a wait.
+    public static func parseNumber(_ text: String) -> Double? {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = parts.first, !whole.isEmpty, whole.count <= 9, parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+            parts.count == 1 || !parts[1].isEmpty
+        else { return nil }
+        return Double(text)
+    }
+
     /// `Retry-After: 3` or `Retry-After: Wed, 21 Oct 2015 07:28:00 GMT` → seconds from `now` (never negative).
     public static func parseRetryAfter(_ value: String, now: Date = Date()) -> Double? {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
-        if let seconds = Double(trimmed) { return max(0, seconds) }
+        if let seconds = parseNumber(trimmed) { return seconds }
+        // An HTTP-date has a weekday, a month name, a year and a time: anything else is not one, and
+        // need not go through three date formatters.
+        guard (20...40).contains(trimmed.count), trimmed.contains(":"), trimmed.contains(where: \.isLetter) else { return nil }
+        let date = httpDateFormatters.withLock { formatters in formatters.lazy.compactMap { $0.date(from: trimmed) }.first }
+        return date.map { max(0, $0.timeIntervalSince(now)) }
+    }
+
+    /// IMF-fixdate, RFC 850 and asctime (RFC 9110 §5.6.7), made once: a DateFormatter is costly to create.
+    private static let httpDateFormatters = Mutex(["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"].map { format in
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
-        for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
-            formatter.dateFormat = format
-            if let date = formatter.date(from: trimmed) { return max(0, date.timeIntervalSince(now)) }
-        }
-        return nil
-    }
+        formatter.dateFormat = format
+        return formatter
+    })
 }

@@ -52,7 +52,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     public var intValue: Int? {
         switch self {
         case .int(let i): return i
-        case .double(let d) where d == d.rounded(): return Int(d)
+        case .double(let d): return Int(exactly: d)
         default: return nil
         }
     }

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import HTTP
 import JSON
@@ -40,14 +41,19 @@ public struct AnthropicProvider: LLMProvider {
             }
             return transport.common(response, requestID, keyVariable: "ANTHROPIC_API_KEY")
         }
-        let text = json["content"]?.arrayValue?.compactMap { block -> String? in
-            block["type"]?.stringValue == "text" ? block["text"]?.stringValue : nil
-        }.joined() ?? ""
-        guard json["content"] != nil else {
-            throw LLMError(code: .invalidResponse, provider: name, message: "the answer had no content", requestID: requestID)
+        return try Self.response(json, model: request.model, requestID: requestID)
+    }
+
+    /// Reads a Messages API answer: the text blocks joined, the usage, the model.
+    static func response(_ json: JSONValue, model: String, requestID: String?) throws -> LLMResponse {
+        guard let blocks = json["content"]?.arrayValue else {
+            throw LLMError(code: .invalidResponse, provider: "claude", message: "the answer had no content list", requestID: requestID)
         }
-        let usage = TokenUsage(inputTokens: json["usage"]?["input_tokens"]?.intValue ?? 0, outputTokens: json["usage"]?["output_tokens"]?.intValue ?? 0)
-        return LLMResponse(text: text, model: json["model"]?.stringValue ?? request.model, usage: usage, requestID: requestID ?? json["id"]?.stringValue)
+        let text = blocks.compactMap { block -> String? in
+            block["type"]?.stringValue == "text" ? block["text"]?.stringValue : nil
+        }.joined()
+        let usage = TokenUsage.reported(json["usage"]?["input_tokens"], json["usage"]?["output_tokens"])
+        return LLMResponse(text: text, model: json["model"]?.stringValue ?? model, usage: usage, requestID: requestID ?? json["id"]?.stringValue)
     }
 
     static func isSpendLimit(_ message: String) -> Bool {
@@ -55,5 +61,3 @@ public struct AnthropicProvider: LLMProvider {
         return m.contains("spend limit") || m.contains("usage limit") || m.contains("credit")
     }
 }
-
-import Engine

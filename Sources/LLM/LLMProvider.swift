@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 
 /// One completion request. `stage` and `project` are hints for the offline provider; real providers ignore them.
 public struct LLMRequest: Sendable {
@@ -47,4 +48,12 @@ public protocol LLMProvider: Sendable {
     var name: String { get }
     var defaultModel: String { get }
     func complete(_ request: LLMRequest) async throws -> LLMResponse
+}
+
+extension TokenUsage {
+    /// Token counts as an API reports them; a missing, fractional, negative or absurd count is 0, so the
+    /// cost in TRACE.json (and the budget gate) never goes negative.
+    static func reported(_ input: JSONValue?, _ output: JSONValue?) -> TokenUsage {
+        TokenUsage(inputTokens: max(0, input?.intValue ?? 0), outputTokens: max(0, output?.intValue ?? 0))
+    }
 }

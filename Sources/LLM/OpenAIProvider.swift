@@ -37,10 +37,15 @@ public struct OpenAIProvider: LLMProvider {
             }
             return transport.common(response, requestID, keyVariable: "OPENAI_API_KEY")
         }
+        return try Self.response(json, provider: name, model: request.model, requestID: requestID)
+    }
+
+    /// Reads a Chat Completions answer: `choices[0].message.content`, the usage, the model.
+    static func response(_ json: JSONValue, provider: String, model: String, requestID: String?) throws -> LLMResponse {
         guard let choice = json["choices"]?.arrayValue?.first, let text = choice["message"]?["content"]?.stringValue else {
-            throw LLMError(code: .invalidResponse, provider: name, message: "the answer had no choices[0].message.content", requestID: requestID)
+            throw LLMError(code: .invalidResponse, provider: provider, message: "the answer had no choices[0].message.content", requestID: requestID)
         }
-        let usage = TokenUsage(inputTokens: json["usage"]?["prompt_tokens"]?.intValue ?? 0, outputTokens: json["usage"]?["completion_tokens"]?.intValue ?? 0)
-        return LLMResponse(text: text, model: json["model"]?.stringValue ?? request.model, usage: usage, requestID: requestID ?? json["id"]?.stringValue)
+        let usage = TokenUsage.reported(json["usage"]?["prompt_tokens"], json["usage"]?["completion_tokens"])
+        return LLMResponse(text: text, model: json["model"]?.stringValue ?? model, usage: usage, requestID: requestID ?? json["id"]?.stringValue)
     }
 }

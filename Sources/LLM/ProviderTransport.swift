@@ -60,9 +60,9 @@ struct ProviderTransport: Sendable {
         }
     }
 
-    /// `retry-after-ms` (OpenAI) or `retry-after` (seconds or HTTP-date).
+    /// `retry-after-ms` (OpenAI) or `retry-after` (seconds or HTTP-date), at most two minutes.
     static func retryAfter(_ response: HTTPResponse) -> Duration? {
-        if let ms = response.headers["retry-after-ms"].flatMap(Double.init) { return .milliseconds(Int64(ms)) }
+        if let ms = response.headers["retry-after-ms"].flatMap(RetryPolicy.parseNumber) { return .milliseconds(Int64(min(ms, 120_000))) }
         if let value = response.headers["retry-after"], let seconds = RetryPolicy.parseRetryAfter(value) {
             return .milliseconds(Int64(min(seconds, 120) * 1000))
         }

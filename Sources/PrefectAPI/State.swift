@@ -160,7 +160,8 @@ struct OrchestrationResponse: Decodable {
             if let state { return .accept(state) }
             return .abort(reason: "the server accepted but returned no state")
         case "REJECT": return .reject(state: state, reason: reason)
-        case "WAIT": return .wait(delaySeconds: details?.delaySeconds ?? 1, reason: reason)
+        // The delay becomes a sleep: keep it a sane number whatever the server sent.
+        case "WAIT": return .wait(delaySeconds: min(max(details?.delaySeconds ?? 1, 0), 3600), reason: reason)
         default: return .abort(reason: reason)
         }
     }

@@ -192,6 +192,11 @@ struct RetryPolicyTests {
         let date = formatter.string(from: now.addingTimeInterval(7))
         #expect(RetryPolicy.parseRetryAfter(date, now: now) == 7)
         #expect(RetryPolicy.parseRetryAfter("soon", now: now) == nil)
+        #expect(RetryPolicy.parseRetryAfter(" 1.5 ", now: now) == 1.5)
+        // Double(_:) takes these; none is a wait (found by scripts/fuzz: -1 gave a negative sleep, inf trapped).
+        for text in ["-1", "inf", "nan", "1e400", "1e3", "0x10", "1.", ".5", "9999999999"] {
+            #expect(RetryPolicy.parseRetryAfter(text, now: now) == nil, "\(text)")
+        }
     }
 
     @Test func backoffGrowsAndRetryAfterJittersUpwardOnly() {

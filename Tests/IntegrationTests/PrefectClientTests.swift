@@ -1,7 +1,7 @@
 import Foundation
 import HTTP
 import JSON
-import PrefectAPI
+@testable import PrefectAPI
 import Testing
 
 @Suite("Prefect client", .serialized)
@@ -240,5 +240,28 @@ struct PrefectAuthTests {
         #expect(unreachable.status == 69)
         let badConfig = try await runProgram(binary, ["check", "--config", root + "/nope.yml"], environment: cleanEnvironment([:]))
         #expect(badConfig.status == 64)
+    }
+}
+
+/// Numbers in server answers that are valid JSON but no sane value (the kinds of input `scripts/fuzz` feeds
+/// the decoders): they must not trap when they become Ints or sleeps.
+@Suite("Prefect answers with out-of-range numbers")
+struct PrefectAnswerNumbersTests {
+    @Test func waitDelayIsBounded() throws {
+        func delay(_ json: String) throws -> Double? {
+            let response = try JSONCoding.decoder.decode(OrchestrationResponse.self, from: Data(json.utf8))
+            if case .wait(let seconds, _) = response.result { return seconds }
+            return nil
+        }
+        #expect(try delay(#"{"status": "WAIT", "details": {"delay_seconds": 1e300}}"#) == 3600)
+        #expect(try delay(#"{"status": "WAIT", "details": {"delay_seconds": -5}}"#) == 0)
+        #expect(try delay(#"{"status": "WAIT", "details": {}}"#) == 1)
+    }
+
+    @Test func intValueOfHugeOrFractionalNumbersIsNil() throws {
+        #expect(try JSONValue.parse("1e20").intValue == nil)
+        #expect(try JSONValue.parse("2.5").intValue == nil)
+        #expect(try JSONValue.parse("-0.0").intValue == 0)
+        #expect(try JSONValue.parse("3.0").intValue == 3)
     }
 }

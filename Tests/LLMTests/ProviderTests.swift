@@ -2,7 +2,7 @@ import Engine
 import Foundation
 import HTTP
 import JSON
-import LLM
+@testable import LLM
 import Logging
 import Testing
 import TestSupport
@@ -147,5 +147,41 @@ struct ProviderTests {
         var revised = r
         revised.hints["feedback"] = "count digits as words"
         #expect(try await offline.complete(revised).text.contains("## Open questions\n- none"))
+    }
+}
+
+/// Answers and headers from a provider that are well-formed HTTP but not what the API documents
+/// (the kinds of input `scripts/fuzz` feeds the same functions).
+@Suite("Provider answers and retry headers")
+struct ProviderAnswerTests {
+    @Test func anthropicContentMustBeAListAndUsageIsNeverNegative() throws {
+        #expect(throws: LLMError.self) { try AnthropicProvider.response(["content": "text"], model: "m", requestID: nil) }
+        let answer = try AnthropicProvider.response(
+            ["content": [["type": "text", "text": "a"], ["type": "tool_use"], ["type": "text", "text": "b"]], "usage": ["input_tokens": .double(1e20), "output_tokens": -3]],
+            model: "m", requestID: nil)
+        #expect(answer.text == "ab")
+        #expect(answer.model == "m")
+        #expect(answer.usage == TokenUsage(inputTokens: 0, outputTokens: 0))
+    }
+
+    @Test func openAINeedsAChoiceWithText() throws {
+        #expect(throws: LLMError.self) { try OpenAIProvider.response(["choices": []], provider: "openai", model: "m", requestID: nil) }
+        #expect(throws: LLMError.self) { try OpenAIProvider.response(["choices": [["message": ["content": 3]]]], provider: "openai", model: "m", requestID: nil) }
+        let answer = try OpenAIProvider.response(["choices": [["message": ["content": "hi"]]], "usage": ["prompt_tokens": .double(12), "completion_tokens": .double(2.5)]], provider: "openai", model: "m", requestID: "r")
+        #expect(answer.text == "hi")
+        #expect(answer.usage == TokenUsage(inputTokens: 12, outputTokens: 0))
+        #expect(answer.requestID == "r")
+    }
+
+    @Test func retryAfterHeadersAreBoundedWaits() {
+        func wait(_ name: String, _ value: String) -> Duration? { ProviderTransport.retryAfter(HTTPResponse(status: 429, headers: [name: value])) }
+        #expect(wait("retry-after-ms", "250") == .milliseconds(250))
+        #expect(wait("retry-after-ms", "999999999") == .seconds(120))
+        #expect(wait("retry-after", "3") == .seconds(3))
+        #expect(wait("retry-after", "86400") == .seconds(120))
+        for value in ["-1", "inf", "nan", "1e30", ""] {
+            #expect(wait("retry-after-ms", value) == nil, "retry-after-ms: \(value)")
+            #expect(wait("retry-after", value) == nil, "retry-after: \(value)")
+        }
     }
 }
