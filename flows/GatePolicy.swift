@@ -77,6 +77,34 @@ public enum GatePolicy {
 
 /// The Resume form Prefect's UI renders for a gate: a flat JSON Schema and a Markdown description.
 public enum DecisionForm {
+    /// `decided_by` that marks an answer given by the deadline, not a person.
+    public static let timeoutDecider = "timeout"
+
+    /// What a Resume answer says, read leniently: the server validated it against the schema, but an
+    /// answer from an older form (or none at all) must still give a decision, so anything unusable
+    /// falls back to the gate's default.
+    public struct Answer: Sendable, Equatable {
+        public var choice: String
+        public var comment: String
+        public var decidedBy: String?
+        /// No answer, or the one given when the deadline passed.
+        public var defaulted: Bool
+    }
+
+    /// Reads the `<keyset>-response` input text (nil when there was none).
+    public static func answer(_ text: String?, gate: Gate) -> Answer {
+        let json = text.flatMap { try? JSONValue.parse($0) } ?? [:]
+        var choice = json["choice"]?.stringValue ?? gate.defaultOption
+        if !gate.options.contains(choice) { choice = gate.defaultOption }
+        let decidedBy = json["decided_by"]?.stringValue
+        return Answer(choice: choice, comment: json["comment"]?.stringValue ?? "", decidedBy: decidedBy, defaulted: text == nil || decidedBy == timeoutDecider)
+    }
+
+    /// The answer sent through `/resume` when an `on_timeout: default` gate's deadline passes.
+    public static func defaultAnswer(choice: String) -> JSONValue {
+        ["choice": .string(choice), "comment": "No answer before the gate's deadline; the default was chosen.", "decided_by": .string(timeoutDecider)]
+    }
+
     public static func schema(_ gate: Gate) -> JSONValue {
         [
             "title": .string("Decision: \(gate.id)"),

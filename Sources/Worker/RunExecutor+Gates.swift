@@ -15,8 +15,6 @@ extension RunExecutor {
     static let deadlineLabel = "autonomy.gate.deadline"
     static let defaultLabel = "autonomy.gate.default"
     static let pauseKeyLabel = "autonomy.gate.pause-key"
-    /// `decided_by` that marks an answer given by the deadline, not a person.
-    public static let timeoutDecider = "timeout"
 
     /// Pauses the run at a gate: Suspended (worker, deployment runs; the worker lets go) or a blocking
     /// Paused (`autonomy run`). A key that already fired means the answer is in: read it.
@@ -82,7 +80,7 @@ extension RunExecutor {
                 if !resumedByDeadline, let deadline, firing.gate.onTimeout == .default, Date() > deadline {
                     resumedByDeadline = true
                     log.notice("gate deadline passed; answering with the default", metadata: ["gate": "\(firing.gate.id)", "choice": "\(firing.gate.defaultOption)"])
-                    _ = try await client.resumeFlowRun(id: run.id, runInput: Self.defaultAnswer(firing.gate))
+                    _ = try await client.resumeFlowRun(id: run.id, runInput: DecisionForm.defaultAnswer(choice: firing.gate.defaultOption))
                 }
             case .failed:
                 return .ended(.released("The pause at gate \(firing.gate.id) timed out: \(current.state?.message ?? "the run failed")"))
@@ -94,21 +92,14 @@ extension RunExecutor {
         }
     }
 
-    static func defaultAnswer(_ gate: Gate) -> JSONValue {
-        ["choice": .string(gate.defaultOption), "comment": "No answer before the gate's deadline; the default was chosen.", "decided_by": .string(timeoutDecider)]
-    }
-
     /// Reads `<keyset>-response` (what the UI or `autonomy resume` sent; the server validated it) and records it.
     private func readAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, answeredAt: Date, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> Decision {
         let text = try await client.readInput(flowRunID: run.id, key: keyset.response)
-        let answer = text.flatMap { try? JSONValue.parse($0) } ?? [:]
-        var choice = answer["choice"]?.stringValue ?? firing.gate.defaultOption
-        if !firing.gate.options.contains(choice) { choice = firing.gate.defaultOption }
-        let decidedBy = answer["decided_by"]?.stringValue
+        let answer = DecisionForm.answer(text, gate: firing.gate)
         let decision = Decision(
             gate: firing.gate.id, n: firing.n, stage: firing.stage.rawValue, stageAttempt: firing.stageAttempt, question: firing.question,
-            options: firing.gate.options, choice: choice, comment: answer["comment"]?.stringValue ?? "", decidedBy: decidedBy,
-            defaulted: text == nil || decidedBy == Self.timeoutDecider, answeredAt: answeredAt, flowRunID: run.id, pauseKey: firing.pauseKey,
+            options: firing.gate.options, choice: answer.choice, comment: answer.comment, decidedBy: answer.decidedBy,
+            defaulted: answer.defaulted, answeredAt: answeredAt, flowRunID: run.id, pauseKey: firing.pauseKey,
             traceEntryID: firing.traceEntryID, promptSHA256: firing.promptSHA256)
         return try await record(decision, folder: folder, trace: trace, log: log)
     }

@@ -278,8 +278,7 @@ public final class WorkerService: Service, Sendable {
                 let key = run.label(RunExecutor.pauseKeyLabel), key == run.state?.stateDetails?.pauseKey,
                 let choice = run.label(RunExecutor.defaultLabel)
             else { continue }
-            let answer: JSONValue = ["choice": .string(choice), "comment": "No answer before the gate's deadline; the default was chosen.", "decided_by": .string(RunExecutor.timeoutDecider)]
-            if let result = try? await client.resumeFlowRun(id: run.id, runInput: answer) {
+            if let result = try? await client.resumeFlowRun(id: run.id, runInput: DecisionForm.defaultAnswer(choice: choice)) {
                 logger.notice("gate deadline passed; resumed with the default answer", metadata: ["flow_run.id": "\(run.id)", "pause_key": "\(key)", "choice": "\(choice)", "result": "\(result.summary)"])
             }
         }

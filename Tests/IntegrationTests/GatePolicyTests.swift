@@ -1,4 +1,4 @@
-import AutonomyFlow
+@testable import AutonomyFlow
 import Engine
 import Foundation
 import JSON
@@ -49,5 +49,19 @@ struct GatePolicyTests {
         #expect(GatePolicy.effect(of: decision("approve")) == .proceed)
         #expect(GatePolicy.effect(of: decision("revise", "use tabs")) == .revise(feedback: "use tabs"))
         #expect(GatePolicy.effect(of: decision("abort", "not now")) == .abort(reason: "aborted at gate g: not now"))
+    }
+
+    /// The Resume answer is read leniently: whatever arrives, the decision is one of the gate's options.
+    @Test func resumeAnswersAlwaysGiveAnOption() throws {
+        let gate = try #require(try gates().first { $0.id == "red" })
+        let given = DecisionForm.answer(#"{"choice": "revise", "comment": "fix it", "decided_by": "ana"}"#, gate: gate)
+        #expect(given == DecisionForm.Answer(choice: "revise", comment: "fix it", decidedBy: "ana", defaulted: false))
+        for text in [nil, "", "[]", "not json", #"{"choice": "delete-everything"}"#, #"{"choice": 3, "comment": {}}"#] as [String?] {
+            let answer = DecisionForm.answer(text, gate: gate)
+            #expect(answer.choice == "accept", "\(text ?? "nil")")
+            #expect(answer.defaulted == (text == nil))
+        }
+        let timedOut = DecisionForm.answer(DecisionForm.defaultAnswer(choice: "accept").jsonText(), gate: gate)
+        #expect(timedOut.defaulted && timedOut.decidedBy == DecisionForm.timeoutDecider)
     }
 }
