@@ -82,3 +82,14 @@ let package = Package(
             swiftSettings: swiftSettings),
     ]
 )
+
+// The libFuzzer harness (scripts/fuzz). It is only in the manifest when AUTONOMY_FUZZ=1: it has no main of
+// its own (libFuzzer's runtime supplies it), so an ordinary build must not try to link it.
+if Context.environment["AUTONOMY_FUZZ"] == "1" {
+    package.targets.append(.executableTarget(
+        name: "autonomy-fuzz",
+        dependencies: ["Engine", "JSON", "HTTP", "LLM", "Tasks", "AutonomyFlow", "PrefectAPI"],
+        path: "Fuzz/Harness",
+        swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]))
+    package.products.append(.executable(name: "autonomy-fuzz", targets: ["autonomy-fuzz"]))
+}

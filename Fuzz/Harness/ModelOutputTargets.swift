@@ -1,0 +1,84 @@
+import Engine
+import Foundation
+@testable import HTTP
+import JSON
+@testable import LLM
+import Tasks
+
+/// What a model provider sends back: the files a stage asks for, the API's JSON, and its retry headers.
+enum ModelOutputTargets {
+    static let all = [files, providerAnswer, retryHeaders]
+
+    static let folder = RunFolder(stateDir: Scratch.folder + "/state", runID: "fuzz")
+
+    static let files = FuzzTarget(name: "model-files", summary: "a model's {\"files\": [...]} answer through GeneratedFiles") { data in
+        let text = String(decoding: data, as: UTF8.self)
+        do {
+            let generated = try GeneratedFiles.parse(text, stage: "implement")
+            require(generated.files.count <= GeneratedFiles.maxFiles, "\(generated.files.count) files accepted")
+            require(Set(generated.files.map(\.path)).count == generated.files.count, "a path given twice was accepted")
+            var total = 0
+            for file in generated.files {
+                total += file.content.utf8.count
+                require(!file.content.contains("\0"), "content with a NUL byte accepted")
+                require(file.content.utf8.count <= GeneratedFiles.maxFileBytes, "a file over the size limit accepted")
+                do {
+                    let full = try folder.path("implementation/" + file.path)
+                    require(full.hasPrefix(folder.root + "/implementation/"), "'\(file.path)' resolves to \(full), outside the run's folder")
+                    let components = file.path.split(separator: "/", omittingEmptySubsequences: false)
+                    require(!components.contains("..") && !components.contains("") && !file.path.hasPrefix("/"), "unsafe path '\(file.path)' accepted")
+                } catch {
+                    require(false, "parse accepted '\(file.path)' but the run folder refuses it: \(error)")
+                }
+            }
+            require(total <= GeneratedFiles.maxTotalBytes, "\(total) bytes accepted")
+        } catch let error as EngineError {
+            require([.invalidInput, .unsafePath].contains(error.code), "rejected with code \(error.code): \(error)")
+            require(!error.message.isEmpty, "error without a message")
+        } catch {
+            require(false, "rejected with \(type(of: error)) instead of an EngineError: \(error)")
+        }
+    }
+
+    static let providerAnswer = FuzzTarget(name: "provider-answer", summary: "an Anthropic or OpenAI response body, success or error") { data in
+        let response = HTTPResponse(status: 200, body: data)
+        if let json = try? JSONValue.parse(response.text) {
+            for provider in ["claude", "openai"] {
+                do {
+                    let answer = provider == "claude"
+                        ? try AnthropicProvider.response(json, model: "m", requestID: nil)
+                        : try OpenAIProvider.response(json, provider: provider, model: "m", requestID: nil)
+                    require(answer.model == json["model"]?.stringValue ?? "m", "model '\(answer.model)' from nowhere")
+                    require(answer.usage.inputTokens >= 0 && answer.usage.outputTokens >= 0, "negative token counts \(answer.usage) would make a negative cost")
+                } catch let error as LLMError {
+                    require(error.code == .invalidResponse, "\(provider): rejected with \(error.code)")
+                } catch {
+                    require(false, "\(provider): rejected with \(type(of: error)): \(error)")
+                }
+            }
+        }
+        for status in [400, 429, 500, 529] {
+            let failed = HTTPResponse(status: status, body: data)
+            let message = ProviderTransport.errorMessage(failed)
+            require(message.count <= 300, "an error message of \(message.count) characters (the whole body?)")
+            _ = ProviderTransport.errorType(failed)
+            _ = AnthropicProvider.isSpendLimit(message)
+        }
+    }
+
+    /// `retry-after-ms`, `retry-after` (seconds or an HTTP date): each line of the input is a header value.
+    static let retryHeaders = FuzzTarget(name: "retry-headers", summary: "Retry-After / retry-after-ms values from a provider or Prefect") { data in
+        let policy = RetryPolicy(maxRetries: 3, baseDelay: .seconds(1), maxDelay: .seconds(60))
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).prefix(8) {
+            let value = String(line)
+            for name in ["retry-after-ms", "retry-after"] {
+                if let wait = ProviderTransport.retryAfter(HTTPResponse(status: 429, headers: [name: value])) {
+                    require(wait >= .zero && wait <= .seconds(120), "\(name): \(value) → wait \(wait)")
+                }
+            }
+            if let seconds = RetryPolicy.parseRetryAfter(value) { require(seconds >= 0, "Retry-After \(value) → \(seconds) s") }
+            let wait = policy.delay(attempt: 1, retryAfter: value)
+            require(wait >= .zero && wait <= .seconds(240), "Retry-After \(value) → wait \(wait)")
+        }
+    }
+}
