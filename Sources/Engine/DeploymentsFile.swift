@@ -80,7 +80,7 @@ public struct DeploymentsFile: Sendable {
             switch key {
             case "name":
                 d.name = try reader.string(value, path)
-                guard !d.name.isEmpty, !d.name.contains("/") else { throw reader.fail(value, path, "a deployment name must be non-empty and contain no '/'") }
+                guard !d.name.isEmpty, !d.name.utf8.contains(UInt8(ascii: "/")) else { throw reader.fail(value, path, "a deployment name must be non-empty and contain no '/'") }
                 named = true
             case "description": d.description = try reader.string(value, path)
             case "version": d.version = try reader.string(value, path)

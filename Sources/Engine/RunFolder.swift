@@ -33,7 +33,7 @@ public struct RunFolder: Sendable {
     /// `mkdir -p` with POSIX calls, so a failure reports the real cause (read-only, no space, permission).
     static func makeDirectories(_ path: String, what: String) throws {
         var current = ""
-        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+        for component in Self.components(path, omittingEmpty: true) {
             current += "/" + component
             if mkdir(current, 0o755) != 0 && errno != EEXIST {
                 throw ioError(what, path: current)
@@ -45,7 +45,7 @@ public struct RunFolder: Sendable {
     public func path(_ relative: String, within subfolder: String? = nil) throws -> String {
         try Self.checkRelative(relative)
         if let subfolder {
-            let first = relative.split(separator: "/").first.map(String.init)
+            let first = Self.components(relative, omittingEmpty: true).first
             guard first == subfolder else {
                 throw EngineError(code: .unsafePath, message: "'\(relative)' is outside \(subfolder)/: this stage may only write there", key: relative)
             }
@@ -53,7 +53,7 @@ public struct RunFolder: Sendable {
         let full = root + "/" + relative
         // No component between the root and the file may be a symlink (it could point anywhere).
         var current = root
-        for component in relative.split(separator: "/") {
+        for component in Self.components(relative, omittingEmpty: true) {
             current += "/" + component
             var info = stat()
             if lstat(current, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
@@ -63,20 +63,36 @@ public struct RunFolder: Sendable {
         return full
     }
 
-    /// Relative, non-empty, no `..`/`.`, no NUL, no absolute path, no backslash tricks.
+    /// The components of a path as the file system splits it: at the byte '/'. Not `split(separator: "/")`,
+    /// which splits at Characters: a combining mark after a '/' makes one Character of both, so
+    /// `../\u{65B}x` would be one harmless-looking component (found by scripts/fuzz).
+    public static func components(_ path: String, omittingEmpty: Bool) -> [String] {
+        path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: omittingEmpty).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The folder a path is in, split at the last '/' byte (NSString's path methods split at Characters too).
+    static func parent(of path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        return slash == path.utf8.startIndex ? "/" : String(decoding: path.utf8[..<slash], as: UTF8.self)
+    }
+
+    /// Relative, non-empty, no `..`/`.`, no NUL, no absolute path, no backslash tricks; checked on the
+    /// bytes the file system will see.
     public static func checkRelative(_ relative: String) throws {
         func reject(_ why: String) -> EngineError {
-            EngineError(code: .unsafePath, message: "unsafe path '\(relative.replacingOccurrences(of: "\0", with: "\\0"))': \(why)", key: relative)
+            let shown = relative.unicodeScalars.map { $0 == "\0" ? "\\0" : String($0) }.joined()
+            return EngineError(code: .unsafePath, message: "unsafe path '\(shown)': \(why)", key: shown)
         }
-        if relative.isEmpty { throw reject("empty") }
-        if relative.contains("\0") { throw reject("contains a NUL byte") }
-        if relative.hasPrefix("/") || relative.hasPrefix("~") { throw reject("absolute paths are not allowed") }
-        if relative.contains("\\") { throw reject("backslashes are not allowed") }
-        for component in relative.split(separator: "/", omittingEmptySubsequences: false) {
+        let bytes = relative.utf8
+        if bytes.isEmpty { throw reject("empty") }
+        if bytes.contains(0) { throw reject("contains a NUL byte") }
+        if bytes.first == UInt8(ascii: "/") || bytes.first == UInt8(ascii: "~") { throw reject("absolute paths are not allowed") }
+        if bytes.contains(UInt8(ascii: "\\")) { throw reject("backslashes are not allowed") }
+        for component in components(relative, omittingEmpty: false) {
             if component.isEmpty { throw reject("empty path component") }
-            if component == ".." || component == "." { throw reject("'.' and '..' are not allowed") }
+            if component.utf8.elementsEqual("..".utf8) || component.utf8.elementsEqual(".".utf8) { throw reject("'.' and '..' are not allowed") }
         }
-        if relative.utf8.count > 1024 { throw reject("longer than 1024 bytes") }
+        if bytes.count > 1024 { throw reject("longer than 1024 bytes") }
     }
 
     /// Writes atomically and returns the file's record (path relative to the run folder, SHA-256).
@@ -131,7 +147,7 @@ public struct RunFolder: Sendable {
 
     /// temp file in the same folder → write → fsync → rename → fsync the folder.
     public static func atomicWrite(_ data: Data, to path: String) throws {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = parent(of: path)
         try makeDirectories(directory, what: "cannot create the folder")
         let temp = directory + "/.tmp-\(UUID().uuidString)"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)

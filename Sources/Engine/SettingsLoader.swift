@@ -164,7 +164,7 @@ public struct SettingsLoader: Sendable {
             throw fail(resolved["prefect.work_pool"]!, "prefect.work_pool", "pool names starting with 'prefect' are reserved by Prefect; choose another name")
         }
         let workerName = string("worker.name") ?? "\(ProcessInfo.processInfo.hostName)-\(pool)"
-        if workerName.contains("/") || workerName.contains("%") {
+        if workerName.utf8.contains(UInt8(ascii: "/")) || workerName.utf8.contains(UInt8(ascii: "%")) {
             throw fail(resolved["worker.name"]!, "worker.name", "worker names may not contain '/' or '%'")
         }
         let caBundle = environment["PREFECT_API_SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? profile?.values["PREFECT_API_SSL_CERT_FILE"]

@@ -37,7 +37,7 @@ public struct GeneratedFiles: Sendable {
                 throw EngineError(code: .invalidInput, message: "a file in the model's \(stage) answer lacks a string \"path\" or \"content\"; nothing was written")
             }
             try RunFolder.checkRelative(path)
-            if content.contains("\0") {
+            if content.utf8.contains(0) {
                 throw EngineError(code: .unsafePath, message: "'\(path)' contains a NUL byte; nothing was written", key: path)
             }
             let size = content.utf8.count

@@ -107,10 +107,26 @@ struct GeneratedFilesTests {
         ("a\0b.py", "unsafe path 'a\\0b.py': contains a NUL byte"),
         ("~/x.py", "unsafe path '~/x.py': absolute paths are not allowed"),
         ("a//b.py", "unsafe path 'a//b.py': empty path component"),
+        // A combining mark after '/' joins it into one Character; the file system still sees the '/'
+        // (found by scripts/fuzz: `../\u{65B}x` passed a Character-wise check and left the subfolder).
+        ("../\u{65B}x.py", "unsafe path '../\u{65B}x.py': '.' and '..' are not allowed"),
+        ("/\u{65B}etc", "unsafe path '/\u{65B}etc': absolute paths are not allowed"),
+        ("a\0\u{65B}.py", "unsafe path 'a\\0\u{65B}.py': contains a NUL byte"),
+        ("a\\\u{65B}b", "unsafe path 'a\\\u{65B}b': backslashes are not allowed"),
     ])
     func unsafePathsAreRejected(path: String, message: String) throws {
         let e = #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files([(path, "x")]), stage: "implement") }
         #expect(e?.message == message)
+    }
+
+    @Test func oddButSafeNamesStayInside() throws {
+        let dir = try TempDir()
+        let folder = RunFolder(stateDir: dir.path, runID: "r")
+        try folder.create()
+        let parsed = try GeneratedFiles.parse(files([("src/\u{65B}mark.py", "x")]), stage: "implement")
+        let records = try parsed.write(into: folder, subfolder: "implementations")
+        #expect(records.map(\.path) == ["implementations/src/\u{65B}mark.py", "implementations/MANIFEST.json"])
+        #expect(FileManager.default.fileExists(atPath: folder.root + "/implementations/src/\u{65B}mark.py"))
     }
 
     @Test func limitsAndMalformedAnswers() throws {
