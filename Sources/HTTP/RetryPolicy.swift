@@ -59,7 +59,11 @@ public struct RetryPolicy: Sendable {
         if let seconds = parseNumber(trimmed) { return seconds }
         // An HTTP-date has a weekday, a month name, a year and a time: anything else is not one, and
         // need not go through three date formatters.
-        guard (20...40).contains(trimmed.count), trimmed.contains(":"), trimmed.contains(where: \.isLetter) else { return nil }
+        // ASCII only, as HTTP dates are: corelibs' DateFormatter traps on some combining marks (found by
+        // scripts/fuzz: "Wed, 21\u{670}ct 2015 07:28:0# GMT" → "Incorrect range CFRange").
+        guard trimmed.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }), (20...40).contains(trimmed.utf8.count), trimmed.contains(":"),
+            trimmed.contains(where: \.isLetter)
+        else { return nil }
         let date = httpDateFormatters.withLock { formatters in formatters.lazy.compactMap { $0.date(from: trimmed) }.first }
         return date.map { max(0, $0.timeIntervalSince(now)) }
     }

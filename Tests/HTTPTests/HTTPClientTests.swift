@@ -194,7 +194,7 @@ struct RetryPolicyTests {
         #expect(RetryPolicy.parseRetryAfter("soon", now: now) == nil)
         #expect(RetryPolicy.parseRetryAfter(" 1.5 ", now: now) == 1.5)
         // Double(_:) takes these; none is a wait (found by scripts/fuzz: -1 gave a negative sleep, inf trapped).
-        for text in ["-1", "inf", "nan", "1e400", "1e3", "0x10", "1.", ".5", "9999999999"] {
+        for text in ["-1", "inf", "nan", "1e400", "1e3", "0x10", "1.", ".5", "9999999999", "Wed, 21\u{670}ct 2015 07:28:0# GMT"] {
             #expect(RetryPolicy.parseRetryAfter(text, now: now) == nil, "\(text)")
         }
     }
