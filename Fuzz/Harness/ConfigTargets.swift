@@ -38,7 +38,7 @@ enum ConfigTargets {
             require(!file.deployments.isEmpty, "no deployments accepted")
             require(Set(file.deployments.map(\.name)).count == file.deployments.count, "a deployment name used twice was accepted")
             for d in file.deployments {
-                require(!d.name.isEmpty && !d.name.contains("/"), "deployment name '\(d.name)' accepted")
+                require(!d.name.isEmpty && !d.name.utf8.contains(UInt8(ascii: "/")), "deployment name '\(d.name)' accepted")
                 if let limit = d.concurrencyLimit { require(limit >= 1, "concurrency_limit \(limit) accepted") }
                 for (name, value) in d.parameters { requireJSONRoundTrip(value, "parameters.\(name)") }
                 for (name, value) in d.jobVariables { requireJSONRoundTrip(value, "job_variables.\(name)") }

@@ -20,13 +20,15 @@ enum ModelOutputTargets {
             var total = 0
             for file in generated.files {
                 total += file.content.utf8.count
-                require(!file.content.contains("\0"), "content with a NUL byte accepted")
+                require(!file.content.utf8.contains(0), "content with a NUL byte accepted")
                 require(file.content.utf8.count <= GeneratedFiles.maxFileBytes, "a file over the size limit accepted")
                 do {
+                    // Bytes, as the file system sees them: a String compares and splits by grapheme, and a
+                    // combining mark after a '/' makes "/\u{65B}" one Character that is not "/".
                     let full = try folder.path("implementation/" + file.path)
-                    require(full.hasPrefix(folder.root + "/implementation/"), "'\(file.path)' resolves to \(full), outside the run's folder")
-                    let components = file.path.split(separator: "/", omittingEmptySubsequences: false)
-                    require(!components.contains("..") && !components.contains("") && !file.path.hasPrefix("/"), "unsafe path '\(file.path)' accepted")
+                    require(full.utf8.starts(with: (folder.root + "/implementation/").utf8), "'\(file.path)' resolves to \(full), outside the run's folder")
+                    let components = file.path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Array.init)
+                    require(!components.contains(Array("..".utf8)) && !components.contains([]) && file.path.utf8.first != UInt8(ascii: "/"), "unsafe path '\(file.path)' accepted")
                 } catch {
                     require(false, "parse accepted '\(file.path)' but the run folder refuses it: \(error)")
                 }
