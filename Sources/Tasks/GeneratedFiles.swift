@@ -13,6 +13,10 @@ public struct GeneratedFiles: Sendable {
     public static let maxFiles = 50
     public static let maxFileBytes = 512 * 1024
     public static let maxTotalBytes = 4 * 1024 * 1024
+    /// Leaves room for the stage's subfolder under RunFolder's 1024-byte limit.
+    public static let maxPathBytes = 512
+    /// The file system's limit for one name (NAME_MAX).
+    public static let maxNameBytes = 255
 
     public var files: [File]
 
@@ -37,6 +41,12 @@ public struct GeneratedFiles: Sendable {
                 throw EngineError(code: .invalidInput, message: "a file in the model's \(stage) answer lacks a string \"path\" or \"content\"; nothing was written")
             }
             try RunFolder.checkRelative(path)
+            if path.utf8.count > maxPathBytes {
+                throw EngineError(code: .unsafePath, message: "a path in the model's \(stage) answer is longer than \(maxPathBytes) bytes; nothing was written", key: String(path.prefix(80)))
+            }
+            if RunFolder.components(path, omittingEmpty: true).contains(where: { $0.utf8.count > maxNameBytes }) {
+                throw EngineError(code: .unsafePath, message: "'\(path.prefix(80))…' has a name longer than \(maxNameBytes) bytes; nothing was written", key: String(path.prefix(80)))
+            }
             if content.utf8.contains(0) {
                 throw EngineError(code: .unsafePath, message: "'\(path)' contains a NUL byte; nothing was written", key: path)
             }
@@ -52,6 +62,13 @@ public struct GeneratedFiles: Sendable {
                 throw EngineError(code: .invalidInput, message: "'\(path)' appears twice in the model's \(stage) answer; nothing was written", key: path)
             }
             files.append(File(path: path, content: content))
+        }
+        // "a" and "a/b" cannot both be written: "a" would have to be a file and a folder.
+        for file in files {
+            let components = RunFolder.components(file.path, omittingEmpty: true)
+            for depth in 1..<max(1, components.count) where seen.contains(components[..<depth].joined(separator: "/")) {
+                throw EngineError(code: .invalidInput, message: "'\(components[..<depth].joined(separator: "/"))' is both a file and a folder in the model's \(stage) answer; nothing was written", key: file.path)
+            }
         }
         return GeneratedFiles(files: files)
     }
@@ -73,6 +90,8 @@ public struct GeneratedFiles: Sendable {
         for file in files where reserved.contains(file.path) {
             throw EngineError(code: .unsafePath, message: "'\(file.path)' is a name the pipeline reserves in \(subfolder)/; nothing was written", key: file.path)
         }
+        // Every path is checked (symlinks, length) before anything is removed or written.
+        for file in files { _ = try folder.path("\(subfolder)/\(file.path)", within: subfolder) }
         for old in folder.files(in: subfolder) where !keep.contains(old) {
             try? FileManager.default.removeItem(atPath: try folder.path(old))
         }

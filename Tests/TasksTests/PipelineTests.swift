@@ -129,6 +129,27 @@ struct GeneratedFilesTests {
         #expect(FileManager.default.fileExists(atPath: folder.root + "/implementations/src/\u{65B}mark.py"))
     }
 
+    /// Everything that would fail half-way through writing is refused before anything is written
+    /// (found by scripts/fuzz: a 1,020-byte path passed parse and failed at write time).
+    @Test func whatCannotBeWrittenIsRefusedUpFront() throws {
+        let long = String(repeating: "d/", count: 300) + "x.py"
+        #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files([(long, "x")]), stage: "implement") }
+        let longName = String(repeating: "n", count: 256) + ".py"
+        #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files([(longName, "x")]), stage: "implement") }
+        let both = #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files([("src/a", "x"), ("src/a/b.py", "y")]), stage: "implement") }
+        #expect(both?.message == "'src/a' is both a file and a folder in the model's implement answer; nothing was written")
+
+        let dir = try TempDir()
+        let folder = RunFolder(stateDir: dir.path, runID: "r")
+        try folder.create()
+        try folder.write("implementations/old.py", text: "kept")
+        try FileManager.default.createSymbolicLink(atPath: folder.root + "/implementations/link", withDestinationPath: "/tmp")
+        let parsed = try GeneratedFiles.parse(files([("new.py", "x"), ("link/evil.py", "y")]), stage: "implement")
+        #expect(throws: EngineError.self) { _ = try parsed.write(into: folder, subfolder: "implementations") }
+        #expect(try folder.readText("implementations/old.py") == "kept")
+        #expect(!folder.fileExists("implementations/new.py"))
+    }
+
     @Test func limitsAndMalformedAnswers() throws {
         let big = String(repeating: "a", count: GeneratedFiles.maxFileBytes + 1)
         #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files([("big.py", big)]), stage: "implement") }
