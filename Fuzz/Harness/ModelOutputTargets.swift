@@ -29,6 +29,11 @@ enum ModelOutputTargets {
                     require(full.utf8.starts(with: (folder.root + "/implementation/").utf8), "'\(file.path)' resolves to \(full), outside the run's folder")
                     let components = file.path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Array.init)
                     require(!components.contains(Array("..".utf8)) && !components.contains([]) && file.path.utf8.first != UInt8(ascii: "/"), "unsafe path '\(file.path)' accepted")
+                    require(components.allSatisfy { $0.count <= 255 }, "a name longer than NAME_MAX accepted: '\(file.path)'")
+                    for depth in 1..<max(1, components.count) {
+                        let folderPath = String(decoding: Array(components[..<depth].joined(separator: [UInt8(ascii: "/")])), as: UTF8.self)
+                        require(!generated.files.contains { $0.path == folderPath }, "'\(folderPath)' accepted as a file and a folder")
+                    }
                 } catch {
                     require(false, "parse accepted '\(file.path)' but the run folder refuses it: \(error)")
                 }
