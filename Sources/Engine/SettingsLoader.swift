@@ -159,14 +159,20 @@ public struct SettingsLoader: Sendable {
             guard let v = Double(r.text), v >= 0 else { throw fail(r, "budget_usd", "expected a number of US dollars ≥ 0, found '\(r.text)'") }
             budget = v
         }
+        // Prefect refuses '/' and '%' in names; the worker's default name contains the pool's.
+        func checkName(_ key: String, _ what: String) throws {
+            guard let r = resolved[key] else { return }
+            if r.text.utf8.contains(UInt8(ascii: "/")) || r.text.utf8.contains(UInt8(ascii: "%")) {
+                throw fail(r, key, "\(what) may not contain '/' or '%'")
+            }
+        }
+        try checkName("prefect.work_pool", "pool names")
+        try checkName("worker.name", "worker names")
         let pool = string("prefect.work_pool") ?? "autonomy"
-        if pool.lowercased().hasPrefix("prefect") {
-            throw fail(resolved["prefect.work_pool"]!, "prefect.work_pool", "pool names starting with 'prefect' are reserved by Prefect; choose another name")
+        if pool.lowercased().hasPrefix("prefect"), let r = resolved["prefect.work_pool"] {
+            throw fail(r, "prefect.work_pool", "pool names starting with 'prefect' are reserved by Prefect; choose another name")
         }
         let workerName = string("worker.name") ?? "\(ProcessInfo.processInfo.hostName)-\(pool)"
-        if workerName.utf8.contains(UInt8(ascii: "/")) || workerName.utf8.contains(UInt8(ascii: "%")) {
-            throw fail(resolved["worker.name"]!, "worker.name", "worker names may not contain '/' or '%'")
-        }
         let caBundle = environment["PREFECT_API_SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? profile?.values["PREFECT_API_SSL_CERT_FILE"]
 
         return Settings(

@@ -106,6 +106,12 @@ struct SettingsTests {
         #expect(e?.description.hasSuffix("config file not found: \(dir.path)/nope.yml. Run from the project folder or pass --config FILE.") == true)
     }
 
+    /// A pool name with '/' used to crash the loader (the default worker name contains it; found by scripts/fuzz).
+    @Test func slashOrPercentInNames() throws {
+        #expect(try error("prefect:\n  work_pool: a/b\n") == "config.yml:2:14: prefect.work_pool: pool names may not contain '/' or '%'")
+        #expect(try error("worker:\n  name: w%1\n") == "config.yml:2:9: worker.name: worker names may not contain '/' or '%'")
+    }
+
     @Test func unknownProviderAndReservedPool() throws {
         #expect(try error("llm:\n  provider: claud\n") == "config.yml:2:13: llm.provider: unknown provider 'claud'; did you mean 'claude'?")
         #expect(try error("prefect:\n  work_pool: prefect-pool\n") == "config.yml:2:14: prefect.work_pool: pool names starting with 'prefect' are reserved by Prefect; choose another name")
