@@ -42,7 +42,7 @@ public struct YAMLReader: Sendable {
     }
 
     static func syntaxError(_ error: YamlError, file: String, lines: Int) -> EngineError {
-        /// libyaml ends an input without a final line break on a line of its own: point at the last real line.
+        // libyaml ends an input without a final line break on a line of its own: point at the last real line.
         func located(_ message: String, _ mark: Mark) -> EngineError {
             if mark.line > lines {
                 return EngineError(code: .invalidConfig, message: message + " (at the end of the file)", file: file, line: lines)
