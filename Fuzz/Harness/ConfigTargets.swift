@@ -8,6 +8,9 @@ import JSON
 enum ConfigTargets {
     static let all = [config, deployments, gates, prompt, profiles]
 
+    /// `{{` as scalars: a Character-wise search misses it when a combining mark follows.
+    static let bracePair = "{{".unicodeScalars
+
     /// Lines as YAML counts them: LF, CR, CRLF, and NEL, LS and PS each end a line. An error may point at
     /// the line after the last break (the end of the input).
     static func lineCount(_ data: Data) -> Int {
@@ -60,7 +63,7 @@ enum ConfigTargets {
                 require(names.allSatisfy { GatesFile.questionPlaceholders.contains($0.name) }, "question placeholders \(names.map(\.name)) accepted")
                 let values = Dictionary(names.map { ($0.name, "v") }, uniquingKeysWith: { a, _ in a })
                 let rendered = try? gate.question.render(values)
-                require(rendered.map { !$0.contains("{{") } ?? false, "the question renders with '{{' left in it: \(rendered ?? "(render failed)")")
+                require(rendered.map { !$0.unicodeScalars.contains(bracePair) } ?? false, "the question renders with '{{' left in it: \(rendered ?? "(render failed)")")
                 requireJSONRoundTrip(DecisionForm.schema(gate), "the Resume form schema of \(gate.id)")
                 let none = DecisionForm.answer(nil, gate: gate)
                 require(none.choice == gate.defaultOption && none.defaulted, "no answer gave \(none)")
@@ -81,7 +84,7 @@ enum ConfigTargets {
         do {
             let names = Set(try template.placeholders().map(\.name))
             let rendered = try template.render(Dictionary(uniqueKeysWithValues: names.map { ($0, "v") }))
-            require(!rendered.contains("{{"), "a template that passed its checks renders with '{{' left in it")
+            require(!rendered.unicodeScalars.contains(bracePair), "a template that passed its checks renders with '{{' left in it")
             if let first = names.sorted().first {
                 do {
                     try template.validate(allowed: names.subtracting([first]))

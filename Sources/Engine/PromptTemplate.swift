@@ -28,20 +28,36 @@ public struct PromptTemplate: Sendable {
 
     /// Every `{{ name }}` with its line; a malformed `{{` is an error.
     public func placeholders() throws -> [Placeholder] {
-        var result: [Placeholder] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var rest = Substring(line)
-            while let open = rest.range(of: "{{") {
-                guard let close = rest[open.upperBound...].range(of: "}}") else {
-                    throw EngineError(code: .invalidConfig, message: "'{{' without a closing '}}'", file: file, line: index + 1)
-                }
-                let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-                guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-                    throw EngineError(code: .invalidConfig, message: "placeholder '{{\(name)}}' must be a name of letters, digits and _", file: file, line: index + 1)
-                }
-                result.append(Placeholder(name: name, line: index + 1))
-                rest = rest[close.upperBound...]
+        try occurrences().map { Placeholder(name: $0.name, line: $0.line) }
+    }
+
+    /// Where each placeholder is. Scanned as Unicode scalars, not Characters: a combining mark after `{{`
+    /// makes one Character of it and the brace, and a Character-wise search would send `{{\u{65B}x}}` to the
+    /// model as text; `\r\n`, one Character, ends a line too.
+    private func occurrences() throws -> [(name: String, line: Int, range: Range<String.Index>)] {
+        let scalars = text.unicodeScalars
+        func isPair(_ i: String.Index, _ brace: Unicode.Scalar) -> Bool {
+            scalars[i] == brace && scalars.index(after: i) < scalars.endIndex && scalars[scalars.index(after: i)] == brace
+        }
+        var result: [(name: String, line: Int, range: Range<String.Index>)] = []
+        var line = 1
+        var i = scalars.startIndex
+        while i < scalars.endIndex {
+            if scalars[i] == "\n" { line += 1 }
+            guard isPair(i, "{") else { i = scalars.index(after: i); continue }
+            let nameStart = scalars.index(i, offsetBy: 2)
+            var close = nameStart
+            while close < scalars.endIndex, scalars[close] != "\n", !isPair(close, "}") { close = scalars.index(after: close) }
+            guard close < scalars.endIndex, scalars[close] != "\n" else {
+                throw EngineError(code: .invalidConfig, message: "'{{' without a closing '}}'", file: file, line: line)
             }
+            let name = String(String.UnicodeScalarView(scalars[nameStart..<close])).trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty, name.unicodeScalars.allSatisfy({ ($0.properties.isAlphabetic || $0.properties.numericType != nil || $0 == "_") && !$0.properties.isGraphemeExtend }) else {
+                throw EngineError(code: .invalidConfig, message: "placeholder '{{\(name)}}' must be a name of letters, digits and _", file: file, line: line)
+            }
+            let end = scalars.index(close, offsetBy: 2)
+            result.append((name, line, i..<end))
+            i = end
         }
         return result
     }
@@ -59,15 +75,14 @@ public struct PromptTemplate: Sendable {
     /// Fills every placeholder; one without a value is an error.
     public func render(_ values: [String: String]) throws -> String {
         try validate(allowed: Set(values.keys))
-        var output = ""
-        var rest = Substring(text)
-        while let open = rest.range(of: "{{"), let close = rest[open.upperBound...].range(of: "}}") {
-            output += rest[..<open.lowerBound]
-            let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-            output += values[name] ?? ""
-            rest = rest[close.upperBound...]
+        var output = String.UnicodeScalarView()
+        var rest = text.unicodeScalars.startIndex
+        for placeholder in try occurrences() {
+            output.append(contentsOf: text.unicodeScalars[rest..<placeholder.range.lowerBound])
+            output.append(contentsOf: (values[placeholder.name] ?? "").unicodeScalars)
+            rest = placeholder.range.upperBound
         }
-        output += rest
-        return output
+        output.append(contentsOf: text.unicodeScalars[rest...])
+        return String(output)
     }
 }
