@@ -13,6 +13,7 @@ final class CurlMulti: Sendable {
         var timeout: Duration
         var caBundle: String?
         var userAgent: String
+        var maxResponseBytes: Int
     }
 
     struct Job: Sendable {
@@ -92,6 +93,9 @@ final class CurlMulti: Sendable {
         let job: Job
         let easy: UnsafeMutableRawPointer
         var body = Data()
+        /// Set when the body passed `maxResponseBytes`; the transfer was aborted there.
+        var tooLarge = false
+        var limit = Int.max
         var headerLines: [String] = []
         var headerList: UnsafeMutablePointer<curl_slist>?
         let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
@@ -200,9 +204,17 @@ final class CurlMulti: Sendable {
         check("".withCString { ccurl_setopt_ptr(easy, CURLOPT_ACCEPT_ENCODING, $0) })
         check(options.userAgent.withCString { ccurl_setopt_ptr(easy, CURLOPT_USERAGENT, $0) })
         check(ccurl_setopt_ptr(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer))
+        check(ccurl_setopt_cloexec_sockets(easy))
+        check(ccurl_setopt_off(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(options.maxResponseBytes)))
+        transfer.limit = options.maxResponseBytes
         check(ccurl_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION, { data, size, count, context in
             guard let data, let context else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            // Returning less than given aborts the transfer (CURLE_WRITE_ERROR): a body is never held past the cap.
+            guard transfer.body.count + size * count <= transfer.limit else {
+                transfer.tooLarge = true
+                return 0
+            }
             transfer.body.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
             return size * count
         }))
@@ -246,6 +258,14 @@ final class CurlMulti: Sendable {
 
     private func result(of transfer: Transfer, code: CURLcode) -> Result<HTTPResponse, any Error> {
         let easy = transfer.easy
+        if transfer.tooLarge || code == CURLE_FILESIZE_EXCEEDED {
+            let url = Self.redactedURL(transfer.job.request.url)
+            return .failure(
+                HTTPError(
+                    code: .responseTooLarge,
+                    message: "\(transfer.job.request.method.rawValue) \(url): the response was larger than \(options.maxResponseBytes / (1 << 20)) MiB and was not read; check that the URL points at the right server",
+                    curlCode: Int(code.rawValue)))
+        }
         guard code == CURLE_OK else {
             let detail = String(cString: transfer.errorBuffer)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail

@@ -11,11 +11,14 @@ public final class HTTPClient: Sendable {
         public var caBundle: String?
         public var retry: RetryPolicy
         public var userAgent: String
+        /// Response bodies larger than this fail with `responseTooLarge` instead of filling memory.
+        public var maxResponseBytes: Int
 
         public init(
             connectTimeout: Duration = .seconds(10), timeout: Duration = .seconds(60), caBundle: String? = nil,
-            retry: RetryPolicy = RetryPolicy(), userAgent: String = "autonomy-engine"
+            retry: RetryPolicy = RetryPolicy(), userAgent: String = "autonomy-engine", maxResponseBytes: Int = 16 << 20
         ) {
+            self.maxResponseBytes = maxResponseBytes
             self.connectTimeout = connectTimeout
             self.timeout = timeout
             self.caBundle = caBundle
@@ -34,7 +37,8 @@ public final class HTTPClient: Sendable {
         self.multi = CurlMulti(
             options: .init(
                 connectTimeout: configuration.connectTimeout, timeout: configuration.timeout,
-                caBundle: configuration.caBundle, userAgent: configuration.userAgent))
+                caBundle: configuration.caBundle, userAgent: configuration.userAgent,
+                maxResponseBytes: configuration.maxResponseBytes))
     }
 
     /// Fails in-flight requests and stops the transfer thread.

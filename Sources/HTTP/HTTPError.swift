@@ -12,6 +12,8 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
         public static let transport = Code(raw: "transport")
         /// The request could not be built (bad URL, bad option).
         public static let invalidRequest = Code(raw: "invalid-request")
+        /// The response body passed the client's size cap (`maxResponseBytes`); it was not read.
+        public static let responseTooLarge = Code(raw: "response-too-large")
         /// The client was shut down.
         public static let shutdown = Code(raw: "shutdown")
         public var description: String { raw }
