@@ -20,9 +20,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
     ],
     targets: [
-        // The only C boundaries: libcurl (with non-variadic wrappers) and libcrypto (SHA-256).
+        // The only C boundaries: libcurl (with non-variadic wrappers), libcrypto (SHA-256, HMAC) and a few Linux calls.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // Linux calls Glibc does not import (prctl, posix_spawn's closefrom/chdir): header only.
+        .systemLibrary(name: "CSystem"),
 
         .target(name: "JSON", swiftSettings: swiftSettings),
         .target(
@@ -35,7 +37,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "Engine",
-            dependencies: ["CCrypto", "Yams", "JSON", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CCrypto", "CSystem", "Yams", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .target(
             name: "LLM",

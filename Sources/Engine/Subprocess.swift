@@ -1,3 +1,4 @@
+import CSystem
 import Foundation
 
 #if canImport(Glibc)
@@ -7,6 +8,10 @@ import Glibc
 /// Runs a program in its own process group with output going to a file (so nothing waits on pipes or
 /// on grandchildren, unlike Foundation's Process). A timeout or the calling task's cancellation kills the
 /// whole group; so does the program's own exit, which reaps anything it left running in the background.
+///
+/// Every child starts with descriptors 0, 1 and 2 only. The output file is created by this process outside
+/// the child's working directory, unlinked at once, and read back through the descriptor it holds: the
+/// child cannot swap it for a link, a FIFO or a device, and at most `outputLimit` bytes are read.
 public struct Subprocess: Sendable {
     public struct Result: Sendable {
         public var exitCode: Int32?
@@ -16,6 +21,13 @@ public struct Subprocess: Sendable {
         public var output: String
         public var outputTruncated: Bool
         public var duration: Duration
+    }
+
+    /// Where a child's stdout and stderr go.
+    public enum Output: Sendable {
+        case null
+        case file(String, append: Bool)
+        case descriptor(Int32)
     }
 
     public var executable: String
@@ -35,9 +47,9 @@ public struct Subprocess: Sendable {
     }
 
     public func run() async throws -> Result {
-        let outputPath = workingDirectory + "/.autonomy-output-\(UUID().uuidString)"
-        defer { unlink(outputPath) }
-        let pid = try spawn(outputPath: outputPath)
+        let output = try Self.privateOutputFile()
+        defer { close(output) }
+        let pid = try Self.spawn(executable, arguments, environment: environment, output: .descriptor(output), workingDirectory: workingDirectory)
         let start = ContinuousClock.now
         var status: Int32 = 0
         var timedOut = false
@@ -62,24 +74,29 @@ public struct Subprocess: Sendable {
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
         if cancelled { throw CancellationError() }
-        let (output, truncated) = Self.readTail(outputPath, limit: outputLimit)
+        let (text, truncated) = Self.readTail(output, limit: outputLimit)
         let exited = (status & 0x7f) == 0
         return Result(
             exitCode: exited && !timedOut ? (status >> 8) & 0xff : nil,
             signal: exited ? nil : status & 0x7f,
-            timedOut: timedOut, output: output, outputTruncated: truncated, duration: ContinuousClock.now - start)
+            timedOut: timedOut, output: text, outputTruncated: truncated, duration: ContinuousClock.now - start)
     }
 
-    private func spawn(outputPath: String) throws -> pid_t {
-        // posix_spawn has no portable chdir: a tiny /bin/sh prologue changes directory, then execs.
-        try Self.spawn(
-            "/bin/sh", ["-c", "cd -- \"$0\" || exit 126; exec \"$@\"", workingDirectory, executable] + arguments,
-            environment: environment, output: outputPath)
+    /// A new regular file in the temporary folder, open for reading and writing, already unlinked: only
+    /// this process and the children it hands the descriptor to can reach it.
+    public static func privateOutputFile() throws -> Int32 {
+        var template = Array((FileManager.default.temporaryDirectory.path + "/autonomy-output-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0, fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else {
+            throw EngineError(code: .io, message: "cannot create the output file in \(FileManager.default.temporaryDirectory.path): \(String(cString: strerror(errno))). Make the temporary folder writable.")
+        }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return fd
     }
 
-    /// posix_spawn in a new process group with default signal handling, stdin from /dev/null and
-    /// stdout+stderr to `output` (appended when `append`; /dev/null when nil). Returns the pid (= pgid).
-    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String]?, output: String?, append: Bool = false) throws -> pid_t {
+    /// posix_spawn in a new process group with default signal handling, stdin from /dev/null, stdout and
+    /// stderr to `output`, descriptors above 2 closed, in `workingDirectory` when given. Returns the pid (= pgid).
+    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String]?, output: Output, workingDirectory: String? = nil) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -96,8 +113,17 @@ public struct Subprocess: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output ?? "/dev/null", O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o600)
+        switch output {
+        case .null: posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        case .file(let path, let append): posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o600)
+        case .descriptor(let fd): posix_spawn_file_actions_adddup2(&actions, fd, 1)
+        }
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else crosses: no kept-alive HTTP connection, no state file, no output file descriptor.
+        guard csystem_spawn_closefrom(&actions, 3) == 0 else {
+            throw EngineError(code: .io, message: "cannot start \(executable): this C library cannot close descriptors at spawn (glibc 2.34 or newer is needed)", file: executable)
+        }
+        if let workingDirectory { _ = csystem_spawn_chdir(&actions, workingDirectory) }
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -113,13 +139,21 @@ public struct Subprocess: Sendable {
         return pid
     }
 
-    static func readTail(_ path: String, limit: Int) -> (String, Bool) {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return ("", false) }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        let truncated = size > UInt64(limit)
-        try? handle.seek(toOffset: truncated ? size - UInt64(limit) : 0)
-        let data = (try? handle.readToEnd()) ?? Data()
-        return (String(decoding: data, as: UTF8.self), truncated)
+    /// The tail of the file behind `fd` (at most `limit` bytes); only a regular file is read.
+    public static func readTail(_ fd: Int32, limit: Int) -> (String, Bool) {
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return ("", false) }
+        let size = Int(info.st_size)
+        let truncated = size > limit
+        let start = truncated ? size - limit : 0
+        var buffer = [UInt8](repeating: 0, count: min(size, limit))
+        var done = 0
+        while done < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(start + done)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            done += n
+        }
+        return (String(decoding: buffer.prefix(done), as: UTF8.self), truncated)
     }
 }

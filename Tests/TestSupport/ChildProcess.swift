@@ -14,9 +14,7 @@ public final class ChildProcess: @unchecked Sendable {  // pid and paths are imm
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String], outputPath: String, cwd: String? = nil) throws {
         self.outputPath = outputPath
-        var argv = [executable] + arguments
-        if let cwd { argv = ["/bin/sh", "-c", "cd -- \"$0\" && exec \"$@\"", cwd] + argv }
-        pid = try Subprocess.spawn(argv[0], Array(argv.dropFirst()), environment: environment, output: outputPath, append: true)
+        pid = try Subprocess.spawn(executable, arguments, environment: environment, output: .file(outputPath, append: true), workingDirectory: cwd)
     }
 
     public func signal(_ sig: Int32) { kill(pid, sig) }
