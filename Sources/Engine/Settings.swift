@@ -41,7 +41,10 @@ public struct Settings: Sendable {
     public struct LLM: Sendable {
         public var provider: String
         public var model: String?
+        /// The base URL of `provider` only (`llm.base_url`); other providers never see it.
         public var baseURL: String?
+        /// Per provider (`llm.base_urls`): where that provider's key may go.
+        public var baseURLs: [String: String] = [:]
         public var maxTokens: Int
         public var timeout: Duration
         public var prices: [String: Price]
@@ -50,6 +53,20 @@ public struct Settings: Sendable {
     public struct Test: Sendable {
         public var command: String
         public var timeout: Duration
+        /// `bubblewrap` (default) or `none`; config.yml only, never per run.
+        public var sandbox: String = "bubblewrap"
+        /// Toolchain folders outside /usr, bound read-only into the sandbox at the same path.
+        public var paths: [String] = []
+        /// Names of the run's `env` job variable that may reach the test command; any other name fails the run.
+        public var envAllow: [String] = []
+        public var cpuTime: Duration = .seconds(120)
+        public var memoryMB: Int = 2048
+        public var processes: Int = 256
+
+        public init(command: String, timeout: Duration) {
+            self.command = command
+            self.timeout = timeout
+        }
     }
 
     public struct Webhook: Sendable, Hashable {
@@ -79,6 +96,12 @@ public struct Settings: Sendable {
     public var configFile: String
 
     public var templatesDir: String { projectRoot + "/templates" }
+
+    /// The base URL a provider's requests (and key) go to: its entry in `llm.base_urls`, else `llm.base_url`
+    /// when it is the configured provider, else nil (the provider's official endpoint).
+    public func baseURL(for provider: String) -> String? {
+        llm.baseURLs[provider] ?? (provider == llm.provider ? llm.baseURL : nil)
+    }
     public var prefectYAML: String { projectRoot + "/prefect.yaml" }
 
     public static let providers = ["claude", "openai", "openai-compatible", "offline", "replay"]

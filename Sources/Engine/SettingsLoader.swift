@@ -26,14 +26,17 @@ public struct SettingsLoader: Sendable {
         ("gates_file", "AUTONOMY_GATES_FILE"),
         ("test.command", "AUTONOMY_TEST_COMMAND"),
         ("test.timeout", "AUTONOMY_TEST_TIMEOUT"),
+        ("test.cpu_time", "AUTONOMY_TEST_CPU_TIME"),
+        ("test.memory_mb", "AUTONOMY_TEST_MEMORY_MB"),
+        ("test.processes", "AUTONOMY_TEST_PROCESSES"),
     ]
 
     static let sections: [String: [String]] = [
         "prefect": ["api_url", "ui_url", "work_pool", "work_queue"],
         "worker": ["name", "limit", "poll_interval", "heartbeat_interval", "shutdown_grace", "api_unreachable_exit_after"],
-        "llm": ["provider", "model", "base_url", "max_tokens", "timeout", "prices"],
+        "llm": ["provider", "model", "base_url", "base_urls", "max_tokens", "timeout", "prices"],
         "replay": ["from"],
-        "test": ["command", "timeout"],
+        "test": ["command", "timeout", "sandbox", "paths", "env_allow", "cpu_time", "memory_mb", "processes"],
         "notifications": ["webhooks"],
     ]
     static let topLevel = ["prefect", "worker", "llm", "budget_usd", "replay", "state_dir", "gates_file", "test", "notifications"]
@@ -66,6 +69,9 @@ public struct SettingsLoader: Sendable {
         var fileValues: [String: Raw] = [:]
         var prices: [String: Settings.Price] = [:]
         var webhooks: [Settings.Webhook] = []
+        var baseURLs: [String: String] = [:]
+        var sandboxPaths: [String] = []
+        var envAllow: [String] = []
 
         let exists = FileManager.default.fileExists(atPath: absoluteConfig)
         if !exists && !configOptional {
@@ -84,6 +90,9 @@ public struct SettingsLoader: Sendable {
                         switch key {
                         case "llm.prices": prices = try Self.readPrices(value, reader)
                         case "notifications.webhooks": webhooks = try Self.readWebhooks(value, reader)
+                        case "llm.base_urls": baseURLs = try Self.readBaseURLs(value, reader)
+                        case "test.paths": sandboxPaths = try Self.readSandboxPaths(value, reader)
+                        case "test.env_allow": envAllow = try Self.readEnvAllow(value, reader)
                         default:
                             if reader.isNull(value) { continue }
                             fileValues[key] = Raw(text: try reader.string(value, key), source: configPath, node: value)
@@ -154,6 +163,21 @@ public struct SettingsLoader: Sendable {
                 code: .invalidConfig, message: "llm.provider openai-compatible needs llm.base_url (e.g. http://127.0.0.1:8080/v1)",
                 file: configPath, key: "llm.base_url")
         }
+        // The sandbox is the operator's choice: config.yml only, never a flag, the environment or a run.
+        var sandboxMode = "bubblewrap"
+        if let r = fileValues["test.sandbox"] {
+            guard ["bubblewrap", "none"].contains(r.text) else {
+                throw fail(r, "test.sandbox", "unknown sandbox '\(r.text)'; choose bubblewrap (the default) or none (tests run unisolated)")
+            }
+            sandboxMode = r.text
+        }
+        var test = Settings.Test(command: string("test.command") ?? "python3 -m unittest discover", timeout: try duration("test.timeout", .seconds(120)))
+        test.sandbox = sandboxMode
+        test.paths = sandboxPaths
+        test.envAllow = envAllow
+        test.cpuTime = try duration("test.cpu_time", .seconds(120))
+        test.memoryMB = try int("test.memory_mb", 2048, min: 64)
+        test.processes = try int("test.processes", 256, min: 8)
         var budget: Double?
         if let r = resolved["budget_usd"] {
             guard let v = Double(r.text), v >= 0 else { throw fail(r, "budget_usd", "expected a number of US dollars ≥ 0, found '\(r.text)'") }
@@ -195,6 +219,7 @@ public struct SettingsLoader: Sendable {
                 provider: provider,
                 model: string("llm.model"),
                 baseURL: baseURL,
+                baseURLs: baseURLs,
                 maxTokens: try int("llm.max_tokens", 4096),
                 timeout: try duration("llm.timeout", .seconds(120)),
                 prices: prices),
@@ -202,9 +227,7 @@ public struct SettingsLoader: Sendable {
             replayFrom: string("replay.from"),
             stateDir: path("state_dir", "state"),
             gatesFile: path("gates_file", "templates/DECISION_GATES.yml"),
-            test: .init(
-                command: string("test.command") ?? "python3 -m unittest discover",
-                timeout: try duration("test.timeout", .seconds(120))),
+            test: test,
             webhooks: webhooks,
             projectRoot: root,
             configFile: absoluteConfig)
@@ -227,6 +250,44 @@ public struct SettingsLoader: Sendable {
             prices[model] = .init(inputPerMTok: input, outputPerMTok: output)
         }
         return prices
+    }
+
+    static func readBaseURLs(_ node: Node, _ reader: YAMLReader) throws -> [String: String] {
+        var urls: [String: String] = [:]
+        if reader.isNull(node) { return urls }
+        let remote = Settings.providers.filter { $0 != "offline" && $0 != "replay" }
+        for (provider, value, _) in try reader.mapping(node, "llm.base_urls", known: remote) {
+            let key = "llm.base_urls.\(provider)"
+            let text = try reader.string(value, key)
+            guard let u = URL(string: text), ["http", "https"].contains(u.scheme ?? ""), u.host != nil else {
+                throw reader.fail(value, key, "'\(text)' is not an http(s) URL")
+            }
+            urls[provider] = text
+        }
+        return urls
+    }
+
+    static func readSandboxPaths(_ node: Node, _ reader: YAMLReader) throws -> [String] {
+        if reader.isNull(node) { return [] }
+        let hidden = ["/", "/etc", "/root", "/home", "/run", "/var", "/proc", "/sys", "/dev", "/tmp"]
+        return try reader.stringList(node, "test.paths").map { path in
+            guard path.hasPrefix("/") else { throw reader.fail(node, "test.paths", "'\(path)' is not an absolute path") }
+            let clean = (path as NSString).standardizingPath
+            guard !hidden.contains(clean), !clean.hasPrefix("/etc/autonomy"), !clean.hasPrefix("/var/lib/autonomy") else {
+                throw reader.fail(node, "test.paths", "'\(path)' would show the sandbox what it must not see; list toolchain folders only (e.g. /opt/node)")
+            }
+            return clean
+        }
+    }
+
+    static func readEnvAllow(_ node: Node, _ reader: YAMLReader) throws -> [String] {
+        if reader.isNull(node) { return [] }
+        return try reader.stringList(node, "test.env_allow").map { name in
+            guard let first = name.unicodeScalars.first, first == "_" || (first.isASCII && first.properties.isAlphabetic),
+                name.unicodeScalars.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) })
+            else { throw reader.fail(node, "test.env_allow", "'\(name)' is not a variable name (letters, digits and _)") }
+            return name
+        }
     }
 
     static func readWebhooks(_ node: Node, _ reader: YAMLReader) throws -> [Settings.Webhook] {

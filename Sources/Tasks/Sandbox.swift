@@ -1,93 +1,206 @@
 import Engine
 import Foundation
+import JSON
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// How the test stage isolates generated code. The strongest available mode is chosen once and the log
-/// says which protections applied. Every mode has its own process group, a timeout that kills every
-/// descendant, a scrubbed environment (no API keys) and resource limits.
+/// How the test stage runs model-written code: under bubblewrap (Debian's `bubblewrap`), an existing,
+/// audited sandbox. Every namespace is unshared (no network at all), the code runs as uid/gid 65534 with no
+/// capabilities and no-new-privs in a new session and its own PID namespace (a timeout or a cancel kills
+/// every descendant), and it sees a read-only `/usr`, a few files of `/etc`, the toolchain folders the
+/// operator lists, a fresh `/tmp`, `/proc` and `/dev`, and its scratch copy at `/build`, the only writable
+/// place. Resource limits are set one by one by util-linux's `prlimit` before the command starts; one that
+/// cannot be set stops the run. When bubblewrap cannot isolate, the test stage refuses to run, unless the
+/// operator wrote `test.sandbox: none` in config.yml.
 public struct Sandbox: Sendable {
     public enum Mode: String, Sendable, CaseIterable {
-        /// unshare: user + network + PID namespaces, private /proc: no network, worker invisible.
-        case namespaces
-        /// setpriv to `nobody` (when running as root): cannot read the worker's /proc/<pid>/environ.
-        case separateUser = "separate-user"
-        /// process group, environment and rlimits only.
-        case basic
+        case bubblewrap
+        /// Chosen by the operator in config.yml only: the command runs as the worker, unisolated.
+        case none
     }
 
-    public struct Limits: Sendable {
+    public struct Limits: Sendable, Equatable {
         public var cpuSeconds = 120
-        public var memoryKB = 2_000_000
+        public var memoryBytes = 2 << 30
         public var processes = 256
-        public var fileSizeKB = 50_000
+        public var fileSizeBytes = 50 << 20
         public var outputBytes = 256 * 1024
         public init() {}
+
+        /// As RESULTS.json reports them (wall time is the test timeout).
+        public func json(wallSeconds: Double) -> [String: Double] {
+            ["cpu_seconds": Double(cpuSeconds), "memory_bytes": Double(memoryBytes), "processes": Double(processes),
+             "file_size_bytes": Double(fileSizeBytes), "output_bytes": Double(outputBytes), "wall_seconds": wallSeconds]
+        }
     }
+
+    /// The uid and gid the code runs as (inside, and outside too when the worker is root).
+    public static let sandboxID = 65534
+    /// Where the scratch copy appears inside the sandbox.
+    public static let workDirectory = "/build"
+    static let prlimit = "/usr/bin/prlimit"
+    static let setpriv = "/usr/bin/setpriv"
+    /// Files of /etc a toolchain needs (the loader cache, alternatives, time zone, name service order).
+    static let etcFiles = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/nsswitch.conf", "/etc/mime.types"]
 
     public var mode: Mode
     public var limits: Limits
+    /// Folders bound read-only at the same path (a toolchain outside /usr, e.g. /opt/node).
+    public var readOnlyPaths: [String]
+    /// Why the configured sandbox cannot run here (nil when it can). The test stage refuses with this.
+    public var unavailable: String?
+    /// Debian's bubblewrap binary.
+    public var bwrap: String
 
-    public init(mode: Mode, limits: Limits = Limits()) {
+    public init(mode: Mode, limits: Limits = Limits(), readOnlyPaths: [String] = [], unavailable: String? = nil, bwrap: String = "/usr/bin/bwrap") {
+        self.bwrap = bwrap
         self.mode = mode
         self.limits = limits
+        self.readOnlyPaths = readOnlyPaths
+        self.unavailable = unavailable
     }
 
-    /// The strongest mode this machine allows (probed by actually running it).
-    public static func detect() -> Sandbox {
-        if ProcessInfo.processInfo.environment["AUTONOMY_SANDBOX"] == "basic" { return Sandbox(mode: .basic) }
-        if probe(["/usr/bin/unshare"] + namespaceArguments + ["/bin/true"]) { return Sandbox(mode: .namespaces) }
-        if getuid() == 0, probe(["/usr/bin/setpriv"] + userArguments + ["/bin/true"]) { return Sandbox(mode: .separateUser) }
-        return Sandbox(mode: .basic)
+    /// The sandbox the settings ask for, checked by really starting it once (with an empty environment).
+    public static func prepare(_ test: Settings.Test, bwrap: String = "/usr/bin/bwrap") -> Sandbox {
+        var limits = Limits()
+        limits.cpuSeconds = Int(test.cpuTime.seconds.rounded(.up))
+        limits.memoryBytes = test.memoryMB << 20
+        limits.processes = test.processes
+        var sandbox = Sandbox(mode: test.sandbox == "none" ? .none : .bubblewrap, limits: limits, readOnlyPaths: test.paths, bwrap: bwrap)
+        if sandbox.mode == .bubblewrap { sandbox.unavailable = sandbox.probe() }
+        return sandbox
     }
 
-    static let namespaceArguments = ["--user", "--map-root-user", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
-    static let userArguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-
-    static func probe(_ argv: [String]) -> Bool {
-        guard FileManager.default.isExecutableFile(atPath: argv[0]),
-            let pid = try? Subprocess.spawn(argv[0], Array(argv.dropFirst()), environment: nil, output: nil)
-        else { return false }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return status == 0
+    /// nil when a sandboxed `/bin/true` runs; otherwise what is missing and how to fix it.
+    func probe() -> String? {
+        for tool in [bwrap, Self.prlimit] + (geteuid() == 0 ? [Self.setpriv] : []) where !FileManager.default.isExecutableFile(atPath: tool) {
+            let package = tool == bwrap ? "bubblewrap" : "util-linux"
+            return "\(tool) is missing: install it (apt-get install \(package))"
+        }
+        guard let workspace = try? Workspace() else { return "cannot create a scratch folder in \(FileManager.default.temporaryDirectory.path)" }
+        defer { workspace.remove() }
+        do {
+            let output = try Subprocess.privateOutputFile()
+            defer { close(output) }
+            let argv = try arguments(command: "exit 0", workspace: workspace, environment: [:])
+            let pid = try Subprocess.spawn(argv[0], Array(argv.dropFirst()), environment: [:], output: .descriptor(output))
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            if status == 0 { return nil }
+            let said = Subprocess.readTail(output, limit: 400).0.trimmingCharacters(in: .whitespacesAndNewlines)
+            return "bubblewrap cannot isolate here (\(said.isEmpty ? "exit status \(status)" : said)). "
+                + "It needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0) "
+                + "and, under systemd, the shipped unit's RestrictNamespaces and SystemCallFilter (autonomy systemd-unit)"
+        } catch {
+            return "cannot start bubblewrap: \(error)"
+        }
     }
 
     /// What this mode protects, for the log and RESULTS.json.
     public var protections: [String] {
-        var p = ["own process group (timeout/cancel kill every descendant)", "environment scrubbed (no API keys)", "rlimits: cpu \(limits.cpuSeconds)s, memory \(limits.memoryKB / 1000) MB, \(limits.processes) processes, files \(limits.fileSizeKB / 1000) MB"]
         switch mode {
-        case .namespaces: p += ["no network (own network namespace)", "own PID namespace and /proc (worker not visible)", "own user namespace"]
-        case .separateUser: p += ["separate user nobody (worker's /proc not readable)", "network NOT isolated"]
-        case .basic: p += ["network NOT isolated", "same user as the worker"]
+        case .bubblewrap:
+            return [
+                "bubblewrap: user, PID, network, IPC, UTS and cgroup namespaces (no network at all)",
+                "uid/gid \(Self.sandboxID), no capabilities, no-new-privs, new session",
+                "sees /usr, a few /etc files\(readOnlyPaths.isEmpty ? "" : ", " + readOnlyPaths.joined(separator: ", ")) read-only and its scratch copy at \(Self.workDirectory); no state_dir, templates, home, /run or other runs",
+                "own PID namespace: a timeout or cancel kills every descendant",
+                "environment built from scratch; job-variable env only for names in test.env_allow",
+                "limits set with prlimit: cpu \(limits.cpuSeconds) s, memory \(limits.memoryBytes >> 20) MiB, \(limits.processes) processes, files \(limits.fileSizeBytes >> 20) MiB, output \(limits.outputBytes >> 10) KiB",
+            ]
+        case .none:
+            return ["NO SANDBOX (test.sandbox: none in config.yml): the tests run as the worker's user with its network and files"]
         }
-        return p
     }
 
-    /// Runs `command` (a shell command line) in `directory`.
-    public func run(command: String, in directory: String, timeout: Duration, extraEnvironment: [String: String] = [:]) async throws -> Subprocess.Result {
-        var environment = [
-            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": directory, "TMPDIR": directory, "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
-        ]
-        for (k, v) in extraEnvironment where !Self.isSecretName(k) { environment[k] = v }
-        let ulimits = "ulimit -t \(limits.cpuSeconds) -v \(limits.memoryKB) -u \(limits.processes) -f \(limits.fileSizeKB * 2) 2>/dev/null; exec /bin/sh -c \"$0\""
-        var argv = ["/bin/bash", "-c", ulimits, command]
-        switch mode {
-        case .namespaces: argv = ["/usr/bin/unshare"] + Self.namespaceArguments + argv
-        case .separateUser:
-            chmod(directory, 0o777)
-            argv = ["/usr/bin/setpriv"] + Self.userArguments + argv
-        case .basic: break
+    /// A scratch folder for one test run: `build/` is what the sandbox sees at `/build`; `passwd` and
+    /// `group` name the sandbox user. Removed with `remove()`.
+    public struct Workspace: Sendable {
+        public let root: String
+        public var build: String { root + "/build" }
+
+        public init() throws {
+            var template = Array((FileManager.default.temporaryDirectory.path + "/autonomy-test-XXXXXX").utf8CString)
+            guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+                throw EngineError(code: .io, message: "cannot create a scratch folder in \(FileManager.default.temporaryDirectory.path): \(String(cString: strerror(errno)))")
+            }
+            root = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            // Searchable, not listable: a worker running as root hands the build folder to uid 65534.
+            chmod(root, 0o711)
+            try FileManager.default.createDirectory(atPath: build, withIntermediateDirectories: false)
+            let id = Sandbox.sandboxID
+            try RunFolder.atomicWrite(Data("root:x:0:0::/:/usr/sbin/nologin\nsandbox:x:\(id):\(id):sandbox:\(Sandbox.workDirectory):/bin/sh\n".utf8), to: root + "/passwd")
+            try RunFolder.atomicWrite(Data("root:x:0:\nsandbox:x:\(id):\n".utf8), to: root + "/group")
+            chmod(root + "/passwd", 0o644)
+            chmod(root + "/group", 0o644)
         }
-        return try await Subprocess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, workingDirectory: directory, timeout: timeout, outputLimit: limits.outputBytes).run()
+
+        public func remove() { try? FileManager.default.removeItem(atPath: root) }
+
+        /// When the worker is root, the sandbox runs as the real uid 65534: it must own its copy.
+        func handOver() {
+            guard geteuid() == 0, let walker = FileManager.default.enumerator(atPath: build) else { return }
+            let id = UInt32(Sandbox.sandboxID)
+            lchown(build, id, id)
+            while let item = walker.nextObject() as? String { lchown(build + "/" + item, id, id) }
+        }
     }
 
-    /// Names that look like credentials never reach the test command, even from job variables.
-    static func isSecretName(_ name: String) -> Bool {
-        let n = name.uppercased()
-        return n.hasSuffix("_KEY") || n.contains("TOKEN") || n.contains("SECRET") || n.contains("PASSWORD") || n.hasPrefix("PREFECT_") || n.contains("AUTH")
+    /// The full command line: [setpriv to 65534 when root] bwrap … prlimit … env [allowed vars] /bin/sh -c command.
+    func arguments(command: String, workspace: Workspace, environment: [String: String]) throws -> [String] {
+        var argv: [String] = []
+        if geteuid() == 0 {
+            argv += [Self.setpriv, "--reuid=\(Self.sandboxID)", "--regid=\(Self.sandboxID)", "--clear-groups", "--inh-caps=-all", "--"]
+        }
+        argv += [bwrap, "--unshare-all", "--uid", "\(Self.sandboxID)", "--gid", "\(Self.sandboxID)", "--new-session", "--die-with-parent", "--cap-drop", "ALL"]
+        argv += ["--ro-bind", "/usr", "/usr"]
+        for top in ["bin", "lib", "lib32", "lib64", "libx32", "sbin"] {
+            let path = "/" + top
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
+                argv += ["--symlink", target, path]
+            } else if FileManager.default.fileExists(atPath: path) {
+                argv += ["--ro-bind", path, path]
+            }
+        }
+        for file in Self.etcFiles { argv += ["--ro-bind-try", file, file] }
+        argv += ["--ro-bind", workspace.root + "/passwd", "/etc/passwd", "--ro-bind", workspace.root + "/group", "/etc/group"]
+        argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for path in readOnlyPaths { argv += ["--ro-bind", path, path] }
+        argv += ["--bind", workspace.build, Self.workDirectory, "--chdir", Self.workDirectory]
+        // bubblewrap's own root is a tmpfs; read-only, so nothing can be made outside /build and /tmp.
+        argv += ["--remount-ro", "/"]
+        argv += ["--clearenv"]
+        let base = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": Self.workDirectory, "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"]
+        for (k, v) in base.sorted(by: { $0.key < $1.key }) { argv += ["--setenv", k, v] }
+        argv += ["--", Self.prlimit, "--cpu=\(limits.cpuSeconds)", "--as=\(limits.memoryBytes)", "--nproc=\(limits.processes)", "--fsize=\(limits.fileSizeBytes)", "--core=0", "--"]
+        // The run's allowed variables reach the test command alone, not bwrap or prlimit.
+        argv += ["/usr/bin/env"] + environment.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" } + ["/bin/sh", "-c", command]
+        return argv
+    }
+
+    /// Runs `command` (a shell command line) on the workspace's build folder. `environment` holds the
+    /// run's `env` job variables, already checked against `test.env_allow`.
+    public func run(command: String, in workspace: Workspace, timeout: Duration, environment: [String: String] = [:]) async throws -> Subprocess.Result {
+        if let unavailable {
+            throw EngineError(code: .invalidInput, message: "the test sandbox is not available: \(unavailable). The test stage does not run model-written code unsandboxed; fix the sandbox, or set test.sandbox: none in config.yml to accept the risk")
+        }
+        switch mode {
+        case .bubblewrap:
+            workspace.handOver()
+            let argv = try arguments(command: command, workspace: workspace, environment: environment)
+            return try await Subprocess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: [:], workingDirectory: "/", timeout: timeout, outputLimit: limits.outputBytes).run()
+        case .none:
+            var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workspace.build, "TMPDIR": workspace.build, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"]
+            env.merge(environment) { _, run in run }
+            let argv = [Self.prlimit, "--cpu=\(limits.cpuSeconds)", "--as=\(limits.memoryBytes)", "--nproc=\(limits.processes)", "--fsize=\(limits.fileSizeBytes)", "--core=0", "--", "/bin/sh", "-c", command]
+            return try await Subprocess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: env, workingDirectory: workspace.build, timeout: timeout, outputLimit: limits.outputBytes).run()
+        }
+    }
+
+    /// The names in a run's `env` job variable that the operator did not allow (`test.env_allow`), sorted.
+    public static func refusedNames(_ environment: [String: String], allowed: [String]) -> [String] {
+        environment.keys.filter { !allowed.contains($0) }.sorted()
     }
 }

@@ -112,25 +112,25 @@ public enum Stages {
         let files = try GeneratedFiles.parse(response.text, stage: "test")
         var outputs = try files.write(into: c.folder, subfolder: "tests")
 
-        // Scratch copy: implementations + generated tests, outside the run folder.
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("autonomy-test-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        // Scratch copy: implementations + generated tests, outside the run folder; the sandbox sees only it.
+        let workspace = try Sandbox.Workspace()
+        defer { workspace.remove() }
         for file in implementation {
-            try RunFolder.atomicWrite(try c.folder.read(file), to: scratch + "/" + file.dropFirst("implementations/".count))
+            try RunFolder.atomicWrite(try c.folder.read(file), to: workspace.build + "/" + file.dropFirst("implementations/".count))
         }
-        for file in files.files { try RunFolder.atomicWrite(Data(file.content.utf8), to: scratch + "/" + file.path) }
+        for file in files.files { try RunFolder.atomicWrite(Data(file.content.utf8), to: workspace.build + "/" + file.path) }
         c.logger.info("running the tests", metadata: ["command": "\(c.testCommand)", "sandbox": "\(c.sandbox.mode.rawValue)", "protections": "\(c.sandbox.protections.joined(separator: "; "))"])
         let started = Date()
-        let result = try await c.sandbox.run(command: c.testCommand, in: scratch, timeout: c.testTimeout, extraEnvironment: c.testEnvironment)
+        let result = try await c.sandbox.run(command: c.testCommand, in: workspace, timeout: c.testTimeout, environment: c.testEnvironment)
         let passed = result.exitCode == 0
         let summary = testSummary(result)
+        let limits = c.sandbox.limits.json(wallSeconds: c.testTimeout.seconds).mapValues { JSONValue.double($0) }
         let results: JSONValue = [
             "command": .string(c.testCommand), "exit_code": result.exitCode.map { .int(Int($0)) } ?? .null,
             "signal": result.signal.map { .int(Int($0)) } ?? .null, "timed_out": .bool(result.timedOut), "passed": .bool(passed),
             "summary": .string(summary), "duration_seconds": .double((result.duration.seconds * 1000).rounded() / 1000),
             "sandbox": .string(c.sandbox.mode.rawValue), "protections": .array(c.sandbox.protections.map { .string($0) }),
-            "output_truncated": .bool(result.outputTruncated), "output": .string(result.output),
+            "limits": .object(limits), "output_truncated": .bool(result.outputTruncated), "output": .string(result.output),
         ]
         outputs.append(try c.folder.write("tests/RESULTS.json", text: results.jsonText() + "\n", within: "tests"))
         let markdown = """

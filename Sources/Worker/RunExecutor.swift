@@ -138,6 +138,10 @@ public struct RunExecutor: Sendable {
         let model = params.model ?? run.jobVariables?["model"]?.stringValue ?? settings.llm.model ?? provider.defaultModel
         if providerName == "offline" { log.info("using the offline provider (no API key needed)") }
         let testEnvironment = (run.jobVariables?["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+        let refused = Sandbox.refusedNames(testEnvironment, allowed: settings.test.envAllow)
+        if !refused.isEmpty {
+            return .failed("Refused the job variable env: \(refused.joined(separator: ", ")) \(refused.count == 1 ? "is" : "are") not in test.env_allow. Only names the worker's operator lists in config.yml reach the test command; ask them to add a name, or start the run without it.")
+        }
         let runCount = run.runCount ?? 1
 
         var previousTaskRunID: String?

@@ -31,8 +31,12 @@ public struct Runtime: Sendable {
     }
 
     public func executor(mode: RunExecutor.Mode, logLevel: Logger.Level) -> RunExecutor {
-        let sandbox = Sandbox.detect()
-        logger.info("test sandbox", metadata: ["mode": "\(sandbox.mode.rawValue)", "protections": "\(sandbox.protections.joined(separator: "; "))"])
+        let sandbox = Sandbox.prepare(settings.test)
+        if let reason = sandbox.unavailable {
+            logger.error("test sandbox unavailable: test stages will fail until it is fixed", metadata: ["reason": "\(reason)"])
+        } else {
+            logger.info("test sandbox", metadata: ["mode": "\(sandbox.mode.rawValue)", "protections": "\(sandbox.protections.joined(separator: "; "))"])
+        }
         return RunExecutor(client: PrefectConnection.patient(client, settings: settings), settings: settings, gates: report.gates, shipper: shipper, notifier: notifier, sandbox: sandbox, http: http, mode: mode, logLevel: logLevel)
     }
 

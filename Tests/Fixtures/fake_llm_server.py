@@ -8,11 +8,22 @@ Scenarios: ok, ratelimit1 (429 + retry-after: 1 once), overloaded1 (529 once), e
 always503, bad400, unauth401, forbid403, quota (OpenAI 429 insufficient_quota), spend (Anthropic 429 spend
 limit), slow (sleeps 3 s), garbage (200 with non-JSON), ratelimitms (429 + retry-after-ms: 300 once).
 GET /requests returns every request seen: [{scenario, path, headers, body}]; GET /reset clears it.
+Scenario "scripted" answers each pipeline stage with the text POSTed to /answers as {"design": "...",
+"implement": "...", "test": "...", "verify": "..."}; the stage is read from the prompt's first line.
 """
 import http.server, json, os, socketserver, sys, threading, time
 
 seen = []
 counts = {}
+answers = {}
+STAGES = {"software architect": "design", "implementer": "implement", "test engineer": "test", "verifier": "verify"}
+
+def stage_of(body):
+    text = json.dumps(body.get("messages", []))
+    for words, stage in STAGES.items():
+        if "You are the " + words in text:
+            return stage
+    return None
 lock = threading.Lock()
 
 def anthropic_ok(body):
@@ -55,6 +66,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if self.path == "/answers":
+            with lock:
+                answers.clear(); answers.update(body)
+            return self.send(200, {})
         parts = self.path.strip("/").split("/", 1)
         scenario, api = parts[0], "/" + (parts[1] if len(parts) > 1 else "")
         anthropic = api.endswith("/messages")
@@ -70,7 +85,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send(status, {"type": "error", "error": {"type": etype, "message": msg}}, h)
             else:
                 self.send(status, {"error": {"message": msg, "type": etype, "code": etype}}, h)
-        if scenario == "ok":
+        if scenario == "scripted":
+            text = answers.get(stage_of(body) or "", "no scripted answer for this prompt")
+            if anthropic:
+                ok["content"][0]["text"] = text
+            else:
+                ok["choices"][0]["message"]["content"] = text
+            self.send(200, ok, rid)
+        elif scenario == "ok":
             self.send(200, ok, rid)
         elif scenario == "ratelimit1" and n == 1:
             err(429, "rate_limit_error", "Rate limited", {"retry-after": "1"})

@@ -12,7 +12,7 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
     let apiURL: String
     var workers: [ChildProcess] = []
 
-    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover", unreachableExitAfter: String = "30s") throws {
+    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover", unreachableExitAfter: String = "30s", llm: [String] = ["provider: offline"]) throws {
         apiURL = try TestEnvironment.prefectURL()
         client = try TestEnvironment.client()
         pool = TestEnvironment.unique("pool")
@@ -38,7 +38,7 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
               shutdown_grace: 2s
               api_unreachable_exit_after: \(unreachableExitAfter)
             llm:
-              provider: offline
+              \(llm.joined(separator: "\n  "))
             state_dir: state
             test:
               command: "\(testCommand)"
