@@ -22,7 +22,7 @@ public struct GateFiring: Sendable {
 public enum GatePolicy {
     /// The gates of `stage` that fire for its finished attempt, in file order.
     public static func firings(after stage: StageName, entry: TraceEntry, gates: [Gate], folder: RunFolder, trace: TraceDocument, budgetUSD: Double?) -> [GateFiring] {
-        let decisions = Decision.all(in: folder)
+        let decisions = Decision.all(in: folder, trace: trace)
         var result: [GateFiring] = []
         for gate in gates where gate.stage == stage.rawValue {
             var values: [String: String] = [
@@ -55,8 +55,8 @@ public enum GatePolicy {
     }
 
     /// The decision already recorded for this firing, if any (after a resume, or a crash after answering).
-    public static func recorded(_ firing: GateFiring, folder: RunFolder) -> Decision? {
-        Decision.all(in: folder).first { $0.gate == firing.gate.id && $0.n == firing.n }
+    public static func recorded(_ firing: GateFiring, folder: RunFolder, trace: TraceDocument) -> Decision? {
+        Decision.all(in: folder, trace: trace).first { $0.gate == firing.gate.id && $0.n == firing.n }
     }
 
     /// What an answer means for the flow.

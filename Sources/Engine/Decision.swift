@@ -46,10 +46,12 @@ public struct Decision: Codable, Sendable, Hashable {
 
     public var fileName: String { "decisions/\(gate)-\(n).json" }
 
-    /// Every decision recorded in a run's folder, oldest first.
-    public static func all(in folder: RunFolder) -> [Decision] {
-        folder.files(in: "decisions").compactMap { file in
-            guard file.hasSuffix(".json"), let data = try? folder.read(file) else { return nil }
+    /// Every decision recorded in a run's folder, oldest first. A file counts only when a `decision` entry of
+    /// the run's (HMAC-chained) trace lists it with its SHA-256: a file written by anything else is no answer.
+    public static func all(in folder: RunFolder, trace: TraceDocument) -> [Decision] {
+        let recorded = Dictionary(trace.entries.filter { $0.kind == .decision }.flatMap(\.outputs).map { ($0.path, $0.sha256) }, uniquingKeysWith: { _, last in last })
+        return folder.files(in: "decisions").compactMap { file in
+            guard file.hasSuffix(".json"), let data = try? folder.read(file), recorded[file] == SHA256.hex(data) else { return nil }
             return try? JSONCoding.decoder.decode(Decision.self, from: data)
         }.sorted { ($0.answeredAt, $0.gate, $0.n) < ($1.answeredAt, $1.gate, $1.n) }
     }

@@ -73,6 +73,10 @@ public struct TraceEntry: Codable, Sendable {
     public var flowRunCount: Int?
     /// The Prefect task run of a stage attempt (so a resumed run draws its edges without asking).
     public var taskRunID: String?
+    /// The previous entry's `hmac` ("" for the first): the chain that makes TRACE.json tamper-evident.
+    public var previousHMAC: String?
+    /// HMAC-SHA-256, keyed by the installation's `TraceKey`, of `previousHMAC` and this entry without `hmac`.
+    public var hmac: String?
 
     public init(
         kind: Kind, stage: String?, attempt: Int?, startedAt: Date = Date(), endedAt: Date? = nil, status: String? = nil,
@@ -106,7 +110,7 @@ public struct TraceEntry: Codable, Sendable {
         case startedAt = "started_at", endedAt = "ended_at", promptTemplate = "prompt_template"
         case promptSHA256 = "prompt_sha256", responseSHA256 = "response_sha256", costUSD = "cost_usd"
         case requestID = "request_id", decisionRef = "decision_ref", flowRunCount = "flow_run_count"
-        case taskRunID = "task_run_id"
+        case taskRunID = "task_run_id", previousHMAC = "previous_hmac", hmac
     }
 
     /// Every field is written, null where it does not apply.
@@ -133,18 +137,88 @@ public struct TraceEntry: Codable, Sendable {
         try c.encode(decisionRef, forKey: .decisionRef)
         try c.encodeIfPresent(flowRunCount, forKey: .flowRunCount)
         try c.encodeIfPresent(taskRunID, forKey: .taskRunID)
+        try c.encodeIfPresent(previousHMAC, forKey: .previousHMAC)
+        try c.encodeIfPresent(hmac, forKey: .hmac)
+    }
+
+    /// What the HMAC covers: the entry as compact, key-sorted JSON without its own `hmac`.
+    func signedBytes() throws -> Data {
+        var unsigned = self
+        unsigned.hmac = nil
+        return try JSONCoding.encoder.encode(unsigned)
+    }
+
+    func expectedHMAC(_ key: TraceKey) throws -> String {
+        key.mac(Data((previousHMAC ?? "").utf8) + [0x0a] + (try signedBytes()))
     }
 }
 
-/// The single writer of one run's TRACE.json.
+/// Where a TRACE.json stops verifying.
+public struct TraceProblem: Sendable, Equatable, CustomStringConvertible {
+    /// 1-based position of the first entry that does not match.
+    public var index: Int
+    public var entryID: String
+    public var reason: String
+
+    public init(index: Int, entryID: String, reason: String) {
+        self.index = index
+        self.entryID = entryID
+        self.reason = reason
+    }
+
+    public var description: String { "entry \(index) (\(entryID)): \(reason)" }
+}
+
+extension TraceDocument {
+    /// The first entry whose HMAC chain breaks, or nil when every entry was written by a holder of `key`.
+    public func chainProblem(key: TraceKey) -> TraceProblem? {
+        var previous = ""
+        for (i, entry) in entries.enumerated() {
+            func problem(_ reason: String) -> TraceProblem { TraceProblem(index: i + 1, entryID: entry.id, reason: reason) }
+            guard let hmac = entry.hmac else { return problem("has no hmac (written before TRACE.json was chained, or added by hand)") }
+            guard entry.previousHMAC == previous else { return problem("its previous_hmac is not the hmac of the entry before it (an entry was removed, reordered or inserted)") }
+            guard (try? entry.expectedHMAC(key)) == hmac else { return problem("its hmac does not match its content (the entry was changed after it was written, or written without this installation's key)") }
+            previous = hmac
+        }
+        return nil
+    }
+
+    /// The chain, then the files as the run last recorded them: for each path, the newest record of it among
+    /// the latest entry of each kind and stage must still be the file's SHA-256.
+    public func verify(key: TraceKey, folder: RunFolder) -> TraceProblem? {
+        if let problem = chainProblem(key: key) { return problem }
+        var latest: [String: Int] = [:]
+        for (i, entry) in entries.enumerated() { latest["\(entry.kind.rawValue)/\(entry.stage ?? "")/\(entry.decisionRef ?? "")"] = i }
+        var newest: [String: (index: Int, sha256: String)] = [:]
+        for i in latest.values.sorted() {
+            for record in entries[i].inputs + entries[i].outputs { newest[record.path] = (i, record.sha256) }
+        }
+        for (path, recorded) in newest.sorted(by: { ($0.value.index, $0.key) < ($1.value.index, $1.key) }) {
+            let actual = folder.record(path)?.sha256
+            guard actual != recorded.sha256 else { continue }
+            let entry = entries[recorded.index]
+            return TraceProblem(index: recorded.index + 1, entryID: entry.id, reason: actual == nil ? "\(path) is missing" : "\(path) has SHA-256 \(actual!.prefix(12))…, the entry recorded \(recorded.sha256.prefix(12))…")
+        }
+        return nil
+    }
+}
+
+/// The single writer of one run's TRACE.json. Every entry it appends extends an HMAC chain keyed by the
+/// installation's `TraceKey`; opening a trace whose chain is broken is an error.
 public actor TraceWriter {
     public let folder: RunFolder
     public private(set) var document: TraceDocument
+    let key: TraceKey
 
-    /// Opens the run's trace, creating it when absent. A TRACE.json that is not valid JSON is an error.
-    public init(folder: RunFolder, run: TraceDocument.Run) throws {
+    /// Opens the run's trace, creating it when absent. A TRACE.json that is not valid JSON, or whose chain
+    /// does not verify, is an error.
+    public init(folder: RunFolder, run: TraceDocument.Run, key: TraceKey) throws {
         self.folder = folder
+        self.key = key
         if let existing = try Self.read(folder: folder) {
+            if let problem = existing.chainProblem(key: key) {
+                throw EngineError(code: .corrupt, message: "TRACE.json does not verify at \(problem). Something other than the worker changed it; `autonomy trace --verify` shows the details, and the run cannot continue from it.", file: folder.tracePath)
+            }
             var doc = existing
             doc.run = run
             self.document = doc
@@ -169,6 +243,9 @@ public actor TraceWriter {
     }
 
     public func append(_ entry: TraceEntry) throws {
+        var entry = entry
+        entry.previousHMAC = document.entries.last?.hmac ?? ""
+        entry.hmac = try entry.expectedHMAC(key)
         document.entries.append(entry)
         do {
             try Self.save(document, folder: folder)

@@ -74,13 +74,15 @@ public struct RunExecutor: Sendable {
     let shipper: LogShipper
     let notifier: Notifier
     let sandbox: Sandbox
+    let traceKey: TraceKey
     let http: HTTPClient
     let mode: Mode
     let logLevel: Logger.Level
     let waitPollInterval: Duration
     let deploymentNames = DeploymentNames()
 
-    public init(client: PrefectClient, settings: Settings, gates: [Gate], shipper: LogShipper, notifier: Notifier, sandbox: Sandbox, http: HTTPClient, mode: Mode, logLevel: Logger.Level, waitPollInterval: Duration = .seconds(1)) {
+    public init(client: PrefectClient, settings: Settings, gates: [Gate], shipper: LogShipper, notifier: Notifier, sandbox: Sandbox, traceKey: TraceKey, http: HTTPClient, mode: Mode, logLevel: Logger.Level, waitPollInterval: Duration = .seconds(1)) {
+        self.traceKey = traceKey
         self.client = client
         self.settings = settings
         self.gates = gates
@@ -132,7 +134,7 @@ public struct RunExecutor: Sendable {
         }
         try folder.create()
         let deploymentName = await deploymentNames.name(of: run.deploymentID, client: client)
-        let trace = try TraceWriter(folder: folder, run: .init(flowRunID: run.id, flowRunName: run.name, deployment: deploymentName.map { "\(AutonomousBuild.flowName)/\($0)" }, parameters: params.json))
+        let trace = try TraceWriter(folder: folder, run: .init(flowRunID: run.id, flowRunName: run.name, deployment: deploymentName.map { "\(AutonomousBuild.flowName)/\($0)" }, parameters: params.json), key: traceKey)
         let providerName = params.provider ?? run.jobVariables?["provider"]?.stringValue ?? settings.llm.provider
         let provider = try ProviderFactory.make(provider: providerName, settings: settings, http: http, logger: log)
         let model = params.model ?? run.jobVariables?["model"]?.stringValue ?? settings.llm.model ?? provider.defaultModel
@@ -185,7 +187,7 @@ public struct RunExecutor: Sendable {
             let firings = GatePolicy.firings(after: stage, entry: entry, gates: gates, folder: folder, trace: await trace.document, budgetUSD: settings.budgetUSD)
             for firing in firings {
                 let decision: Decision
-                if let recorded = GatePolicy.recorded(firing, folder: folder) {
+                if let recorded = GatePolicy.recorded(firing, folder: folder, trace: await trace.document) {
                     decision = recorded
                 } else if params.gates == .default {
                     decision = try await record(Decision(
@@ -292,7 +294,7 @@ public struct RunExecutor: Sendable {
         if results?["passed"]?.boolValue == true {
             return .completed("Build verified: tests passed (\(summary)).")
         }
-        if let accepted = Decision.all(in: folder).last(where: { $0.stage == StageName.test.rawValue }), accepted.choice == "accept" {
+        if let accepted = Decision.all(in: folder, trace: document).last(where: { $0.stage == StageName.test.rawValue }), accepted.choice == "accept" {
             return .completed("Build finished with failing tests accepted at gate \(accepted.gate) (\(summary)).")
         }
         return .failed("Tests failed (\(summary)); see tests/RESULTS.md and tests/VERIFICATION.md in \(folder.root).")

@@ -15,6 +15,8 @@ public struct Runtime: Sendable {
     public let shipper: LogShipper
     public let notifier: Notifier
     public let registration: Registration
+    /// The state folder's key for TRACE.json's HMAC chain.
+    public let traceKey: TraceKey
     public let logger: Logger
 
     /// Validates every file first (errors → exit 64), then connects.
@@ -28,6 +30,7 @@ public struct Runtime: Sendable {
         self.shipper = LogShipper(client: client.with(retry: RetryPolicy(maxRetries: 2, baseDelay: .milliseconds(250))), logger: logger)
         self.notifier = Notifier(webhooks: settings.webhooks, http: http, logger: logger)
         self.registration = Registration(client: client, settings: settings, deployments: report.deployments, logger: logger)
+        self.traceKey = try TraceKey.load(stateDir: settings.stateDir)
     }
 
     public func executor(mode: RunExecutor.Mode, logLevel: Logger.Level) -> RunExecutor {
@@ -37,7 +40,7 @@ public struct Runtime: Sendable {
         } else {
             logger.info("test sandbox", metadata: ["mode": "\(sandbox.mode.rawValue)", "protections": "\(sandbox.protections.joined(separator: "; "))"])
         }
-        return RunExecutor(client: PrefectConnection.patient(client, settings: settings), settings: settings, gates: report.gates, shipper: shipper, notifier: notifier, sandbox: sandbox, http: http, mode: mode, logLevel: logLevel)
+        return RunExecutor(client: PrefectConnection.patient(client, settings: settings), settings: settings, gates: report.gates, shipper: shipper, notifier: notifier, sandbox: sandbox, traceKey: traceKey, http: http, mode: mode, logLevel: logLevel)
     }
 
     public func worker(options: WorkerService.Options, mode: RunExecutor.Mode = .worker) -> WorkerService {

@@ -7,11 +7,13 @@ import Worker
 struct TraceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
-        abstract: "Summarise a run's TRACE.json: stage, attempt, model, tokens, cost, duration, prompt hash, outputs.")
+        abstract: "Summarise a run's TRACE.json: stage, attempt, model, tokens, cost, duration, prompt hash, outputs.",
+        discussion: "--verify checks the HMAC chain (keyed by <state_dir>/.trace-key) and the SHA-256 of every file as the run last recorded it; it prints the first entry that does not match and exits 1.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The run's id (or name, looked up through the API).") var run: String
     @Flag(help: "Print TRACE.json itself.") var json = false
+    @Flag(help: "Check the HMAC chain and every recorded file's SHA-256 (exit 1 at the first mismatch).") var verify = false
 
     func run() async throws {
         do {
@@ -23,6 +25,14 @@ struct TraceCommand: AsyncParsableCommand {
             let folder = RunFolder(stateDir: settings.stateDir, runID: id)
             guard let document = try TraceWriter.read(folder: folder) else {
                 throw CLIError(status: .usage, message: "no TRACE.json for run \(run) under \(settings.stateDir)/runs (is state_dir shared with the worker that ran it?)")
+            }
+            if verify {
+                let key = try TraceKey.load(stateDir: settings.stateDir, create: false)
+                if let problem = document.verify(key: key, folder: folder) {
+                    throw CLIError(status: .runFailed, message: "TRACE.json of run \(id) does not verify at \(problem)")
+                }
+                emit("ok: TRACE.json of run \(id) verifies: \(document.entries.count) entries chained, every recorded file matches")
+                return
             }
             if json {
                 emit(String(decoding: try JSONCoding.prettyEncoder.encode(document), as: UTF8.self))

@@ -21,7 +21,7 @@ struct GatePolicyTests {
         let dir = try TempDir()
         let folder = RunFolder(stateDir: dir.path, runID: "r1")
         try folder.create()
-        let trace = try TraceWriter(folder: folder, run: .init(flowRunID: "r1", flowRunName: nil, deployment: nil, parameters: [:]))
+        let trace = try TraceWriter(folder: folder, run: .init(flowRunID: "r1", flowRunName: nil, deployment: nil, parameters: [:]), key: TraceKey.random())
         try await trace.append(TraceEntry(kind: .llm, stage: "implement", attempt: 1, costUSD: 0.75))
         try await trace.append(TraceEntry(kind: .llm, stage: "implement", attempt: 1, costUSD: 0.50))
         let implement = TraceEntry(kind: .stage, stage: "implement", attempt: 1, status: "completed")

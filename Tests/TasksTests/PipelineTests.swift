@@ -13,12 +13,13 @@ struct StageHarness {
     let folder: RunFolder
     let trace: TraceWriter
     let templates: String
+    let key = TraceKey.random()
 
     init(runID: String = UUID().uuidString.lowercased(), dir: TempDir? = nil) throws {
         self.dir = try dir ?? TempDir()
         folder = RunFolder(stateDir: self.dir.path + "/state", runID: runID)
         try folder.create()
-        trace = try TraceWriter(folder: folder, run: .init(flowRunID: runID, flowRunName: "test", deployment: nil, parameters: [:]))
+        trace = try TraceWriter(folder: folder, run: .init(flowRunID: runID, flowRunName: "test", deployment: nil, parameters: [:]), key: key)
         templates = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/templates"
     }
 
@@ -85,11 +86,12 @@ struct PipelineTests {
         _ = try await Stages.run(h.context(.bootstrap))
         // A crash mid-write leaves only a temp file behind; TRACE.json is the last complete version.
         try "{\"version\": 1, \"run\": {\"flow_run_id\": \"x\"".write(toFile: h.folder.root + "/.tmp-crashed", atomically: false, encoding: .utf8)
-        let reopened = try TraceWriter(folder: h.folder, run: .init(flowRunID: h.folder.runID, flowRunName: "test", deployment: nil, parameters: [:]))
+        let reopened = try TraceWriter(folder: h.folder, run: .init(flowRunID: h.folder.runID, flowRunName: "test", deployment: nil, parameters: [:]), key: h.key)
         try await reopened.append(TraceEntry(kind: .command, stage: "test", attempt: 1))
         let document = try #require(try TraceWriter.read(folder: h.folder))
         #expect(document.version == 1)
         #expect(document.entries.count == 1)
+        #expect(document.chainProblem(key: h.key) == nil)
         #expect(!h.folder.files(in: "inputs").isEmpty)
     }
 }
