@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engine
 import Worker
 
 @main
@@ -12,4 +13,19 @@ struct Autonomy: AsyncParsableCommand {
             """,
         version: AutonomyVersion.string,
         subcommands: [CheckCommand.self, WorkerCommand.self, DeployCommand.self, RunCommand.self, ResumeCommand.self, TraceCommand.self, SystemdUnitCommand.self])
+
+    /// ArgumentParser's own main, after the process hardened itself (see `ProcessHardening`).
+    static func main() async {
+        ProcessHardening.apply()
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
