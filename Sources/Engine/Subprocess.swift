@@ -21,6 +21,15 @@ public struct Subprocess: Sendable {
         public var output: String
         public var outputTruncated: Bool
         public var duration: Duration
+
+        public init(exitCode: Int32?, signal: Int32?, timedOut: Bool, output: String, outputTruncated: Bool, duration: Duration) {
+            self.exitCode = exitCode
+            self.signal = signal
+            self.timedOut = timedOut
+            self.output = output
+            self.outputTruncated = outputTruncated
+            self.duration = duration
+        }
     }
 
     /// Where a child's stdout and stderr go.

@@ -41,6 +41,9 @@ public final class HTTPClient: Sendable {
                 maxResponseBytes: configuration.maxResponseBytes))
     }
 
+    /// `url` without any user:password part and without the query string: what messages, logs and links show.
+    public static func redacted(_ url: String) -> String { CurlMulti.redactedURL(url) }
+
     /// Fails in-flight requests and stops the transfer thread.
     public func shutdown() { multi.shutdown() }
 

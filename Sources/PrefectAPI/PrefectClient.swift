@@ -59,7 +59,7 @@ public final class PrefectClient: Sendable {
             } catch let error as HTTPError {
                 throw PrefectError(
                     code: .unreachable,
-                    message: "Prefect API at \(configuration.apiURL) is unreachable: \(error.message). Start the server or set PREFECT_API_URL.",
+                    message: "Prefect API at \(HTTPClient.redacted(configuration.apiURL)) is unreachable: \(error.message). Start the server or set PREFECT_API_URL.",
                     underlying: error)
             }
             if response.isSuccess || allow.contains(response.status) { return response }

@@ -153,13 +153,29 @@ public enum Stages {
         return StageOutcome(inputs: specInputs + [archRecord] + implRecords, outputs: outputs, summary: "tests \(passed ? "passed" : "failed"): \(summary)", llm: entry)
     }
 
-    static func testSummary(_ r: Subprocess.Result) -> String {
+    /// Counts only, never text from the output: the summary goes into the run's state message, gate
+    /// questions and webhooks, and the output is written by model code ("3 of 12 tests failed").
+    public static func testSummary(_ r: Subprocess.Result) -> String {
         if r.timedOut { return "timed out after \(Int(r.duration.seconds)) s" }
         if let signal = r.signal { return "killed by signal \(signal)" }
-        let lines = r.output.split(separator: "\n").map { String($0) }
-        let ran = normalizeTimings(lines.last { $0.hasPrefix("Ran ") } ?? "")
-        let verdict = lines.last { $0.hasPrefix("OK") || $0.hasPrefix("FAILED") } ?? "exit code \(r.exitCode ?? -1)"
-        return [ran, verdict].filter { !$0.isEmpty }.joined(separator: ", ")
+        let lines = r.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        func number(_ pattern: String) -> Int? {
+            for line in lines.reversed() {
+                guard let range = line.range(of: pattern, options: .regularExpression) else { continue }
+                return Int(line[range].filter(\.isNumber))
+            }
+            return nil
+        }
+        // unittest: "Ran 12 tests in 0.01s" and "FAILED (failures=2, errors=1)"; pytest: "2 failed, 10 passed in 0.1s".
+        let ran = number(#"^Ran [0-9]{1,9} tests?\b"#)
+        let failed = (number(#"failures=[0-9]{1,9}"#) ?? 0) + (number(#"errors=[0-9]{1,9}"#) ?? 0)
+        let pytestFailed = number(#"\b[0-9]{1,9} failed\b"#)
+        let pytestPassed = number(#"\b[0-9]{1,9} passed\b"#)
+        let total = ran ?? pytestPassed.map { $0 + (pytestFailed ?? 0) }
+        let failures = ran != nil ? failed : (pytestFailed ?? 0)
+        guard let total else { return r.exitCode == 0 ? "tests passed (exit code 0)" : "tests failed (exit code \(r.exitCode ?? -1))" }
+        if r.exitCode == 0 { return "\(total) test\(total == 1 ? "" : "s") passed" }
+        return failures > 0 ? "\(failures) of \(total) tests failed" : "\(total) tests ran, exit code \(r.exitCode ?? -1)"
     }
 
     /// Durations ("in 0.013s") differ on every run; prompts must not, so they are removed from what

@@ -44,10 +44,10 @@ public enum PrefectConnection {
             maxTransportRetries: retries(within: exitAfter)))
     }
 
-    /// The UI base for links: `prefect.ui_url`, else the API URL without `/api`.
+    /// The UI base for links: `prefect.ui_url`, else the API URL without `/api`; never with user info.
     public static func uiURL(_ settings: Settings) -> String {
-        if let ui = settings.prefect.uiURL { return ui.hasSuffix("/") ? String(ui.dropLast()) : ui }
-        var api = settings.prefect.apiURL ?? defaultAPIURL
+        if let ui = settings.prefect.uiURL.map(HTTPClient.redacted) { return ui.hasSuffix("/") ? String(ui.dropLast()) : ui }
+        var api = HTTPClient.redacted(settings.prefect.apiURL ?? defaultAPIURL)
         if api.hasSuffix("/") { api.removeLast() }
         if api.hasSuffix("/api") { api.removeLast(4) }
         return api

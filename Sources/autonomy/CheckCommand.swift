@@ -2,6 +2,7 @@ import ArgumentParser
 import AutonomyFlow
 import Engine
 import Foundation
+import HTTP
 import PrefectAPI
 import Worker
 
@@ -25,7 +26,7 @@ struct CheckCommand: AsyncParsableCommand {
             guard !offline else { return }
             let client = PrefectConnection.client(settings, logger: logger)
             let version = try await client.serverVersion()
-            let api = client.configuration.apiURL
+            let api = HTTPClient.redacted(client.configuration.apiURL)
             let parts = version.split(separator: ".").compactMap { Int($0) }
             if let major = parts.first, major < 3 {
                 throw CLIError(status: .unreachable, message: "Prefect server \(version) at \(api) is too old: this worker needs Prefect 3.x (3.9 tested).")

@@ -42,7 +42,7 @@ struct PipelineTests {
         #expect(outcomes.map(\.summary).last == "verdict PASS")
         let results = try JSONValue.parse(try h.folder.readText("tests/RESULTS.json"))
         #expect(results["passed"] == true)
-        #expect(results["summary"]?.stringValue?.hasSuffix("OK") == true)
+        #expect(results["summary"]?.stringValue?.hasSuffix(" tests passed") == true)
         #expect(try JSONValue.parse(try h.folder.readText("designs/OPEN_QUESTIONS.json")).arrayValue?.count == 1)
         #expect(h.folder.fileExists("implementations/textstats.py"))
         #expect(h.folder.fileExists("tests/test_textstats.py"))

@@ -203,3 +203,28 @@ struct SandboxTests {
         #expect(result.output == "\(getuid())\n")
     }
 }
+
+@Suite("Test summaries carry counts only")
+struct TestSummaryTests {
+    func summary(_ output: String, exit: Int32? = 1, timedOut: Bool = false, signal: Int32? = nil) -> String {
+        Stages.testSummary(Subprocess.Result(exitCode: exit, signal: signal, timedOut: timedOut, output: output, outputTruncated: false, duration: .seconds(3)))
+    }
+
+    @Test func countsFromUnittestAndPytest() {
+        #expect(summary("....\nRan 4 tests in 0.01s\n\nOK\n", exit: 0) == "4 tests passed")
+        #expect(summary("Ran 1 test in 0.01s\n\nOK\n", exit: 0) == "1 test passed")
+        #expect(summary("Ran 12 tests in 0.2s\n\nFAILED (failures=2, errors=1)\n") == "3 of 12 tests failed")
+        #expect(summary("===== 2 failed, 10 passed in 0.12s =====\n") == "2 of 12 tests failed")
+        #expect(summary("no runner summary here\n", exit: 2) == "tests failed (exit code 2)")
+        #expect(summary("", exit: nil, timedOut: true) == "timed out after 3 s")
+        #expect(summary("", exit: nil, signal: 9) == "killed by signal 9")
+    }
+
+    @Test func textTheModelCodePrintsNeverGetsThrough() {
+        let canary = "sk-canary-\(UUID().uuidString)"
+        let hostile = "Ran 3 tests \(canary)\nFAILED (failures=1) \(canary)\nOK \(canary)\n"
+        let text = summary(hostile)
+        #expect(!text.contains(canary))
+        #expect(text == "1 of 3 tests failed")
+    }
+}
