@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "autonomy",
             dependencies: [
-                "Worker", "PrefectAPI", "Engine", "LLM", "AutonomyFlow",
+                "Worker", "PrefectAPI", "Engine", "LLM", "AutonomyFlow", "Tasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -81,6 +81,7 @@ public struct Sandbox: Sendable {
         }
         guard let workspace = try? Workspace() else { return "cannot create a scratch folder in \(FileManager.default.temporaryDirectory.path)" }
         defer { workspace.remove() }
+        workspace.handOver()
         do {
             let output = try Subprocess.privateOutputFile()
             defer { close(output) }

@@ -10,6 +10,8 @@ public enum SystemdUnit {
         let workingDirectory = settings.projectRoot
         let stopTimeout = Int(settings.worker.shutdownGrace.seconds.rounded(.up)) + 30
         let watchdog = max(30, Int((settings.worker.pollInterval.seconds * 20).rounded(.up)))
+        // ProtectHome=yes hides /home, /root and /run/user: a project kept there needs them read-only instead.
+        let underHome = ["/home/", "/root/", "/run/user/"].contains { workingDirectory.hasPrefix($0) || configFile.hasPrefix($0) }
         return """
             # Autonomy Engine worker (Swift Prefect worker). Instance name = worker name:
             #   systemctl enable --now autonomy-worker@$(hostname)-\(settings.prefect.workPool)
@@ -27,6 +29,11 @@ public enum SystemdUnit {
             ExecStart=\(executable) worker --config \(configFile) --name %i
             WorkingDirectory=\(workingDirectory)
             EnvironmentFile=-/etc/autonomy/%i.env
+            # State (runs, TRACE.json, the trace key) under /var/lib/autonomy, owned by the service's user,
+            # 0700 (UMask and the worker's own umask). This overrides state_dir in config.yml.
+            StateDirectory=autonomy
+            StateDirectoryMode=0700
+            Environment=AUTONOMY_STATE_DIR=%S/autonomy
             \(user.map { "User=\($0)\n" } ?? "DynamicUser=yes\n")WatchdogSec=\(watchdog)
             Restart=on-failure
             RestartSec=5
@@ -35,36 +42,40 @@ public enum SystemdUnit {
             KillMode=mixed
             KillSignal=SIGTERM
 
-            # Hardening. The test stage's sandbox creates user, PID, network and mount namespaces, so those
-            # four stay allowed; PrivateUsers and a filter on @privileged/@resources (setrlimit) stay off.
+            # Hardening (systemd-analyze security: 2.4). The test stage runs model-written code under bubblewrap,
+            # which needs user, PID, network, mount, IPC, UTS and cgroup namespaces and the mount, umount2,
+            # pivot_root and capset calls; nothing else is added for it, and the tests inherit this filter.
+            # Off on purpose, because bubblewrap cannot mount its /proc under them: ProtectKernelTunables and
+            # ProtectKernelLogs (they cover parts of /proc) and ProcSubset=pid (bubblewrap reads /proc/sys/kernel).
+            # MemoryDenyWriteExecute is off because JIT runtimes in the tests (node, java) need W+X memory.
             NoNewPrivileges=yes
             ProtectSystem=strict
-            ReadWritePaths=\(settings.stateDir)
             PrivateTmp=yes
             PrivateDevices=yes
-            ProtectHome=yes
+            PrivateUsers=yes
+            ProtectHome=\(underHome ? "read-only" : "yes")
             ProtectHostname=yes
             ProtectClock=yes
-            ProtectKernelTunables=yes
+            ProtectKernelTunables=no
             ProtectKernelModules=yes
-            ProtectKernelLogs=yes
+            ProtectKernelLogs=no
             ProtectControlGroups=yes
             ProtectProc=invisible
-            ProcSubset=pid
             RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
             RestrictRealtime=yes
             RestrictSUIDSGID=yes
             LockPersonality=yes
-            MemoryDenyWriteExecute=yes
             RemoveIPC=yes
             PrivateMounts=yes
-            RestrictNamespaces=user pid net mnt
+            RestrictNamespaces=user pid net mnt ipc uts cgroup
             UMask=0077
             CapabilityBoundingSet=
             AmbientCapabilities=
             SystemCallArchitectures=native
+            SystemCallErrorNumber=EPERM
             SystemCallFilter=@system-service
-            SystemCallFilter=~@cpu-emulation @debug @module @obsolete @raw-io @reboot @swap
+            SystemCallFilter=~@cpu-emulation @debug @module @obsolete @raw-io @reboot @swap @privileged @resources
+            SystemCallFilter=mount umount2 pivot_root capset
             DevicePolicy=closed
             IPAddressDeny=
             LimitNOFILE=65536

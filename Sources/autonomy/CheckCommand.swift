@@ -4,6 +4,7 @@ import Engine
 import Foundation
 import HTTP
 import PrefectAPI
+import Tasks
 import Worker
 
 struct CheckCommand: AsyncParsableCommand {
@@ -23,7 +24,19 @@ struct CheckCommand: AsyncParsableCommand {
             let report = try ProjectValidator(settings: settings).validate()
             for line in report.checked { emit("ok: \(line)") }
             for warning in report.warnings { emit("warning: \(warning)") }
-            guard !offline else { return }
+            // The sandbox the test stage will use, really started once (as the worker does at start).
+            let sandbox = Sandbox.prepare(settings.test)
+            if let reason = sandbox.unavailable {
+                emit("error: test sandbox \(sandbox.mode.rawValue) cannot run here: \(reason). Test stages fail until this is fixed.")
+            } else {
+                emit("ok: test sandbox \(sandbox.mode.rawValue): \(sandbox.protections.joined(separator: "; "))")
+            }
+            // The test sandbox failing is exit 1, after every other check has had its say.
+            let sandboxStatus: ExitCode? = sandbox.unavailable == nil ? nil : ExitCode(ExitStatus.runFailed.rawValue)
+            guard !offline else {
+                if let sandboxStatus { throw sandboxStatus }
+                return
+            }
             let client = PrefectConnection.client(settings, logger: logger)
             let version = try await client.serverVersion()
             let api = HTTPClient.redacted(client.configuration.apiURL)
@@ -44,6 +57,9 @@ struct CheckCommand: AsyncParsableCommand {
             } else {
                 emit("ok: work pool '\(settings.prefect.workPool)' does not exist yet; `autonomy worker` or `autonomy deploy` creates it")
             }
+            if let sandboxStatus { throw sandboxStatus }
+        } catch let status as ExitCode {
+            throw status
         } catch {
             throw ErrorReport.exit(for: error)
         }

@@ -314,7 +314,7 @@ struct WorkerE2ETests {
     }
 
     @Test func inProcessRunCompletesAndTraceCommand() async throws {
-        let project = try TestProject()
+        let project = try TestProject(deployment: "default")  // `autonomy run` starts autonomous-build/default
         let result = try await project.autonomy(["run", "--gates", "default"])
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr.suffix(3000))")
         #expect(result.stdout.contains("Completed"))
@@ -325,6 +325,21 @@ struct WorkerE2ETests {
         #expect(trace.stdout.contains("offline-1"))
         let json = try await project.autonomy(["trace", id, "--json"])
         #expect(try JSONValue.parse(json.stdout)["version"] == 1)
+
+        let verified = try await project.autonomy(["trace", id, "--verify"])
+        #expect(verified.status == 0, "\(verified.stderr)")
+        #expect(verified.stdout.hasPrefix("ok: TRACE.json of run \(id) verifies: "))
+        // Files are 0600 in 0700 folders, whoever runs the worker (it sets umask 077 itself).
+        var info = stat()
+        stat("\(project.stateDir)/runs/\(id)", &info)
+        #expect(info.st_mode & 0o777 == 0o700)
+        stat("\(project.stateDir)/runs/\(id)/TRACE.json", &info)
+        #expect(info.st_mode & 0o777 == 0o600)
+        try "# changed by hand\n".write(toFile: "\(project.stateDir)/runs/\(id)/designs/ARCHITECTURE.md", atomically: true, encoding: .utf8)
+        let tampered = try await project.autonomy(["trace", id, "--verify"])
+        #expect(tampered.status == 1)
+        #expect(tampered.stderr.contains("does not verify at entry "), "\(tampered.stderr)")
+        #expect(tampered.stderr.contains("designs/ARCHITECTURE.md has SHA-256 "), "\(tampered.stderr)")
     }
 
     @Test func inProcessRunWaitsAtABlockingPause() async throws {
