@@ -263,7 +263,7 @@ final class CurlMulti: Sendable {
             return .failure(
                 HTTPError(
                     code: .responseTooLarge,
-                    message: "\(transfer.job.request.method.rawValue) \(url): the response was larger than \(options.maxResponseBytes / (1 << 20)) MiB and was not read; check that the URL points at the right server",
+                    message: "\(transfer.job.request.method.rawValue) \(url): the response was larger than \(options.maxResponseBytes >= 1 << 20 ? "\(options.maxResponseBytes >> 20) MiB" : "\(options.maxResponseBytes) bytes") and was not read; check that the URL points at the right server",
                     curlCode: Int(code.rawValue)))
         }
         guard code == CURLE_OK else {

@@ -56,6 +56,42 @@ struct HTTPClientTests {
         #expect(gz.text == String(repeating: "compressed ", count: 100))
     }
 
+    @Test func bodiesPastTheCapAreRefused() async throws {
+        let http = client { $0.maxResponseBytes = 1_000_000 }
+        defer { http.shutdown() }
+        let fits = try await http.send(HTTPRequest(url: server.base + "/big?bytes=1000000"))
+        #expect(fits.body.count == 1_000_000)
+        let error = await #expect(throws: HTTPError.self) { try await http.send(HTTPRequest(url: server.base + "/big?bytes=1000001")) }
+        #expect(error?.code == .responseTooLarge)
+        #expect(error?.message == "GET \(server.base)/big: the response was larger than 1000000 bytes and was not read; check that the URL points at the right server")
+        #expect(HTTPClient.Configuration().maxResponseBytes == 16 << 20)
+    }
+
+    @Test func keptAliveSocketsAreCloseOnExec() async throws {
+        func sockets() -> [Int32: String] {
+            var found: [Int32: String] = [:]
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+                if let fd = Int32(name), let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"), target.hasPrefix("socket:") { found[fd] = target }
+            }
+            return found
+        }
+        let http = client()
+        defer { http.shutdown() }
+        let before = sockets()
+        let response = try await http.send(HTTPRequest(url: server.base + "/hello"))
+        #expect(response.status == 200)
+        // What the request opened: the kept-alive connection, still open in the pool.
+        let opened = sockets().filter { before[$0.key] != $0.value }
+        #expect(!opened.isEmpty)
+        for (fd, target) in opened {
+            #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0, "the connection's descriptor \(fd) (\(target)) would be inherited by children")
+        }
+    }
+
+    @Test func userInfoNeverShowsInMessages() {
+        #expect(HTTPClient.redacted("https://admin:s3cret@prefect.example.com/api?token=x") == "https://prefect.example.com/api")
+    }
+
     @Test func totalTimeout() async throws {
         let http = client { $0.timeout = .milliseconds(300) }
         defer { http.shutdown() }

@@ -137,6 +137,29 @@ struct ProviderTests {
         #expect(try ProviderFactory.make(provider: "offline", settings: settings, environment: [:], http: http, logger: Logger(label: "t")).name == "offline")
     }
 
+    @Test func eachKeyGoesOnlyToItsOwnProvidersBaseURL() async throws {
+        let dir = try TempDir()
+        // The configured base URL belongs to claude; a run that picks another provider never gets it.
+        let settings = try SettingsLoader(configPath: dir.write("config.yml", "llm:\n  provider: claude\n  base_url: \(server.base)/ok\n  base_urls:\n    openai-compatible: \(server.base)/ok/v1\n"), environment: [:]).load()
+        #expect(settings.baseURL(for: "claude") == "\(server.base)/ok")
+        #expect(settings.baseURL(for: "openai") == nil)
+        #expect(settings.baseURL(for: "openai-compatible") == "\(server.base)/ok/v1")
+        let environment = ["ANTHROPIC_API_KEY": "sk-ant-a", "OPENAI_API_KEY": "sk-openai-b"]
+        let compatible = try ProviderFactory.make(provider: "openai-compatible", settings: settings, environment: environment, http: http, logger: Logger(label: "t"))
+        _ = try await compatible.complete(request)
+        let seen = try await requests()
+        #expect(seen.count == 1)
+        #expect(seen.first?["headers"]?["authorization"] == nil, "OPENAI_API_KEY went to an openai-compatible server")
+        #expect(seen.first?["headers"]?["x-api-key"] == nil)
+
+        // A key never crosses the network over plain http.
+        let remote = try SettingsLoader(configPath: dir.write("remote.yml", "llm:\n  provider: claude\n  base_url: http://llm.example.com\n"), environment: [:]).load()
+        let plain = #expect(throws: LLMError.self) { _ = try ProviderFactory.make(provider: "claude", settings: remote, environment: environment, http: http, logger: Logger(label: "t")) }
+        #expect(plain?.message == "the base URL for claude is plain http to llm.example.com: its API key would cross the network unencrypted. Use https (plain http is allowed to 127.0.0.1 and localhost only)")
+        let unknown = #expect(throws: LLMError.self) { _ = try ProviderFactory.make(provider: "clade", settings: remote, environment: environment, http: http, logger: Logger(label: "t")) }
+        #expect(unknown?.message.hasPrefix("unknown provider 'clade'") == true)
+    }
+
     @Test func offlineIsDeterministic() async throws {
         let offline = OfflineProvider()
         let r = LLMRequest(prompt: "p", model: "offline-1", maxTokens: 10, stage: .design, project: "example")
