@@ -149,6 +149,16 @@ public struct Sandbox: Sendable {
         }
     }
 
+    /// What every test command starts with; the run's allowed `env` names are added to it.
+    static func baseEnvironment(home: String, temporary: String) -> [String: String] {
+        ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": temporary, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"]
+    }
+
+    /// util-linux prlimit: each limit set with its own prlimit(2) call; any that fails stops the command.
+    var prlimitArguments: [String] {
+        [Self.prlimit, "--cpu=\(limits.cpuSeconds)", "--as=\(limits.memoryBytes)", "--nproc=\(limits.processes)", "--fsize=\(limits.fileSizeBytes)", "--core=0", "--"]
+    }
+
     /// The full command line: [setpriv to 65534 when root] bwrap … prlimit … env [allowed vars] /bin/sh -c command.
     func arguments(command: String, workspace: Workspace, environment: [String: String]) throws -> [String] {
         var argv: [String] = []
@@ -173,9 +183,8 @@ public struct Sandbox: Sendable {
         // bubblewrap's own root is a tmpfs; read-only, so nothing can be made outside /build and /tmp.
         argv += ["--remount-ro", "/"]
         argv += ["--clearenv"]
-        let base = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": Self.workDirectory, "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"]
-        for (k, v) in base.sorted(by: { $0.key < $1.key }) { argv += ["--setenv", k, v] }
-        argv += ["--", Self.prlimit, "--cpu=\(limits.cpuSeconds)", "--as=\(limits.memoryBytes)", "--nproc=\(limits.processes)", "--fsize=\(limits.fileSizeBytes)", "--core=0", "--"]
+        for (k, v) in Self.baseEnvironment(home: Self.workDirectory, temporary: "/tmp").sorted(by: { $0.key < $1.key }) { argv += ["--setenv", k, v] }
+        argv += ["--"] + prlimitArguments
         // The run's allowed variables reach the test command alone, not bwrap or prlimit.
         argv += ["/usr/bin/env"] + environment.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" } + ["/bin/sh", "-c", command]
         return argv
@@ -193,9 +202,8 @@ public struct Sandbox: Sendable {
             let argv = try arguments(command: command, workspace: workspace, environment: environment)
             return try await Subprocess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: [:], workingDirectory: "/", timeout: timeout, outputLimit: limits.outputBytes).run()
         case .none:
-            var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workspace.build, "TMPDIR": workspace.build, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"]
-            env.merge(environment) { _, run in run }
-            let argv = [Self.prlimit, "--cpu=\(limits.cpuSeconds)", "--as=\(limits.memoryBytes)", "--nproc=\(limits.processes)", "--fsize=\(limits.fileSizeBytes)", "--core=0", "--", "/bin/sh", "-c", command]
+            let env = Self.baseEnvironment(home: workspace.build, temporary: workspace.build).merging(environment) { _, run in run }
+            let argv = prlimitArguments + ["/bin/sh", "-c", command]
             return try await Subprocess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: env, workingDirectory: workspace.build, timeout: timeout, outputLimit: limits.outputBytes).run()
         }
     }

@@ -128,6 +128,12 @@ public struct RunExecutor: Sendable {
         } catch {
             return .failed("Invalid parameters: \(error)")
         }
+        // Checked before anything is created for the run: a refused run leaves no folder behind.
+        let testEnvironment = (run.jobVariables?["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+        let refused = Sandbox.refusedNames(testEnvironment, allowed: settings.test.envAllow)
+        if !refused.isEmpty {
+            return .failed("Refused the job variable env: \(refused.joined(separator: ", ")) \(refused.count == 1 ? "is" : "are") not in test.env_allow. Only names the worker's operator lists in config.yml reach the test command; ask them to add a name, or start the run without it.")
+        }
         let folder = RunFolder(stateDir: settings.stateDir, runID: run.id)
         if !folder.exists, !(try await client.filterTaskRuns(flowRunID: run.id)).isEmpty {
             return .crashed("The run folder \(folder.root) does not exist on this worker, but the run already started elsewhere: all workers of a pool must share state_dir (one host or a shared filesystem).")
@@ -139,11 +145,6 @@ public struct RunExecutor: Sendable {
         let provider = try ProviderFactory.make(provider: providerName, settings: settings, http: http, logger: log)
         let model = params.model ?? run.jobVariables?["model"]?.stringValue ?? settings.llm.model ?? provider.defaultModel
         if providerName == "offline" { log.info("using the offline provider (no API key needed)") }
-        let testEnvironment = (run.jobVariables?["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
-        let refused = Sandbox.refusedNames(testEnvironment, allowed: settings.test.envAllow)
-        if !refused.isEmpty {
-            return .failed("Refused the job variable env: \(refused.joined(separator: ", ")) \(refused.count == 1 ? "is" : "are") not in test.env_allow. Only names the worker's operator lists in config.yml reach the test command; ask them to add a name, or start the run without it.")
-        }
         let runCount = run.runCount ?? 1
 
         var previousTaskRunID: String?
@@ -187,7 +188,11 @@ public struct RunExecutor: Sendable {
             let firings = GatePolicy.firings(after: stage, entry: entry, gates: gates, folder: folder, trace: await trace.document, budgetUSD: settings.budgetUSD)
             for firing in firings {
                 let decision: Decision
-                if let recorded = GatePolicy.recorded(firing, folder: folder, trace: await trace.document) {
+                let recorded = GatePolicy.recorded(firing, folder: folder, trace: await trace.document)
+                if recorded == nil, folder.record("decisions/\(firing.pauseKey).json") != nil {
+                    log.warning("a decision file that TRACE.json does not record is ignored; the gate asks again", metadata: ["file": "decisions/\(firing.pauseKey).json"])
+                }
+                if let recorded {
                     decision = recorded
                 } else if params.gates == .default {
                     decision = try await record(Decision(
