@@ -79,6 +79,9 @@ let package = Package(
         .testTarget(name: "LLMTests", dependencies: ["LLM", "HTTP", "Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Engine", "LLM", "JSON", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
+            name: "AutonomyFlowTests", dependencies: ["AutonomyFlow", "Engine", "JSON", "TestSupport"], path: "Tests/AutonomyFlowTests",
+            swiftSettings: swiftSettings),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: ["PrefectAPI", "HTTP", "JSON", "Engine", "Worker", "AutonomyFlow", "Tasks", "LLM", "TestSupport"],
             swiftSettings: swiftSettings),

@@ -3,7 +3,7 @@ import Foundation
 import JSON
 
 /// A gate that fired after a stage attempt: what to ask, and where its answer goes.
-public struct GateFiring: Sendable {
+public struct GateFiring: Sendable, Equatable {
     public var gate: Gate
     public var stage: StageName
     public var stageAttempt: Int
@@ -18,60 +18,98 @@ public struct GateFiring: Sendable {
     public var pauseKey: String { "\(gate.id)-\(n)" }
 }
 
-/// Gates are policy: which gate fires after which stage is decided here, from files only.
+/// What a finished stage attempt reported: its TRACE entry, read back. The state machine's input, so that a
+/// resumed run replays exactly the facts the live run saw.
+public struct StageReport: Sendable, Equatable {
+    public var stage: StageName
+    public var attempt: Int
+    public var completed: Bool
+    public var message: String
+    public var facts: StageFacts
+    public var outputs: [String]
+    public var entryID: String?
+    public var promptSHA256: String?
+
+    public init(stage: StageName, attempt: Int, completed: Bool, message: String = "", facts: StageFacts = StageFacts(), outputs: [String] = [], entryID: String? = nil, promptSHA256: String? = nil) {
+        self.stage = stage
+        self.attempt = attempt
+        self.completed = completed
+        self.message = message
+        self.facts = facts
+        self.outputs = outputs
+        self.entryID = entryID
+        self.promptSHA256 = promptSHA256
+    }
+
+    /// A stage entry of TRACE.json; nil for other kinds.
+    public init?(_ entry: TraceEntry) {
+        guard entry.kind == .stage, let name = entry.stage, let stage = StageName(rawValue: name) else { return nil }
+        self.init(
+            stage: stage, attempt: entry.attempt ?? 1, completed: entry.status == "completed", message: entry.message ?? "",
+            facts: entry.facts ?? StageFacts(), outputs: entry.outputs.map(\.path), entryID: entry.id, promptSHA256: entry.promptSHA256)
+    }
+}
+
+/// Gates are policy: which gate fires after which stage attempt is decided here, from the attempt's
+/// recorded facts only (no file is read, so a replay decides the same).
 public enum GatePolicy {
-    /// The gates of `stage` that fire for its finished attempt, in file order.
-    public static func firings(after stage: StageName, entry: TraceEntry, gates: [Gate], folder: RunFolder, trace: TraceDocument, budgetUSD: Double?) -> [GateFiring] {
-        let decisions = Decision.all(in: folder, trace: trace)
-        var result: [GateFiring] = []
-        for gate in gates where gate.stage == stage.rawValue {
-            var values: [String: String] = [
-                "stage": stage.rawValue, "attempt": "\(entry.attempt ?? 1)", "questions": "none", "summary": entry.message ?? "",
-                "files": entry.outputs.map { "`\($0.path)`" }.joined(separator: ", "), "cost_usd": String(format: "%.2f", trace.totalCostUSD),
-                "budget_usd": budgetUSD.map { String(format: "%.2f", $0) } ?? "none", "failures": "none",
-            ]
+    /// The gates of the report's stage whose trigger holds, in file order, except `on_test_failure` and
+    /// `on_decision_required` (the state machine asks those when the loop calls for them).
+    public static func firings(after report: StageReport, gates: [Gate], budgetUSD: Double?, decisions: [Decision]) -> [GateFiring] {
+        gates.filter { $0.stage == report.stage.rawValue && $0.trigger != .onTestFailure && $0.trigger != .onDecisionRequired }.compactMap { gate in
             let fires: Bool
             switch gate.trigger {
             case .always: fires = true
-            case .onOpenQuestions:
-                let questions = ((try? folder.readText("designs/OPEN_QUESTIONS.json")).flatMap { try? JSONValue.parse($0).arrayValue } ?? []).compactMap(\.stringValue)
-                values["questions"] = questions.map { "- \($0)" }.joined(separator: "\n")
-                fires = !questions.isEmpty
-            case .onTestFailure:
-                let results = (try? folder.readText("tests/RESULTS.json")).flatMap { try? JSONValue.parse($0) }
-                fires = results?["passed"]?.boolValue == false
-                values["failures"] = "`\(results?["command"]?.stringValue ?? "")`: \(results?["summary"]?.stringValue ?? "")"
-            case .onBudget:
-                fires = budgetUSD.map { trace.totalCostUSD > $0 } ?? false
+            case .onOpenQuestions: fires = !(report.facts.openQuestions ?? []).isEmpty
+            case .onBudget: fires = budgetUSD.map { (report.facts.runCostUSD ?? 0) > $0 } ?? false
+            case .onTestFailure, .onDecisionRequired: fires = false
             }
-            guard fires else { continue }
-            let question = (try? gate.question.render(values)) ?? gate.question.text
-            let earlier = decisions.filter { $0.gate == gate.id }
-            let llm = trace.entries.last { $0.kind == .llm && $0.stage == stage.rawValue && $0.attempt == entry.attempt }
-            let n = earlier.first { $0.stageAttempt == (entry.attempt ?? 1) && $0.stage == stage.rawValue }?.n ?? (earlier.map(\.n).max() ?? 0) + 1
-            result.append(GateFiring(gate: gate, stage: stage, stageAttempt: entry.attempt ?? 1, n: n, question: question, files: entry.outputs.map(\.path), traceEntryID: llm?.id ?? entry.id, promptSHA256: llm?.promptSHA256))
+            return fires ? firing(gate, report, decisions: decisions, budgetUSD: budgetUSD) : nil
         }
-        return result
+    }
+
+    /// The `on_test_failure` gates of the test stage, asked when the automatic fix rounds are spent.
+    public static func testFailureFirings(after report: StageReport, gates: [Gate], decisions: [Decision]) -> [GateFiring] {
+        gates.filter { $0.stage == report.stage.rawValue && $0.trigger == .onTestFailure }.map { firing($0, report, decisions: decisions) }
+    }
+
+    /// The built-in policy when a stage's model asks and no `on_decision_required` gate is configured.
+    public static let builtInDecisionQuestion = "## Decision needed by the {{stage}} stage (attempt {{attempt}})\n\n{{question}}"
+    public static let builtInDecisionTimeout: Duration = .seconds(24 * 3600)
+
+    /// The model's question as a gate: the configured `on_decision_required` gate of the stage sets the
+    /// framing, timeout and on_timeout; the options (plus `abort`) and the default are the model's.
+    public static func decisionFiring(after report: StageReport, request: DecisionRequest, gates: [Gate], decisions: [Decision]) -> GateFiring {
+        let configured = gates.first { $0.stage == report.stage.rawValue && $0.trigger == .onDecisionRequired }
+        var options = request.options
+        if !options.contains("abort") { options.append("abort") }
+        let gate = Gate(
+            id: configured?.id ?? "decision-\(report.stage.rawValue)", stage: report.stage.rawValue, trigger: .onDecisionRequired,
+            question: configured?.question ?? PromptTemplate(file: "built-in decision policy", text: builtInDecisionQuestion),
+            options: options, defaultOption: request.defaultOption,
+            timeout: configured == nil ? builtInDecisionTimeout : configured?.timeout, onTimeout: configured?.onTimeout ?? .default)
+        return firing(gate, report, decisions: decisions, question: request.question)
+    }
+
+    static func firing(_ gate: Gate, _ report: StageReport, decisions: [Decision], budgetUSD: Double? = nil, question: String = "") -> GateFiring {
+        let facts = report.facts
+        let values: [String: String] = [
+            "stage": report.stage.rawValue, "attempt": "\(report.attempt)", "summary": report.message,
+            "questions": (facts.openQuestions ?? []).map { "- \($0)" }.joined(separator: "\n").nonEmpty ?? "none",
+            "files": report.outputs.map { "`\($0)`" }.joined(separator: ", "), "cost_usd": String(format: "%.2f", facts.runCostUSD ?? 0),
+            "budget_usd": budgetUSD.map { String(format: "%.2f", $0) } ?? "none", "failures": facts.testsPassed == false ? "`\(facts.testCommand ?? "")`: \(facts.testSummary ?? "")" : "none",
+            "question": question,
+        ]
+        let rendered = (try? gate.question.render(values)) ?? gate.question.text
+        // n counts from 1 per gate per run; the same stage attempt keeps its n (a resumed run finds its answer).
+        let earlier = decisions.filter { $0.gate == gate.id }
+        let n = earlier.first { $0.stage == report.stage.rawValue && $0.stageAttempt == report.attempt }?.n ?? (earlier.map(\.n).max() ?? 0) + 1
+        return GateFiring(gate: gate, stage: report.stage, stageAttempt: report.attempt, n: n, question: rendered, files: report.outputs, traceEntryID: report.entryID, promptSHA256: report.promptSHA256)
     }
 
     /// The decision already recorded for this firing, if any (after a resume, or a crash after answering).
     public static func recorded(_ firing: GateFiring, folder: RunFolder, trace: TraceDocument) -> Decision? {
         Decision.all(in: folder, trace: trace).first { $0.gate == firing.gate.id && $0.n == firing.n }
-    }
-
-    /// What an answer means for the flow.
-    public enum Effect: Sendable, Equatable {
-        case proceed
-        case revise(feedback: String)
-        case abort(reason: String)
-    }
-
-    public static func effect(of decision: Decision) -> Effect {
-        switch decision.choice {
-        case "abort": return .abort(reason: "aborted at gate \(decision.gate)\(decision.comment.isEmpty ? "" : ": \(decision.comment)")")
-        case "revise": return .revise(feedback: decision.comment.isEmpty ? "Revise the \(decision.stage) output." : decision.comment)
-        default: return .proceed
-        }
     }
 }
 
@@ -141,4 +179,8 @@ public enum DecisionForm {
         }
         return text
     }
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
 }

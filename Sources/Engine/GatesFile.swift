@@ -8,6 +8,8 @@ public struct Gate: Sendable, Hashable {
         case onOpenQuestions = "on_open_questions"
         case onTestFailure = "on_test_failure"
         case onBudget = "on_budget"
+        /// The stage's model answered with `"decision_required"`: the options and default are the model's.
+        case onDecisionRequired = "on_decision_required"
     }
 
     public enum OnTimeout: String, Sendable, CaseIterable {
@@ -25,13 +27,26 @@ public struct Gate: Sendable, Hashable {
     public var timeout: Duration?
     public var onTimeout: OnTimeout
 
+    public init(id: String, stage: String, trigger: Trigger, question: PromptTemplate, options: [String], defaultOption: String, timeout: Duration?, onTimeout: OnTimeout) {
+        self.id = id
+        self.stage = stage
+        self.trigger = trigger
+        self.question = question
+        self.options = options
+        self.defaultOption = defaultOption
+        self.timeout = timeout
+        self.onTimeout = onTimeout
+    }
+
     public static func == (a: Gate, b: Gate) -> Bool { a.id == b.id }
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }
 }
 
 /// `templates/DECISION_GATES.yml`: `gates:` is a list of gates.
 public enum GatesFile {
-    public static let questionPlaceholders: Set<String> = ["stage", "attempt", "questions", "summary", "files", "cost_usd", "budget_usd", "failures"]
+    public static let questionPlaceholders: Set<String> = ["stage", "attempt", "questions", "summary", "files", "cost_usd", "budget_usd", "failures", "question"]
+    /// The stages whose model answers may carry `"decision_required"` (design asks through its open questions).
+    public static let decisionStages: Set<String> = ["implement", "test"]
     static let gateKeys = ["id", "stage", "trigger", "question", "options", "default", "timeout", "on_timeout"]
 
     public static func load(path: String, displayName: String? = nil, stages: [String]) throws -> [Gate] {
@@ -87,18 +102,30 @@ public enum GatesFile {
             let line = (reader.line(questionNode) ?? 0) + max(0, (error.line ?? 1) - 1) + (questionNode.scalar?.style == .literal || questionNode.scalar?.style == .folded ? 1 : 0)
             throw EngineError(code: .invalidConfig, message: error.message, file: reader.displayName, line: min(line, reader.lines), key: questionKey)
         }
-        let (optionsNode, optionsKey) = try required("options")
-        var options = try reader.stringList(optionsNode, optionsKey)
-        guard !options.isEmpty else { throw reader.fail(optionsNode, optionsKey, "list at least one option (e.g. approve)") }
-        for option in options where option.range(of: "^[a-z0-9_-]+$", options: .regularExpression) == nil {
-            throw reader.fail(optionsNode, optionsKey, "option '\(option)' must be lower-case letters, digits, '-' or '_'")
-        }
-        if Set(options).count != options.count { throw reader.fail(optionsNode, optionsKey, "options must be unique") }
-        if !options.contains("abort") { options.append("abort") }
-        let (defaultNode, defaultKey) = try required("default")
-        let defaultOption = try reader.string(defaultNode, defaultKey)
-        guard options.contains(defaultOption) else {
-            throw reader.fail(defaultNode, defaultKey, "default '\(defaultOption)' is not one of the options (\(options.joined(separator: ", ")))")
+        var options: [String] = []
+        var defaultOption = ""
+        if trigger == .onDecisionRequired {
+            // The model names the options and the default; the gate sets the framing and the timeout.
+            guard decisionStages.contains(stage) else {
+                throw reader.fail(stageNode, stageKey, "on_decision_required is for the stages whose answers may ask a question: \(decisionStages.sorted().joined(separator: ", "))")
+            }
+            for key in ["options", "default"] where values[key] != nil {
+                throw reader.fail(values[key]!.0, values[key]!.1, "an on_decision_required gate takes its options and default from the model's question; remove '\(key)'")
+            }
+        } else {
+            let (optionsNode, optionsKey) = try required("options")
+            options = try reader.stringList(optionsNode, optionsKey)
+            guard !options.isEmpty else { throw reader.fail(optionsNode, optionsKey, "list at least one option (e.g. approve)") }
+            for option in options where option.range(of: "^[a-z0-9_-]+$", options: .regularExpression) == nil {
+                throw reader.fail(optionsNode, optionsKey, "option '\(option)' must be lower-case letters, digits, '-' or '_'")
+            }
+            if Set(options).count != options.count { throw reader.fail(optionsNode, optionsKey, "options must be unique") }
+            if !options.contains("abort") { options.append("abort") }
+            let (defaultNode, defaultKey) = try required("default")
+            defaultOption = try reader.string(defaultNode, defaultKey)
+            guard options.contains(defaultOption) else {
+                throw reader.fail(defaultNode, defaultKey, "default '\(defaultOption)' is not one of the options (\(options.joined(separator: ", ")))")
+            }
         }
         var timeout: Duration?
         if let (n, k) = values["timeout"], !reader.isNull(n) { timeout = try reader.duration(n, k) }

@@ -90,6 +90,8 @@ public struct Settings: Sendable {
     public var stateDir: String
     public var gatesFile: String
     public var test: Test
+    /// Automatic implement → test rounds after failing tests (`build.max_fix_rounds`).
+    public var maxFixRounds: Int = 3
     public var webhooks: [Webhook]
     /// The folder config.yml is in; templates/ and prefect.yaml are found here.
     public var projectRoot: String

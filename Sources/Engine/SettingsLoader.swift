@@ -29,6 +29,7 @@ public struct SettingsLoader: Sendable {
         ("test.cpu_time", "AUTONOMY_TEST_CPU_TIME"),
         ("test.memory_mb", "AUTONOMY_TEST_MEMORY_MB"),
         ("test.processes", "AUTONOMY_TEST_PROCESSES"),
+        ("build.max_fix_rounds", "AUTONOMY_MAX_FIX_ROUNDS"),
     ]
 
     static let sections: [String: [String]] = [
@@ -38,8 +39,9 @@ public struct SettingsLoader: Sendable {
         "replay": ["from"],
         "test": ["command", "timeout", "sandbox", "paths", "env_allow", "cpu_time", "memory_mb", "processes"],
         "notifications": ["webhooks"],
+        "build": ["max_fix_rounds"],
     ]
-    static let topLevel = ["prefect", "worker", "llm", "budget_usd", "replay", "state_dir", "gates_file", "test", "notifications"]
+    static let topLevel = ["prefect", "worker", "llm", "budget_usd", "replay", "state_dir", "gates_file", "test", "notifications", "build"]
 
     /// Where a raw value came from, for error messages.
     struct Raw {
@@ -199,7 +201,7 @@ public struct SettingsLoader: Sendable {
         let workerName = string("worker.name") ?? "\(ProcessInfo.processInfo.hostName)-\(pool)"
         let caBundle = environment["PREFECT_API_SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? profile?.values["PREFECT_API_SSL_CERT_FILE"]
 
-        return Settings(
+        var settings = Settings(
             prefect: .init(
                 apiURL: try url("prefect.api_url"),
                 uiURL: try url("prefect.ui_url"),
@@ -231,6 +233,8 @@ public struct SettingsLoader: Sendable {
             webhooks: webhooks,
             projectRoot: root,
             configFile: absoluteConfig)
+        settings.maxFixRounds = try int("build.max_fix_rounds", 3, min: 0)
+        return settings
     }
 
     static func readPrices(_ node: Node, _ reader: YAMLReader) throws -> [String: Settings.Price] {

@@ -73,6 +73,8 @@ public struct TraceEntry: Codable, Sendable {
     public var flowRunCount: Int?
     /// The Prefect task run of a stage attempt (so a resumed run draws its edges without asking).
     public var taskRunID: String?
+    /// What a stage attempt found (stage entries only): the state machine's input on replay.
+    public var facts: StageFacts?
     /// The previous entry's `hmac` ("" for the first): the chain that makes TRACE.json tamper-evident.
     public var previousHMAC: String?
     /// HMAC-SHA-256, keyed by the installation's `TraceKey`, of `previousHMAC` and this entry without `hmac`.
@@ -110,7 +112,7 @@ public struct TraceEntry: Codable, Sendable {
         case startedAt = "started_at", endedAt = "ended_at", promptTemplate = "prompt_template"
         case promptSHA256 = "prompt_sha256", responseSHA256 = "response_sha256", costUSD = "cost_usd"
         case requestID = "request_id", decisionRef = "decision_ref", flowRunCount = "flow_run_count"
-        case taskRunID = "task_run_id", previousHMAC = "previous_hmac", hmac
+        case taskRunID = "task_run_id", facts, previousHMAC = "previous_hmac", hmac
     }
 
     /// Every field is written, null where it does not apply.
@@ -137,6 +139,7 @@ public struct TraceEntry: Codable, Sendable {
         try c.encode(decisionRef, forKey: .decisionRef)
         try c.encodeIfPresent(flowRunCount, forKey: .flowRunCount)
         try c.encodeIfPresent(taskRunID, forKey: .taskRunID)
+        try c.encodeIfPresent(facts, forKey: .facts)
         try c.encodeIfPresent(previousHMAC, forKey: .previousHMAC)
         try c.encodeIfPresent(hmac, forKey: .hmac)
     }

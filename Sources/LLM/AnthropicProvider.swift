@@ -27,7 +27,7 @@ public struct AnthropicProvider: LLMProvider {
             "messages": [["role": "user", "content": .string(request.prompt)]],
         ]
         if let system = request.system { body["system"] = .string(system) }
-        let headers: [(name: String, value: String)] = [("x-api-key", apiKey), ("anthropic-version", Self.apiVersion)]
+        let headers: [(name: String, value: String)] = [("x-api-key", apiKey), ("anthropic-version", Self.apiVersion)] + request.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         let url = baseURL.hasSuffix("/v1") ? baseURL + "/messages" : baseURL + "/v1/messages"
         let (json, requestID) = try await transport.post(url: url, headers: headers, body: .object(body), requestIDHeader: "request-id") { response, requestID in
             let type = ProviderTransport.errorType(response)

@@ -13,6 +13,8 @@ public struct LLMRequest: Sendable {
     /// Facts the offline provider needs that a real model would read from the prompt (e.g. `feedback`,
     /// `tests_passed`). They are not sent and not hashed.
     public var hints: [String: String]
+    /// Extra HTTP headers for attribution (`x-autonomy-flow-run`, `x-autonomy-stage`); not hashed.
+    public var headers: [String: String] = [:]
 
     public init(system: String? = nil, prompt: String, model: String, maxTokens: Int, stage: StageName? = nil, project: String? = nil, hints: [String: String] = [:]) {
         self.hints = hints

@@ -30,6 +30,7 @@ public struct OpenAIProvider: LLMProvider {
         let body: JSONValue = ["model": .string(request.model), "max_tokens": .int(request.maxTokens), "messages": .array(messages)]
         var headers: [(name: String, value: String)] = []
         if let apiKey { headers.append(("Authorization", "Bearer " + apiKey)) }
+        headers += request.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         let provider = name
         let (json, requestID) = try await transport.post(url: baseURL + "/chat/completions", headers: headers, body: body, requestIDHeader: "x-request-id") { response, requestID in
             if response.status == 429, ProviderTransport.errorType(response) == "insufficient_quota" {

@@ -21,12 +21,44 @@ public struct GeneratedFiles: Sendable {
     public var files: [File]
 
     public static func parse(_ text: String, stage: String) throws -> GeneratedFiles {
-        let json: JSONValue
+        try parse(json: try answerJSON(text, stage: stage), stage: stage)
+    }
+
+    /// An implement or test answer: files, a question for a person (`"decision_required"`), or both.
+    public static func parseAnswer(_ text: String, stage: String) throws -> (files: GeneratedFiles?, decision: DecisionRequest?) {
+        let json = try answerJSON(text, stage: stage)
+        let decision = try json["decision_required"].flatMap { $0.isNull ? nil : try decisionRequest($0, stage: stage) }
+        if decision != nil, json["files"] == nil || json["files"]?.isNull == true { return (nil, decision) }
+        return (try parse(json: json, stage: stage), decision)
+    }
+
+    static func answerJSON(_ text: String, stage: String) throws -> JSONValue {
         do {
-            json = try JSONValue.parse(stripFences(text))
+            return try JSONValue.parse(stripFences(text))
         } catch {
             throw EngineError(code: .invalidInput, message: "the model's \(stage) answer is not the JSON {\"files\": [{\"path\", \"content\"}]} the prompt asks for; nothing was written")
         }
+    }
+
+    /// `{"question": "…", "options": ["…", "…"], "default": "…"}`: a question of at most 4,000 characters,
+    /// 1 to 10 distinct options of at most 200 characters (not `abort`, which is always added), the default one of them.
+    static func decisionRequest(_ value: JSONValue, stage: String) throws -> DecisionRequest {
+        func fail(_ what: String) -> EngineError {
+            EngineError(code: .invalidInput, message: "the model's \(stage) answer has a decision_required that \(what); nothing was written")
+        }
+        guard let question = value["question"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines), !question.isEmpty, question.count <= 4000 else {
+            throw fail("lacks a question (a string of at most 4,000 characters)")
+        }
+        guard let options = value["options"]?.arrayValue?.compactMap(\.stringValue), !options.isEmpty, options.count <= 10,
+            options.count == value["options"]?.arrayValue?.count, Set(options).count == options.count,
+            options.allSatisfy({ !$0.trimmingCharacters(in: .whitespaces).isEmpty && $0.count <= 200 && $0 != "abort" && !$0.utf8.contains(0) })
+        else { throw fail("needs 1 to 10 distinct options, strings of at most 200 characters (abort is added by the flow)") }
+        let defaultOption = value["default"]?.stringValue ?? options[0]
+        guard options.contains(defaultOption) else { throw fail("has a default that is not one of its options") }
+        return DecisionRequest(question: question, options: options, defaultOption: defaultOption)
+    }
+
+    static func parse(json: JSONValue, stage: String) throws -> GeneratedFiles {
         guard let list = json["files"]?.arrayValue else {
             throw EngineError(code: .invalidInput, message: "the model's \(stage) answer has no \"files\" list; nothing was written")
         }

@@ -6,9 +6,9 @@ import Foundation
 public enum PromptCatalog {
     public static let placeholders: [StageName: Set<String>] = [
         .design: ["project_name", "spec", "feedback"],
-        .implement: ["project_name", "spec", "architecture", "decisions", "feedback"],
-        .test: ["project_name", "spec", "architecture", "implementation"],
-        .verify: ["project_name", "spec", "architecture", "test_results"],
+        .implement: ["project_name", "spec", "architecture", "decisions", "feedback", "failures", "previous_implementation"],
+        .test: ["project_name", "spec", "architecture", "implementation", "decisions", "feedback"],
+        .verify: ["project_name", "spec", "architecture", "tests", "test_results", "decisions"],
     ]
 
     public static func path(templatesDir: String, stage: StageName) -> String {

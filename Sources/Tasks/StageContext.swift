@@ -24,6 +24,10 @@ public struct StageContext: Sendable {
     public var testEnvironment: [String: String]
     public var sandbox: Sandbox
     public var logger: Logger
+    /// implement: this attempt fixes failing tests (their output and the previous implementation are in the prompt).
+    public var fixingTests = false
+    /// test: run the tests already in `tests/` again instead of asking the model for new ones.
+    public var rerunTests = false
 
     public init(folder: RunFolder, trace: TraceWriter, stage: StageName, attempt: Int, project: String, templatesDir: String, provider: any LLMProvider, model: String, maxTokens: Int, prices: [String: Settings.Price], feedback: String?, testCommand: String, testTimeout: Duration, testEnvironment: [String: String], sandbox: Sandbox, logger: Logger) {
         self.folder = folder
@@ -51,12 +55,15 @@ public struct StageOutcome: Sendable {
     public var outputs: [FileRecord]
     public var summary: String
     public var llm: TraceEntry?
+    /// What the attempt found, for the state machine (open questions, test verdict, a question for a person).
+    public var facts: StageFacts
 
-    public init(inputs: [FileRecord], outputs: [FileRecord], summary: String, llm: TraceEntry? = nil) {
+    public init(inputs: [FileRecord], outputs: [FileRecord], summary: String, llm: TraceEntry? = nil, facts: StageFacts = StageFacts()) {
         self.inputs = inputs
         self.outputs = outputs
         self.summary = summary
         self.llm = llm
+        self.facts = facts
     }
 }
 
@@ -66,7 +73,9 @@ extension StageContext {
     func callModel(values: [String: String], hints: [String: String] = [:]) async throws -> (LLMResponse, TraceEntry) {
         let template = try PromptCatalog.load(templatesDir: templatesDir, stage: stage)
         let prompt = try template.render(values)
-        let request = LLMRequest(prompt: prompt, model: model, maxTokens: maxTokens, stage: stage, project: project, hints: hints)
+        var request = LLMRequest(prompt: prompt, model: model, maxTokens: maxTokens, stage: stage, project: project, hints: hints)
+        // So LLM gateways and proxies can attribute cost per run and stage.
+        request.headers = ["x-autonomy-flow-run": folder.runID, "x-autonomy-stage": "\(stage.rawValue)-\(attempt)"]
         let started = Date()
         logger.info("calling the model", metadata: ["provider": "\(provider.name)", "model": "\(model)", "prompt_sha256": "\(request.promptSHA256.prefix(12))"])
         let response = try await provider.complete(request)
@@ -99,21 +108,39 @@ extension StageContext {
         return (text.trimmingCharacters(in: .whitespacesAndNewlines), records)
     }
 
+    /// The files of a subfolder (or `only` these) as one Markdown listing, and their records.
+    func listing(of subfolder: String, only: [String]? = nil) throws -> (String, [FileRecord]) {
+        var text = ""
+        var records: [FileRecord] = []
+        for file in only ?? folder.files(in: subfolder).filter({ !$0.hasSuffix("MANIFEST.json") }) {
+            text += "### \(file.dropFirst(subfolder.count + 1))\n\n```\n\(try folder.readText(file))\n```\n\n"
+            if let r = folder.record(file) { records.append(r) }
+        }
+        return (text.isEmpty ? "none" : text, records)
+    }
+
+    /// The model's test files: what `tests/MANIFEST.json` lists (never the results or the verification).
+    func testFiles() throws -> [String] {
+        guard let text = try? folder.readText("tests/MANIFEST.json") else { return [] }
+        let listed = (try JSONValue.parse(text))["files"]?.arrayValue?.compactMap { $0["path"]?.stringValue } ?? []
+        return listed.filter { folder.record($0) != nil }
+    }
+
     func readRecorded(_ relative: String) throws -> (String, FileRecord) {
         let text = try folder.readText(relative)
         guard let record = folder.record(relative) else { throw EngineError(code: .missingFile, message: "\(relative) is missing") }
         return (text, record)
     }
 
-    /// Human decisions so far, one line each, for the implement prompt.
-    func decisionsSummary() -> (String, [FileRecord]) {
-        let files = folder.files(in: "decisions").filter { $0.hasSuffix(".json") }
+    /// Decisions so far (only those TRACE.json records), one block each: the question when a stage asked
+    /// it, the choice and the comment. For the implement, test and verify prompts.
+    func decisionsSummary() async -> (String, [FileRecord]) {
         var lines: [String] = []
         var records: [FileRecord] = []
-        for file in files {
-            guard let data = try? folder.read(file), let d = try? JSONCoding.decoder.decode(Decision.self, from: data) else { continue }
-            lines.append("- \(d.gate) #\(d.n): \(d.choice)\(d.comment.isEmpty ? "" : " — \(d.comment)")")
-            if let r = folder.record(file) { records.append(r) }
+        for d in Decision.all(in: folder, trace: await trace.document) {
+            let question = d.question.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "# ")) }.filter { !$0.isEmpty }.joined(separator: " ")
+            lines.append("- \(d.gate) #\(d.n) (after \(d.stage) attempt \(d.stageAttempt)): \(d.choice)\(d.comment.isEmpty ? "" : " — \(d.comment)")\n  question: \(question.prefix(500))")
+            if let r = folder.record(d.fileName) { records.append(r) }
         }
         return (lines.isEmpty ? "none" : lines.joined(separator: "\n"), records)
     }

@@ -60,7 +60,7 @@ public enum Stages {
         let architecture = try c.folder.write("designs/ARCHITECTURE.md", text: response.text, within: "designs")
         let list = try c.folder.write("designs/OPEN_QUESTIONS.json", text: JSONValue.array(questions.map { .string($0) }).jsonText() + "\n", within: "designs")
         c.logger.info("design written", metadata: ["open_questions": "\(questions.count)"])
-        return StageOutcome(inputs: inputs, outputs: [architecture, list], summary: "ARCHITECTURE.md with \(questions.count) open question(s)", llm: entry)
+        return StageOutcome(inputs: inputs, outputs: [architecture, list], summary: "ARCHITECTURE.md with \(questions.count) open question(s)", llm: entry, facts: StageFacts(openQuestions: questions))
     }
 
     /// The bullet lines under "## Open questions", without "none".
@@ -81,45 +81,81 @@ public enum Stages {
         return questions
     }
 
-    /// Writes the model's files into `implementations/` (only there) with a manifest.
+    /// Writes the model's files into `implementations/` (only there) with a manifest. In a fix round the prompt
+    /// also holds the failing tests' output (bounded, timings removed) and the previous implementation. The
+    /// model may answer with `"decision_required"` instead of (or next to) files.
     static func implement(_ c: StageContext) async throws -> StageOutcome {
         let (spec, specInputs) = try c.specification()
         let (architecture, archRecord) = try c.readRecorded("designs/ARCHITECTURE.md")
-        let (decisions, decisionRecords) = c.decisionsSummary()
+        let (decisions, decisionRecords) = await c.decisionsSummary()
+        var inputs = specInputs + [archRecord] + decisionRecords
+        var failures = "none"
+        var previous = "none"
+        if c.fixingTests {
+            let (results, resultsRecord) = try c.readRecorded("tests/RESULTS.md")
+            failures = String(normalizeTimings(results).suffix(failureBudget))
+            let (listing, records) = try c.listing(of: "implementations")
+            previous = listing
+            inputs += [resultsRecord] + records
+        }
         let (response, entry) = try await c.callModel(
-            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "decisions": decisions, "feedback": c.feedback ?? "none"],
-            hints: ["feedback": c.feedback ?? "none"])
-        let files = try GeneratedFiles.parse(response.text, stage: "implement")
-        let outputs = try files.write(into: c.folder, subfolder: "implementations")
-        c.logger.info("implementation written", metadata: ["files": "\(files.files.count)"])
-        return StageOutcome(inputs: specInputs + [archRecord] + decisionRecords, outputs: outputs, summary: "\(files.files.count) implementation file(s)", llm: entry)
+            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "decisions": decisions, "feedback": c.feedback ?? "none", "failures": failures, "previous_implementation": previous],
+            hints: ["feedback": c.feedback ?? "none", "failures": failures])
+        let answer = try GeneratedFiles.parseAnswer(response.text, stage: "implement")
+        var outputs: [FileRecord] = []
+        if let files = answer.files {
+            outputs = try files.write(into: c.folder, subfolder: "implementations")
+            c.logger.info("implementation written", metadata: ["files": "\(files.files.count)"])
+        }
+        if let question = answer.decision {
+            c.logger.info("the model asks a question instead of deciding", metadata: ["question": "\(question.question.prefix(200))"])
+        }
+        let summary = answer.decision != nil ? "a decision is required: \(answer.decision!.question.prefix(120))" : "\(answer.files?.files.count ?? 0) implementation file(s)\(c.fixingTests ? " fixing the failing tests" : "")"
+        return StageOutcome(inputs: inputs, outputs: outputs, summary: summary, llm: entry, facts: StageFacts(decisionRequired: answer.decision))
     }
 
-    /// Writes the model's tests into `tests/`, runs `test.command` in a sandboxed scratch copy, and
-    /// writes `tests/RESULTS.json` and `tests/RESULTS.md`. Failing tests are data (a gate may fire), not an error.
+    /// At most this much of the failing tests' output goes into a fix round's prompt (the tail).
+    static let failureBudget = 8000
+
+    /// Writes the model's tests into `tests/` (or, in a fix round, keeps the ones there), runs `test.command`
+    /// in the sandbox on a scratch copy, and writes `tests/RESULTS.json` and `tests/RESULTS.md`. Failing tests
+    /// are data (the fix loop or a gate acts on them), not an error.
     static func test(_ c: StageContext) async throws -> StageOutcome {
         let (spec, specInputs) = try c.specification()
         let (architecture, archRecord) = try c.readRecorded("designs/ARCHITECTURE.md")
         let implementation = c.folder.files(in: "implementations").filter { !$0.hasSuffix("MANIFEST.json") }
         guard !implementation.isEmpty else { throw EngineError(code: .invalidInput, message: "implementations/ is empty: nothing to test") }
-        var listing = ""
-        var implRecords: [FileRecord] = []
-        for file in implementation {
-            listing += "### \(file.dropFirst("implementations/".count))\n\n```\n\(try c.folder.readText(file))\n```\n\n"
-            if let r = c.folder.record(file) { implRecords.append(r) }
+        let (listing, implRecords) = try c.listing(of: "implementations")
+        var outputs: [FileRecord] = []
+        var entry: TraceEntry?
+        var testFiles: [(path: String, content: Data)]
+        if c.rerunTests {
+            // The same tests as the last written ones: no model call.
+            testFiles = try c.testFiles().map { ($0.dropFirst("tests/".count).description, try c.folder.read($0)) }
+            guard !testFiles.isEmpty else { throw EngineError(code: .invalidInput, message: "tests/ has no test files to run again") }
+        } else {
+            let (decisions, _) = await c.decisionsSummary()
+            let (response, llm) = try await c.callModel(values: ["project_name": c.project, "spec": spec, "architecture": architecture, "implementation": listing, "decisions": decisions, "feedback": c.feedback ?? "none"])
+            entry = llm
+            let answer = try GeneratedFiles.parseAnswer(response.text, stage: "test")
+            if let files = answer.files {
+                outputs = try files.write(into: c.folder, subfolder: "tests")
+            }
+            if let question = answer.decision {
+                c.logger.info("the model asks a question instead of deciding", metadata: ["question": "\(question.question.prefix(200))"])
+                return StageOutcome(inputs: specInputs + [archRecord] + implRecords, outputs: outputs, summary: "a decision is required: \(question.question.prefix(120))", llm: entry, facts: StageFacts(testMode: "write", decisionRequired: question))
+            }
+            testFiles = (answer.files?.files ?? []).map { ($0.path, Data($0.content.utf8)) }
         }
-        let (response, entry) = try await c.callModel(values: ["project_name": c.project, "spec": spec, "architecture": architecture, "implementation": listing])
-        let files = try GeneratedFiles.parse(response.text, stage: "test")
-        var outputs = try files.write(into: c.folder, subfolder: "tests")
 
-        // Scratch copy: implementations + generated tests, outside the run folder; the sandbox sees only it.
+        // Scratch copy: implementations + tests, outside the run folder; the sandbox sees only it.
         let workspace = try Sandbox.Workspace()
         defer { workspace.remove() }
         for file in implementation {
             try RunFolder.atomicWrite(try c.folder.read(file), to: workspace.build + "/" + file.dropFirst("implementations/".count))
         }
-        for file in files.files { try RunFolder.atomicWrite(Data(file.content.utf8), to: workspace.build + "/" + file.path) }
-        c.logger.info("running the tests", metadata: ["command": "\(c.testCommand)", "sandbox": "\(c.sandbox.mode.rawValue)", "protections": "\(c.sandbox.protections.joined(separator: "; "))"])
+        for file in testFiles { try RunFolder.atomicWrite(file.content, to: workspace.build + "/" + file.path) }
+        c.logger.info("running the tests", metadata: ["command": "\(c.testCommand)", "mode": "\(c.rerunTests ? "rerun" : "write")", "sandbox": "\(c.sandbox.mode.rawValue)", "protections": "\(c.sandbox.protections.joined(separator: "; "))"])
         let started = Date()
         let result = try await c.sandbox.run(command: c.testCommand, in: workspace, timeout: c.testTimeout, environment: c.testEnvironment)
         let passed = result.exitCode == 0
@@ -132,7 +168,7 @@ public enum Stages {
             "sandbox": .string(c.sandbox.mode.rawValue), "protections": .array(c.sandbox.protections.map { .string($0) }),
             "limits": .object(limits), "output_truncated": .bool(result.outputTruncated), "output": .string(result.output),
         ]
-        outputs.append(try c.folder.write("tests/RESULTS.json", text: results.jsonText() + "\n", within: "tests"))
+        var resultFiles = [try c.folder.write("tests/RESULTS.json", text: results.jsonText() + "\n", within: "tests")]
         let markdown = """
             # Test results
 
@@ -144,13 +180,16 @@ public enum Stages {
             \(normalizeTimings(String(result.output.suffix(8000))))
             ```
             """
-        outputs.append(try c.folder.write("tests/RESULTS.md", text: markdown + "\n", within: "tests"))
+        resultFiles.append(try c.folder.write("tests/RESULTS.md", text: markdown + "\n", within: "tests"))
+        outputs += resultFiles
+        let testRecords = c.rerunTests ? try c.testFiles().compactMap { c.folder.record($0) } : []
         try await c.trace.append(TraceEntry(
             kind: .command, stage: c.stage.rawValue, attempt: c.attempt, startedAt: started, endedAt: Date(),
             status: passed ? "completed" : "failed", message: summary,
-            inputs: implRecords, outputs: outputs.filter { $0.path.hasPrefix("tests/RESULTS") }))
+            inputs: implRecords + testRecords, outputs: resultFiles))
         c.logger.info("tests finished", metadata: ["passed": "\(passed)", "summary": "\(summary)"])
-        return StageOutcome(inputs: specInputs + [archRecord] + implRecords, outputs: outputs, summary: "tests \(passed ? "passed" : "failed"): \(summary)", llm: entry)
+        let facts = StageFacts(testsPassed: passed, testSummary: summary, testCommand: c.testCommand, testMode: c.rerunTests ? "rerun" : "write")
+        return StageOutcome(inputs: specInputs + [archRecord] + implRecords + testRecords, outputs: outputs, summary: "tests \(passed ? "passed" : "failed"): \(summary)", llm: entry, facts: facts)
     }
 
     /// Counts only, never text from the output: the summary goes into the run's state message, gate
@@ -184,18 +223,34 @@ public enum Stages {
         text.replacingOccurrences(of: #" in [0-9]+(\.[0-9]+)?s\b"#, with: "", options: .regularExpression)
     }
 
-    /// Writes `tests/VERIFICATION.md` from the spec, the design and the test results.
+    /// Writes `tests/VERIFICATION.md` from the spec, the design, the test files and the test results (the
+    /// runner's per-test output, not only the summary line).
     static func verify(_ c: StageContext) async throws -> StageOutcome {
         let (spec, specInputs) = try c.specification()
         let (architecture, archRecord) = try c.readRecorded("designs/ARCHITECTURE.md")
         let (results, resultsRecord) = try c.readRecorded("tests/RESULTS.md")
+        let (tests, testRecords) = try c.listing(of: "tests", only: c.testFiles())
+        let (decisions, decisionRecords) = await c.decisionsSummary()
         let json = (try? JSONValue.parse(try c.folder.readText("tests/RESULTS.json"))) ?? [:]
         let passed = json["passed"]?.boolValue == true
         let (response, entry) = try await c.callModel(
-            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "test_results": results],
+            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "tests": tests, "test_results": results, "decisions": decisions],
             hints: ["tests_passed": passed ? "true" : "false", "test_summary": json["summary"]?.stringValue ?? ""])
         let output = try c.folder.write("tests/VERIFICATION.md", text: response.text, within: "tests")
-        let verdict = response.text.contains("Verdict: PASS") ? "PASS" : (response.text.contains("Verdict: FAIL") ? "FAIL" : "unknown")
-        return StageOutcome(inputs: specInputs + [archRecord, resultsRecord], outputs: [output], summary: "verdict \(verdict)", llm: entry)
+        let verdict = Self.verdict(response.text)
+        return StageOutcome(inputs: specInputs + [archRecord, resultsRecord] + testRecords + decisionRecords, outputs: [output], summary: "verdict \(verdict ?? "missing")", llm: entry, facts: StageFacts(verdict: verdict))
+    }
+
+    /// The last "Verdict: PASS" or "Verdict: FAIL" line of VERIFICATION.md; nil when there is none.
+    public static func verdict(_ text: String) -> String? {
+        for line in text.split(whereSeparator: \.isNewline).reversed() {
+            let t = line.trimmingCharacters(in: CharacterSet(charactersIn: " *_#>`")).uppercased()
+            if t.hasPrefix("VERDICT:") {
+                let word = t.dropFirst("VERDICT:".count).trimmingCharacters(in: CharacterSet(charactersIn: " *_`."))
+                if word.hasPrefix("PASS") { return "PASS" }
+                if word.hasPrefix("FAIL") { return "FAIL" }
+            }
+        }
+        return nil
     }
 }

@@ -96,7 +96,6 @@ public struct RunExecutor: Sendable {
     }
 
     public static let taskKeyPrefix = "autonomous-build."
-    static let maxAttemptsPerStage = 5
 
     /// Runs to an end and proposes the matching final state. Never throws.
     public func execute(_ run: FlowRun, stop: StopSignal) async -> RunEnd {
@@ -147,46 +146,46 @@ public struct RunExecutor: Sendable {
         if providerName == "offline" { log.info("using the offline provider (no API key needed)") }
         let runCount = run.runCount ?? 1
 
+        // The build is a state machine (flows/BuildMachine.swift); TRACE.json replays what already happened,
+        // so a suspended, crashed or retried run goes on exactly where it was (a run killed between
+        // implement-2 and test-2 goes on at test-2). With `fresh`, only this run count's entries count.
+        var machine = BuildMachine(configuration: .init(gates: gates, budgetUSD: settings.budgetUSD, maxFixRounds: settings.maxFixRounds))
         var previousTaskRunID: String?
-        var previousEnd: Date?
-        var feedback: [StageName: String] = [:]
-        var rerun: Set<StageName> = []
-        var index = 0
-        stages: while index < AutonomousBuild.stages.count {
-            let stage = AutonomousBuild.stages[index]
+        let document = await trace.document
+        let recordedDecisions = Dictionary(Decision.all(in: folder, trace: document).map { ($0.fileName, $0) }, uniquingKeysWith: { _, last in last })
+        for entry in document.entries {
+            let applies = !params.fresh || entry.flowRunCount == runCount
+            if let report = StageReport(entry) {
+                machine.replay(.stageEnded(report), applies: applies)
+                if report.completed, applies, let id = entry.taskRunID { previousTaskRunID = id }
+            } else if entry.kind == .decision, let ref = entry.decisionRef, let decision = recordedDecisions[ref] {
+                machine.replay(.answered(decision), applies: applies)
+            }
+        }
+
+        while true {
             try Task.checkCancellation()
-            let document = await trace.document
-            let entry: TraceEntry
-            if !rerun.contains(stage), let done = document.finished(stage: stage.rawValue, folder: folder, notBefore: previousEnd, runCount: params.fresh ? runCount : nil) {
-                if let known = done.taskRunID {
-                    previousTaskRunID = known
-                } else {
-                    previousTaskRunID = try await client.createTaskRun(taskRunCreate(run: run, stage: stage, attempt: done.attempt ?? 1, upstream: previousTaskRunID)).id
-                }
-                entry = done
-                log.info("stage already finished; skipping", metadata: ["stage": "\(stage.rawValue)", "attempt": "\(done.attempt ?? 1)"])
-            } else {
-                rerun.remove(stage)
-                let attempt = document.attempts(stage: stage.rawValue) + 1
-                if attempt > Self.maxAttemptsPerStage {
-                    return .failed("Stage \(stage.rawValue) reached \(Self.maxAttemptsPerStage) attempts; stopping instead of revising again.")
-                }
-                let context = StageContext(
+            switch machine.action {
+            case .finish(let final):
+                return try await conclude(run, final, folder: folder, trace: trace, log: log)
+            case .run(let stage, let attempt, let input):
+                var context = StageContext(
                     folder: folder, trace: trace, stage: stage, attempt: attempt, project: params.project, templatesDir: settings.templatesDir,
-                    provider: provider, model: model, maxTokens: settings.llm.maxTokens, prices: settings.llm.prices, feedback: feedback[stage],
+                    provider: provider, model: model, maxTokens: settings.llm.maxTokens, prices: settings.llm.prices, feedback: input.feedback,
                     testCommand: settings.test.command, testTimeout: settings.test.timeout, testEnvironment: testEnvironment, sandbox: sandbox, logger: log)
-                switch try await runStage(run, context: context, upstream: previousTaskRunID, runCount: runCount, log: log) {
-                case .done(let e, let taskRunID):
-                    entry = e
+                context.fixingTests = input.fixingTests
+                context.rerunTests = input.testMode == .rerun
+                if let round = input.fixRound {
+                    log.info("fix round: implementing again with the failing tests", metadata: ["round": "\(round)", "of": "\(settings.maxFixRounds)", "attempt": "\(attempt)"])
+                }
+                switch try await runStage(run, context: context, fixRound: input.fixRound, upstream: previousTaskRunID, runCount: runCount, log: log) {
+                case .done(let entry, let taskRunID):
                     previousTaskRunID = taskRunID
+                    if let report = StageReport(entry) { machine.handle(.stageEnded(report)) }
                 case .ended(let end):
                     return end
                 }
-            }
-            previousEnd = entry.endedAt
-
-            let firings = GatePolicy.firings(after: stage, entry: entry, gates: gates, folder: folder, trace: await trace.document, budgetUSD: settings.budgetUSD)
-            for firing in firings {
+            case .ask(let firing):
                 let decision: Decision
                 let recorded = GatePolicy.recorded(firing, folder: folder, trace: await trace.document)
                 if recorded == nil, folder.record("decisions/\(firing.pauseKey).json") != nil {
@@ -196,7 +195,7 @@ public struct RunExecutor: Sendable {
                     decision = recorded
                 } else if params.gates == .default {
                     decision = try await record(Decision(
-                        gate: firing.gate.id, n: firing.n, stage: stage.rawValue, stageAttempt: firing.stageAttempt, question: firing.question,
+                        gate: firing.gate.id, n: firing.n, stage: firing.stage.rawValue, stageAttempt: firing.stageAttempt, question: firing.question,
                         options: firing.gate.options, choice: firing.gate.defaultOption, comment: "", decidedBy: "auto", defaulted: true,
                         answeredAt: Date(), flowRunID: run.id, pauseKey: firing.pauseKey, traceEntryID: firing.traceEntryID, promptSHA256: firing.promptSHA256), folder: folder, trace: trace, log: log)
                 } else {
@@ -205,21 +204,12 @@ public struct RunExecutor: Sendable {
                     case .ended(let end): return end
                     }
                 }
-                switch GatePolicy.effect(of: decision) {
-                case .proceed:
-                    continue
-                case .revise(let text):
-                    log.info("revising the stage at a person's request", metadata: ["stage": "\(stage.rawValue)", "gate": "\(firing.gate.id)"])
-                    feedback[stage] = text
-                    rerun.insert(stage)
-                    continue stages
-                case .abort(let reason):
-                    return .cancelled(reason)
+                if decision.choice == "revise" || decision.choice == "retest" {
+                    log.info("going back at a person's request", metadata: ["gate": "\(decision.gate)", "choice": "\(decision.choice)"])
                 }
+                machine.handle(.answered(decision))
             }
-            index += 1
         }
-        return try await conclude(run, folder: folder, trace: trace, log: log)
     }
 
     private enum StageResult {
@@ -234,7 +224,7 @@ public struct RunExecutor: Sendable {
             taskInputs: upstream.map { ["wait_for": [.taskRun(id: $0)]] } ?? [:])
     }
 
-    private func runStage(_ run: FlowRun, context: StageContext, upstream: String?, runCount: Int, log: Logger) async throws -> StageResult {
+    private func runStage(_ run: FlowRun, context: StageContext, fixRound: Int?, upstream: String?, runCount: Int, log: Logger) async throws -> StageResult {
         let stage = context.stage
         let taskRun = try await client.createTaskRun(taskRunCreate(run: run, stage: stage, attempt: context.attempt, upstream: upstream))
         var stageContext = context
@@ -268,6 +258,10 @@ public struct RunExecutor: Sendable {
                 usage: llm?.usage, costUSD: llm?.costUSD, requestID: llm?.requestID)
             entry.flowRunCount = runCount
             entry.taskRunID = taskRun.id
+            var facts = outcome.facts
+            facts.fixRound = fixRound
+            facts.runCostUSD = (await context.trace.document.totalCostUSD * 1_000_000).rounded() / 1_000_000
+            entry.facts = facts
             try await context.trace.append(entry)
             _ = try await client.setTaskRunState(id: taskRun.id, StateCreate(type: .completed, message: outcome.summary))
             stageContext.logger.info("stage completed", metadata: ["summary": "\(outcome.summary)"])
@@ -287,22 +281,19 @@ public struct RunExecutor: Sendable {
         }
     }
 
-    /// Publishes the artifacts and decides Completed or Failed from the verification.
-    private func conclude(_ run: FlowRun, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> RunEnd {
+    /// Publishes the artifacts and ends the run as the state machine decided.
+    private func conclude(_ run: FlowRun, _ final: BuildMachine.Final, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> RunEnd {
+        if case .cancelled(let reason) = final { return .cancelled(reason) }
         let document = await trace.document
         if let verification = try? folder.readText("tests/VERIFICATION.md") {
             try await client.createArtifact(.markdown(key: "autonomy-verification", markdown: verification, description: "tests/VERIFICATION.md of \(run.name)", flowRunID: run.id))
         }
         try await client.createArtifact(.table(key: "autonomy-trace", rows: TraceTable.rows(document), description: "TRACE.json of \(run.name): one row per stage attempt", flowRunID: run.id))
-        let results = (try? folder.readText("tests/RESULTS.json")).flatMap { try? JSONValue.parse($0) }
-        let summary = results?["summary"]?.stringValue ?? "no test results"
-        if results?["passed"]?.boolValue == true {
-            return .completed("Build verified: tests passed (\(summary)).")
+        switch final {
+        case .completed(let message): return .completed(message)
+        case .failed(let message): return .failed(message)
+        case .cancelled(let reason): return .cancelled(reason)
         }
-        if let accepted = Decision.all(in: folder, trace: document).last(where: { $0.stage == StageName.test.rawValue }), accepted.choice == "accept" {
-            return .completed("Build finished with failing tests accepted at gate \(accepted.gate) (\(summary)).")
-        }
-        return .failed("Tests failed (\(summary)); see tests/RESULTS.md and tests/VERIFICATION.md in \(folder.root).")
     }
 
     /// Proposes the final state matching `end` (force for Cancelled/Crashed, as Prefect's engine does).

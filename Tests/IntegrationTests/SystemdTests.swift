@@ -47,7 +47,7 @@ struct SystemdTests {
     }
 
     @Test func aBuildRunsItsTestsUnderTheShippedUnit() async throws {
-        let project = try TestProject(deployment: "default")  // `autonomy run` starts autonomous-build/default
+        let project = try TestProject()
         let printed = try await project.autonomy(["systemd-unit", "--executable", try TestEnvironment.binary()])
         let unit = project.dir + "/autonomy-worker@sandbox.service"
         try printed.stdout.write(toFile: unit, atomically: true, encoding: .utf8)
@@ -58,7 +58,7 @@ struct SystemdTests {
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
         #expect(check.stdout.contains("ok: test sandbox bubblewrap: "), "\(check.stdout)\(check.stderr)")
 
-        let run = try await underUnit(unit, project, ["run", "--gates", "default"], stateDir: state)
+        let run = try await underUnit(unit, project, ["run", "--gates", "default", "--deployment", project.deployment], stateDir: state)
         #expect(run.status == 0, "\(run.stdout)\n\(run.stderr.suffix(3000))")
         let id = try #require(run.stdout.range(of: #"\(([0-9a-f-]{36})\)"#, options: .regularExpression).map { String(run.stdout[$0].dropFirst().dropLast()) })
         let results = try JSONValue.parse(String(contentsOfFile: "\(state)/runs/\(id)/tests/RESULTS.json", encoding: .utf8))

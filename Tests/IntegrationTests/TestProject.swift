@@ -114,6 +114,14 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
         (try trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "stage" && (stage == nil || $0["stage"]?.stringValue == stage) }
     }
 
+    /// The stage attempts TRACE.json records as executed, in order ("implement-2").
+    func attempts(_ runID: String) throws -> [String] {
+        try stageEntries(runID).compactMap { e in e["stage"]?.stringValue.map { "\($0)-\(e["attempt"]?.intValue ?? 0)" } }
+    }
+
+    /// What the offline build runs with gates=default: one fix round.
+    static let offlineBuild = ["bootstrap-1", "design-1", "implement-1", "test-1", "implement-2", "test-2", "verify-1"]
+
     func stopWorkers() async {
         for w in workers {
             w.signal(SIGTERM)

@@ -23,14 +23,35 @@ struct StageHarness {
         templates = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/templates"
     }
 
-    func context(_ stage: StageName, provider: any LLMProvider = OfflineProvider(), project: String = "example", testCommand: String = "python3 -m unittest discover", sandbox: Sandbox = Sandbox.prepare(Settings.Test(command: "python3 -m unittest discover", timeout: .seconds(60))), feedback: String? = nil) -> StageContext {
-        StageContext(folder: folder, trace: trace, stage: stage, attempt: 1, project: project, templatesDir: templates, provider: provider, model: "offline-1", maxTokens: 1000, prices: [:], feedback: feedback, testCommand: testCommand, testTimeout: .seconds(60), testEnvironment: [:], sandbox: sandbox, logger: Logger(label: "test"))
+    func context(_ stage: StageName, attempt: Int = 1, provider: any LLMProvider = OfflineProvider(), project: String = "example", testCommand: String = "python3 -m unittest discover", sandbox: Sandbox = Sandbox.prepare(Settings.Test(command: "python3 -m unittest discover", timeout: .seconds(60))), feedback: String? = nil, fixingTests: Bool = false, rerunTests: Bool = false) -> StageContext {
+        var c = StageContext(folder: folder, trace: trace, stage: stage, attempt: attempt, project: project, templatesDir: templates, provider: provider, model: "offline-1", maxTokens: 1000, prices: [:], feedback: feedback, testCommand: testCommand, testTimeout: .seconds(60), testEnvironment: [:], sandbox: sandbox, logger: Logger(label: "test"))
+        c.fixingTests = fixingTests
+        c.rerunTests = rerunTests
+        return c
     }
 
+    /// The offline build as the state machine runs it: the first implementation fails one test, the fix round
+    /// (implement-2 with the failures, then the same tests again) passes, then verify.
     func runAll(provider: any LLMProvider = OfflineProvider()) async throws -> [StageOutcome] {
         var outcomes: [StageOutcome] = []
-        for stage in StageName.allCases { outcomes.append(try await Stages.run(context(stage, provider: provider))) }
+        for stage: StageName in [.bootstrap, .design, .implement, .test] { outcomes.append(try await Stages.run(context(stage, provider: provider))) }
+        outcomes.append(try await Stages.run(context(.implement, attempt: 2, provider: provider, fixingTests: true)))
+        outcomes.append(try await Stages.run(context(.test, attempt: 2, provider: provider, rerunTests: true)))
+        outcomes.append(try await Stages.run(context(.verify, provider: provider)))
         return outcomes
+    }
+}
+
+/// Remembers every request a provider got (to read the prompts a stage sent).
+actor RecordingProvider: LLMProvider {
+    nonisolated let name = "offline"
+    nonisolated let defaultModel = "offline-1"
+    let inner = OfflineProvider()
+    private(set) var requests: [LLMRequest] = []
+
+    func complete(_ request: LLMRequest) async throws -> LLMResponse {
+        requests.append(request)
+        return try await inner.complete(request)
     }
 }
 
@@ -38,8 +59,21 @@ struct StageHarness {
 struct PipelineTests {
     @Test func offlinePipelineBuildsTheExampleAndItsTestsPass() async throws {
         let h = try StageHarness()
-        let outcomes = try await h.runAll()
+        let recorder = RecordingProvider()
+        let outcomes = try await h.runAll(provider: recorder)
         #expect(outcomes.map(\.summary).last == "verdict PASS")
+        #expect(outcomes.map(\.facts.testsPassed) == [nil, nil, nil, false, nil, true, nil])
+        #expect(outcomes[3].facts.testSummary == "1 of 10 tests failed")
+        #expect(outcomes[6].facts.verdict == "PASS")
+        // The fix round's prompt holds the failing test's name and assertion message; the rerun asked no model.
+        let requests = await recorder.requests
+        #expect(requests.map { $0.stage?.rawValue ?? "" } == ["design", "implement", "test", "implement", "verify"])
+        let fix = requests[3].prompt
+        #expect(fix.contains("FAIL: test_ties_alphabetical (test_textstats.TopWordsTest"), "\(fix.suffix(2000))")
+        #expect(fix.contains("AssertionError: Lists differ: [('b', 2), ('a', 2)] != [('a', 2), ('b', 2)]"))
+        #expect(fix.contains("def top_words(text: str, n: int = 3):"))  // the previous implementation
+        #expect(requests[3].headers == ["x-autonomy-flow-run": h.folder.runID, "x-autonomy-stage": "implement-2"])
+        #expect(requests[4].prompt.contains("class TopWordsTest(unittest.TestCase):"))  // the verifier sees the tests
         let results = try JSONValue.parse(try h.folder.readText("tests/RESULTS.json"))
         #expect(results["passed"] == true)
         #expect(results["summary"]?.stringValue?.hasSuffix(" tests passed") == true)
@@ -47,9 +81,9 @@ struct PipelineTests {
         #expect(h.folder.fileExists("implementations/textstats.py"))
         #expect(h.folder.fileExists("tests/test_textstats.py"))
         #expect(h.folder.fileExists("tests/VERIFICATION.md"))
-        // Every traced file's hash matches what is on disk.
+        // The chain holds and every file matches what the trace last recorded for it.
         let document = try #require(try TraceWriter.read(folder: h.folder))
-        for entry in document.entries { for output in entry.outputs { #expect(h.folder.record(output.path)?.sha256 == output.sha256, "\(output.path)") } }
+        #expect(document.verify(key: h.key, folder: h.folder) == nil)
         // Equal inputs give equal prompt hashes (nothing run-specific in prompts).
         let other = try StageHarness()
         _ = try await other.runAll()
@@ -63,6 +97,13 @@ struct PipelineTests {
         #expect(skeleton?.message.hasPrefix("templates/inputs/_skeleton is an unfilled skeleton: replace every <FILL IN …> in SPEC.md") == true)
         let missing = await #expect(throws: EngineError.self) { _ = try await Stages.run(h.context(.bootstrap, project: "nope")) }
         #expect(missing?.message == "project 'nope' has no folder templates/inputs/nope; available: example")
+    }
+
+    @Test func theOfflineProviderSaysWhatItCannotBuild() async throws {
+        let h = try StageHarness()
+        _ = try await Stages.run(h.context(.bootstrap))
+        let refused = await #expect(throws: LLMError.self) { _ = try await Stages.run(h.context(.design, project: "my-service")) }
+        #expect(refused?.message.hasPrefix("the offline provider only builds the bundled example (project example), not 'my-service'") == true)
     }
 
     @Test func replayReproducesStageOutputsByteForByte() async throws {
