@@ -184,3 +184,59 @@ public enum DecisionForm {
 extension String {
     var nonEmpty: String? { isEmpty ? nil : self }
 }
+
+extension GateFiring {
+    /// The answer to this firing as `decisions/<gate>-<n>.json` records it (every way of answering builds it here).
+    public func decision(choice: String, comment: String, decidedBy: String?, defaulted: Bool, answeredAt: Date, flowRunID: String) -> Decision {
+        Decision(
+            gate: gate.id, n: n, stage: stage.rawValue, stageAttempt: stageAttempt, question: question, options: gate.options,
+            choice: choice, comment: comment, decidedBy: decidedBy, defaulted: defaulted, answeredAt: answeredAt, flowRunID: flowRunID,
+            pauseKey: pauseKey, traceEntryID: traceEntryID, promptSHA256: promptSHA256)
+    }
+}
+
+/// The deadline of an `on_timeout: default` gate: when it expires, the labels that let the worker's one watch
+/// filter find it, the flow-run input that records it, and the answer given then. The worker's watch loop and
+/// the in-process wait both decide expiry here.
+public struct GateDeadline: Sendable, Equatable {
+    public static let expiryLabel = "autonomy.gate.deadline"
+    public static let defaultLabel = "autonomy.gate.default"
+    public static let pauseKeyLabel = "autonomy.gate.pause-key"
+
+    public var expiry: Date
+    public var pauseKey: String
+    public var defaultChoice: String
+
+    public init(expiry: Date, pauseKey: String, defaultChoice: String) {
+        self.expiry = expiry
+        self.pauseKey = pauseKey
+        self.defaultChoice = defaultChoice
+    }
+
+    /// The deadline of a firing asked at `askedAt`; nil when the gate has no timeout or the server enforces it.
+    public init?(_ firing: GateFiring, askedAt: Date) {
+        guard let timeout = firing.gate.timeout, firing.gate.onTimeout == .default else { return nil }
+        self.init(expiry: askedAt.addingTimeInterval(timeout.seconds), pauseKey: firing.pauseKey, defaultChoice: firing.gate.defaultOption)
+    }
+
+    /// Read back from a waiting run's labels; nil unless they describe the pause the run is in now.
+    public init?(label: (String) -> String?, currentPauseKey: String?) {
+        guard let text = label(Self.expiryLabel), let expiry = JSONCoding.parseTimestamp(text),
+            let key = label(Self.pauseKeyLabel), key == currentPauseKey, let choice = label(Self.defaultLabel)
+        else { return nil }
+        self.init(expiry: expiry, pauseKey: key, defaultChoice: choice)
+    }
+
+    public var labels: [String: String] {
+        [Self.expiryLabel: JSONCoding.formatTimestamp(expiry), Self.defaultLabel: defaultChoice, Self.pauseKeyLabel: pauseKey]
+    }
+
+    /// The flow-run input `<keyset>-deadline` and what it holds.
+    public static func inputKey(keyset base: String) -> String { base + "-deadline" }
+    public var record: JSONValue { ["deadline": .string(JSONCoding.formatTimestamp(expiry)), "default": .string(defaultChoice)] }
+
+    public func expired(at now: Date) -> Bool { now > expiry }
+
+    /// What `/resume` receives when it expires (the server validates it like a person's answer).
+    public var answer: JSONValue { DecisionForm.defaultAnswer(choice: defaultChoice) }
+}

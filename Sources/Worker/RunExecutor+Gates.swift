@@ -11,18 +11,17 @@ extension RunExecutor {
         case ended(RunEnd)
     }
 
-    /// Labels that let the worker's single watch filter find expired `on_timeout: default` gates.
-    static let deadlineLabel = "autonomy.gate.deadline"
-    static let defaultLabel = "autonomy.gate.default"
-    static let pauseKeyLabel = "autonomy.gate.pause-key"
-
     /// Pauses the run at a gate: Suspended (worker, deployment runs; the worker lets go) or a blocking
     /// Paused (`autonomy run`). A key that already fired means the answer is in: read it.
     func ask(_ run: FlowRun, firing: GateFiring, deployment: String?, folder: RunFolder, trace: TraceWriter, log: Logger, stop: StopSignal) async throws -> AskResult {
         let suspend = mode == .worker && run.deploymentID != nil
         let name = suspend ? "Suspended" : "Paused"
-        let keyset = RunInputKeyset(base: "\(name.lowercased())-\(firing.pauseKey)")
-        let deadline = firing.gate.timeout.map { Date().addingTimeInterval($0.seconds) }
+        let base = "\(name.lowercased())-\(firing.pauseKey)"
+        let keyset = RunInputKeyset(base: base)
+        let askedAt = Date()
+        let deadline = firing.gate.timeout.map { askedAt.addingTimeInterval($0.seconds) }
+        // on_timeout: default is kept by the worker (GateDeadline); on_timeout: fail is the server's pause_timeout.
+        let ownDeadline = GateDeadline(firing, askedAt: askedAt)
         var details = StateDetails(pauseReschedule: suspend, pauseKey: firing.pauseKey, runInputKeyset: keyset)
         if firing.gate.onTimeout == .fail { details.pauseTimeout = deadline }
         let headline = firing.question.split(separator: "\n").first { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "# ")) } ?? firing.gate.id
@@ -33,10 +32,9 @@ extension RunExecutor {
             // Only now: accepting the pause deletes any input stored under this keyset.
             try await createInput(run.id, key: keyset.schema, value: DecisionForm.schema(firing.gate).jsonText())
             try await createInput(run.id, key: keyset.description, value: JSONValue.string(DecisionForm.description(firing, runFolder: folder.root, deadline: deadline)).jsonText())
-            if let deadline, firing.gate.onTimeout == .default {
-                let record: JSONValue = ["deadline": .string(JSONCoding.formatTimestamp(deadline)), "default": .string(firing.gate.defaultOption)]
-                try await createInput(run.id, key: keyset.description.replacingOccurrences(of: "-description", with: "-deadline"), value: record.jsonText())
-                try await client.updateLabels(flowRunID: run.id, [Self.deadlineLabel: JSONCoding.formatTimestamp(deadline), Self.defaultLabel: firing.gate.defaultOption, Self.pauseKeyLabel: firing.pauseKey])
+            if let ownDeadline {
+                try await createInput(run.id, key: GateDeadline.inputKey(keyset: base), value: ownDeadline.record.jsonText())
+                try await client.updateLabels(flowRunID: run.id, ownDeadline.labels)
             }
             let link = PrefectConnection.runLink(settings, runID: run.id)
             log.notice("waiting for a decision in the Prefect UI", metadata: ["gate": "\(firing.gate.id)", "pause_key": "\(firing.pauseKey)", "ui": "\(link)", "or": "autonomy resume \(run.id) --choice \(firing.gate.defaultOption)"])
@@ -44,7 +42,7 @@ extension RunExecutor {
             if suspend {
                 return .ended(.released("Suspended at gate \(firing.gate.id); Resume in the Prefect UI continues the build"))
             }
-            return try await waitForAnswer(run, firing: firing, keyset: keyset, deadline: deadline, folder: folder, trace: trace, log: log, stop: stop)
+            return try await waitForAnswer(run, firing: firing, keyset: keyset, deadline: ownDeadline, folder: folder, trace: trace, log: log, stop: stop)
         case .reject(let current, let reason):
             guard current?.type == .running else {
                 return .ended(.crashed("Prefect refused to pause at gate \(firing.gate.id): \(reason)"))
@@ -62,7 +60,7 @@ extension RunExecutor {
     }
 
     /// A blocking pause: poll the run (cheaply) until it is resumed, fails, or is cancelled.
-    private func waitForAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, deadline: Date?, folder: RunFolder, trace: TraceWriter, log: Logger, stop: StopSignal) async throws -> AskResult {
+    private func waitForAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, deadline: GateDeadline?, folder: RunFolder, trace: TraceWriter, log: Logger, stop: StopSignal) async throws -> AskResult {
         var resumedByDeadline = false
         while true {
             do {
@@ -77,10 +75,10 @@ extension RunExecutor {
             case .running:
                 return .answered(try await readAnswer(run, firing: firing, keyset: keyset, answeredAt: current.state?.timestamp ?? Date(), folder: folder, trace: trace, log: log))
             case .paused:
-                if !resumedByDeadline, let deadline, firing.gate.onTimeout == .default, Date() > deadline {
+                if !resumedByDeadline, let deadline, deadline.expired(at: Date()) {
                     resumedByDeadline = true
-                    log.notice("gate deadline passed; answering with the default", metadata: ["gate": "\(firing.gate.id)", "choice": "\(firing.gate.defaultOption)"])
-                    _ = try await client.resumeFlowRun(id: run.id, runInput: DecisionForm.defaultAnswer(choice: firing.gate.defaultOption))
+                    log.notice("gate deadline passed; answering with the default", metadata: ["gate": "\(firing.gate.id)", "choice": "\(deadline.defaultChoice)"])
+                    _ = try await client.resumeFlowRun(id: run.id, runInput: deadline.answer)
                 }
             case .failed:
                 return .ended(.released("The pause at gate \(firing.gate.id) timed out: \(current.state?.message ?? "the run failed")"))
@@ -96,11 +94,7 @@ extension RunExecutor {
     private func readAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, answeredAt: Date, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> Decision {
         let text = try await client.readInput(flowRunID: run.id, key: keyset.response)
         let answer = DecisionForm.answer(text, gate: firing.gate)
-        let decision = Decision(
-            gate: firing.gate.id, n: firing.n, stage: firing.stage.rawValue, stageAttempt: firing.stageAttempt, question: firing.question,
-            options: firing.gate.options, choice: answer.choice, comment: answer.comment, decidedBy: answer.decidedBy,
-            defaulted: answer.defaulted, answeredAt: answeredAt, flowRunID: run.id, pauseKey: firing.pauseKey,
-            traceEntryID: firing.traceEntryID, promptSHA256: firing.promptSHA256)
+        let decision = firing.decision(choice: answer.choice, comment: answer.comment, decidedBy: answer.decidedBy, defaulted: answer.defaulted, answeredAt: answeredAt, flowRunID: run.id)
         return try await record(decision, folder: folder, trace: trace, log: log)
     }
 

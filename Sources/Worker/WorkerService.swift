@@ -274,12 +274,9 @@ public final class WorkerService: Service, Sendable {
         await registry.setWaiting(waiting.count)
         let now = Date()
         for run in waiting {
-            guard let deadlineText = run.label(RunExecutor.deadlineLabel), let deadline = JSONCoding.parseTimestamp(deadlineText), deadline < now,
-                let key = run.label(RunExecutor.pauseKeyLabel), key == run.state?.stateDetails?.pauseKey,
-                let choice = run.label(RunExecutor.defaultLabel)
-            else { continue }
-            if let result = try? await client.resumeFlowRun(id: run.id, runInput: DecisionForm.defaultAnswer(choice: choice)) {
-                logger.notice("gate deadline passed; resumed with the default answer", metadata: ["flow_run.id": "\(run.id)", "pause_key": "\(key)", "choice": "\(choice)", "result": "\(result.summary)"])
+            guard let deadline = GateDeadline(label: { run.label($0) }, currentPauseKey: run.state?.stateDetails?.pauseKey), deadline.expired(at: now) else { continue }
+            if let result = try? await client.resumeFlowRun(id: run.id, runInput: deadline.answer) {
+                logger.notice("gate deadline passed; resumed with the default answer", metadata: ["flow_run.id": "\(run.id)", "pause_key": "\(deadline.pauseKey)", "choice": "\(deadline.defaultChoice)", "result": "\(result.summary)"])
             }
         }
     }

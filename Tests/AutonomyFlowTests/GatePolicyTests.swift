@@ -80,3 +80,28 @@ struct GatePolicyTests {
         #expect(timedOut.defaulted && timedOut.decidedBy == DecisionForm.timeoutDecider)
     }
 }
+
+@Suite("Gate deadlines")
+struct GateDeadlineTests {
+    @Test func oneTypeDecidesExpiryForTheWatchLoopAndTheWait() throws {
+        let dir = try TempDir()
+        let gates = try GatesFile.load(path: try dir.write("g.yml", """
+            gates:
+              - {id: quick, stage: design, trigger: always, question: "ok?", options: [approve], default: approve, timeout: 2s, on_timeout: default}
+              - {id: strict, stage: design, trigger: always, question: "ok?", options: [approve], default: approve, timeout: 2s, on_timeout: fail}
+            """), stages: StageName.all)
+        let firings = GatePolicy.firings(after: StageReport(stage: .design, attempt: 1, completed: true), gates: gates, budgetUSD: nil, decisions: [])
+        let asked = Date(timeIntervalSince1970: 1_800_000_000)
+        let deadline = try #require(GateDeadline(firings[0], askedAt: asked))
+        #expect(GateDeadline(firings[1], askedAt: asked) == nil)  // the server enforces on_timeout: fail
+        #expect(!deadline.expired(at: asked.addingTimeInterval(1)))
+        #expect(deadline.expired(at: asked.addingTimeInterval(3)))
+        // What the watch loop reads back from the run's labels is the same deadline, for the pause it is in.
+        let labels = deadline.labels
+        #expect(GateDeadline(label: { labels[$0] }, currentPauseKey: "quick-1") == deadline)
+        #expect(GateDeadline(label: { labels[$0] }, currentPauseKey: "quick-2") == nil)
+        #expect(GateDeadline.inputKey(keyset: "suspended-quick-1") == "suspended-quick-1-deadline")
+        #expect(deadline.answer["decided_by"] == "timeout")
+        #expect(deadline.answer["choice"] == "approve")
+    }
+}

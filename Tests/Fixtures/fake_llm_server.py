@@ -9,13 +9,15 @@ always503, bad400, unauth401, forbid403, quota (OpenAI 429 insufficient_quota), 
 limit), slow (sleeps 3 s), garbage (200 with non-JSON), ratelimitms (429 + retry-after-ms: 300 once).
 GET /requests returns every request seen: [{scenario, path, headers, body}]; GET /reset clears it.
 Scenario "scripted" answers each pipeline stage with the text POSTed to /answers as {"design": "...",
-"implement": "...", "test": "...", "verify": "..."}; the stage is read from the prompt's first line.
+"implement": "...", "test": "...", "verify": "..."}; the stage is read from the prompt's first line. A list
+gives one answer per call of that stage, the last one repeated.
 """
 import http.server, json, os, socketserver, sys, threading, time
 
 seen = []
 counts = {}
 answers = {}
+served = {}
 STAGES = {"software architect": "design", "implementer": "implement", "test engineer": "test", "verifier": "verify"}
 
 def stage_of(body):
@@ -68,7 +70,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         if self.path == "/answers":
             with lock:
-                answers.clear(); answers.update(body)
+                answers.clear(); answers.update(body); served.clear()
             return self.send(200, {})
         parts = self.path.strip("/").split("/", 1)
         scenario, api = parts[0], "/" + (parts[1] if len(parts) > 1 else "")
@@ -86,7 +88,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.send(status, {"error": {"message": msg, "type": etype, "code": etype}}, h)
         if scenario == "scripted":
-            text = answers.get(stage_of(body) or "", "no scripted answer for this prompt")
+            stage = stage_of(body) or ""
+            with lock:
+                served[stage] = served.get(stage, 0) + 1
+                k = served[stage]
+            text = answers.get(stage, "no scripted answer for this prompt")
+            if isinstance(text, list):
+                text = text[min(k, len(text)) - 1]
             if anthropic:
                 ok["content"][0]["text"] = text
             else:
