@@ -173,7 +173,7 @@ public struct SettingsLoader: Sendable {
             }
             sandboxMode = r.text
         }
-        var test = Settings.Test(command: string("test.command") ?? "python3 -m unittest discover", timeout: try duration("test.timeout", .seconds(120)))
+        var test = Settings.Test(command: string("test.command") ?? "python3 -m unittest discover -v", timeout: try duration("test.timeout", .seconds(120)))
         test.sandbox = sandboxMode
         test.paths = sandboxPaths
         test.envAllow = envAllow

@@ -57,7 +57,9 @@ struct SettingsTests {
         #expect(s.stateDir == dir.path + "/data/state")
         #expect(s.gatesFile == dir.path + "/templates/DECISION_GATES.yml")
         #expect(s.webhooks == [Settings.Webhook(url: "http://127.0.0.1:9/hook", format: .slack, events: ["waiting"])])
-        #expect(s.test.command == "python3 -m unittest discover")
+        #expect(s.test.command == "python3 -m unittest discover -v")
+        #expect(s.maxFixRounds == 3)
+        #expect(s.test.sandbox == "bubblewrap" && s.test.envAllow.isEmpty && s.test.memoryMB == 2048)
     }
 
     @Test func emptyFileGivesDefaults() throws {

@@ -12,7 +12,7 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
     let apiURL: String
     var workers: [ChildProcess] = []
 
-    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover", unreachableExitAfter: String = "30s", llm: [String] = ["provider: offline"]) throws {
+    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover -v", unreachableExitAfter: String = "30s", llm: [String] = ["provider: offline"]) throws {
         apiURL = try TestEnvironment.prefectURL()
         client = try TestEnvironment.client()
         pool = TestEnvironment.unique("pool")

@@ -23,7 +23,7 @@ struct StageHarness {
         templates = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/templates"
     }
 
-    func context(_ stage: StageName, attempt: Int = 1, provider: any LLMProvider = OfflineProvider(), project: String = "example", testCommand: String = "python3 -m unittest discover", sandbox: Sandbox = Sandbox.prepare(Settings.Test(command: "python3 -m unittest discover", timeout: .seconds(60))), feedback: String? = nil, fixingTests: Bool = false, rerunTests: Bool = false) -> StageContext {
+    func context(_ stage: StageName, attempt: Int = 1, provider: any LLMProvider = OfflineProvider(), project: String = "example", testCommand: String = "python3 -m unittest discover -v", sandbox: Sandbox = Sandbox.prepare(Settings.Test(command: "python3 -m unittest discover", timeout: .seconds(60))), feedback: String? = nil, fixingTests: Bool = false, rerunTests: Bool = false) -> StageContext {
         var c = StageContext(folder: folder, trace: trace, stage: stage, attempt: attempt, project: project, templatesDir: templates, provider: provider, model: "offline-1", maxTokens: 1000, prices: [:], feedback: feedback, testCommand: testCommand, testTimeout: .seconds(60), testEnvironment: [:], sandbox: sandbox, logger: Logger(label: "test"))
         c.fixingTests = fixingTests
         c.rerunTests = rerunTests
