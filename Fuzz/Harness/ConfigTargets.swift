@@ -55,9 +55,16 @@ enum ConfigTargets {
     static let gates = FuzzTarget(name: "gates-yml", summary: "DECISION_GATES.yml through GatesFile, then each gate's form") { data in
         let path = Scratch.write(data, as: "DECISION_GATES.yml")
         do {
-            for gate in try GatesFile.load(path: path, stages: StageName.all) {
-                require(gate.id.range(of: "^[a-z0-9-]+$", options: .regularExpression) != nil, "gate id '\(gate.id)' accepted")
-                require(StageName(rawValue: gate.stage) != nil, "stage '\(gate.stage)' accepted")
+            for fileGate in try GatesFile.load(path: path, stages: StageName.all) {
+                require(fileGate.id.range(of: "^[a-z0-9-]+$", options: .regularExpression) != nil, "gate id '\(fileGate.id)' accepted")
+                require(StageName(rawValue: fileGate.stage) != nil, "stage '\(fileGate.stage)' accepted")
+                // An on_decision_required gate takes its options from the model: its form is the firing's gate.
+                var gate = fileGate
+                if fileGate.trigger == .onDecisionRequired, let stage = StageName(rawValue: fileGate.stage) {
+                    require(fileGate.options.isEmpty, "a decision gate kept options of its own: \(fileGate.options)")
+                    let request = DecisionRequest(question: "Which one?", options: ["first", "second"], defaultOption: "second")
+                    gate = GatePolicy.decisionFiring(after: StageReport(stage: stage, attempt: 1, completed: true), request: request, gates: [fileGate], decisions: []).gate
+                }
                 require(gate.options.contains("abort") && gate.options.contains(gate.defaultOption), "options \(gate.options) / default \(gate.defaultOption)")
                 let names = (try? gate.question.placeholders()) ?? []
                 require(names.allSatisfy { GatesFile.questionPlaceholders.contains($0.name) }, "question placeholders \(names.map(\.name)) accepted")
