@@ -74,15 +74,27 @@ public struct PromptTemplate: Sendable {
 
     /// Fills every placeholder; one without a value is an error.
     public func render(_ values: [String: String]) throws -> String {
+        try render(values, prefixThrough: []).text
+    }
+
+    /// Fills every placeholder, and says how many Unicode scalars of the result lead up to the end of the last
+    /// placeholder named in `names` (nil when none is used): the long, repeated part a provider may cache.
+    public func render(_ values: [String: String], prefixThrough names: Set<String>) throws -> (text: String, prefixScalars: Int?) {
         try validate(allowed: Set(values.keys))
         var output = String.UnicodeScalarView()
+        var count = 0
+        var prefix: Int?
         var rest = text.unicodeScalars.startIndex
         for placeholder in try occurrences() {
-            output.append(contentsOf: text.unicodeScalars[rest..<placeholder.range.lowerBound])
-            output.append(contentsOf: (values[placeholder.name] ?? "").unicodeScalars)
+            let literal = text.unicodeScalars[rest..<placeholder.range.lowerBound]
+            let value = (values[placeholder.name] ?? "").unicodeScalars
+            output.append(contentsOf: literal)
+            output.append(contentsOf: value)
+            count += literal.count + value.count
+            if names.contains(placeholder.name) { prefix = count }
             rest = placeholder.range.upperBound
         }
         output.append(contentsOf: text.unicodeScalars[rest...])
-        return String(output)
+        return (String(output), prefix)
     }
 }

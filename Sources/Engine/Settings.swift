@@ -26,15 +26,34 @@ public struct Settings: Sendable {
         /// USD per million input / output tokens.
         public var inputPerMTok: Double
         public var outputPerMTok: Double
+        /// USD per million tokens read from / written to the prompt cache; by default 0.1× and 1.25× the input
+        /// price (Anthropic's published multipliers).
+        public var cacheReadPerMTok: Double?
+        public var cacheWritePerMTok: Double?
 
-        public init(inputPerMTok: Double, outputPerMTok: Double) {
+        public init(inputPerMTok: Double, outputPerMTok: Double, cacheReadPerMTok: Double? = nil, cacheWritePerMTok: Double? = nil) {
             self.inputPerMTok = inputPerMTok
             self.outputPerMTok = outputPerMTok
+            self.cacheReadPerMTok = cacheReadPerMTok
+            self.cacheWritePerMTok = cacheWritePerMTok
         }
 
         /// USD for this usage.
-        public func cost(inputTokens: Int, outputTokens: Int) -> Double {
-            (Double(inputTokens) * inputPerMTok + Double(outputTokens) * outputPerMTok) / 1_000_000
+        public func cost(inputTokens: Int, outputTokens: Int, cacheReadTokens: Int = 0, cacheWriteTokens: Int = 0) -> Double {
+            let read = Double(cacheReadTokens) * (cacheReadPerMTok ?? inputPerMTok * 0.1)
+            let write = Double(cacheWriteTokens) * (cacheWritePerMTok ?? inputPerMTok * 1.25)
+            return (Double(inputTokens) * inputPerMTok + Double(outputTokens) * outputPerMTok + read + write) / 1_000_000
+        }
+    }
+
+    /// A stage's own model or output limit (`llm.stages.<stage>`): a cheap model to verify, a strong one to implement.
+    public struct StageModel: Sendable, Hashable {
+        public var model: String?
+        public var maxTokens: Int?
+
+        public init(model: String? = nil, maxTokens: Int? = nil) {
+            self.model = model
+            self.maxTokens = maxTokens
         }
     }
 
@@ -46,8 +65,14 @@ public struct Settings: Sendable {
         /// Per provider (`llm.base_urls`): where that provider's key may go.
         public var baseURLs: [String: String] = [:]
         public var maxTokens: Int
+        /// With streaming, the longest silence; without, the whole request.
         public var timeout: Duration
         public var prices: [String: Price]
+        /// Server-sent events (on by default): long answers do not hit a total timeout and show progress.
+        public var stream: Bool = true
+        /// How often an answer cut at max_tokens is continued before the stage fails.
+        public var maxContinuations: Int = 2
+        public var stages: [String: StageModel] = [:]
     }
 
     public struct Test: Sendable {

@@ -20,6 +20,8 @@ public struct SettingsLoader: Sendable {
         ("llm.base_url", "AUTONOMY_LLM_BASE_URL"),
         ("llm.max_tokens", "AUTONOMY_LLM_MAX_TOKENS"),
         ("llm.timeout", "AUTONOMY_LLM_TIMEOUT"),
+        ("llm.stream", "AUTONOMY_LLM_STREAM"),
+        ("llm.max_continuations", "AUTONOMY_LLM_MAX_CONTINUATIONS"),
         ("budget_usd", "AUTONOMY_BUDGET_USD"),
         ("replay.from", "AUTONOMY_REPLAY_FROM"),
         ("state_dir", "AUTONOMY_STATE_DIR"),
@@ -35,7 +37,7 @@ public struct SettingsLoader: Sendable {
     static let sections: [String: [String]] = [
         "prefect": ["api_url", "ui_url", "work_pool", "work_queue"],
         "worker": ["name", "limit", "poll_interval", "heartbeat_interval", "shutdown_grace", "api_unreachable_exit_after"],
-        "llm": ["provider", "model", "base_url", "base_urls", "max_tokens", "timeout", "prices"],
+        "llm": ["provider", "model", "base_url", "base_urls", "max_tokens", "timeout", "prices", "stream", "max_continuations", "stages"],
         "replay": ["from"],
         "test": ["command", "timeout", "sandbox", "paths", "env_allow", "cpu_time", "memory_mb", "processes"],
         "notifications": ["webhooks"],
@@ -72,6 +74,7 @@ public struct SettingsLoader: Sendable {
         var prices: [String: Settings.Price] = [:]
         var webhooks: [Settings.Webhook] = []
         var baseURLs: [String: String] = [:]
+        var stageModels: [String: Settings.StageModel] = [:]
         var sandboxPaths: [String] = []
         var envAllow: [String] = []
 
@@ -93,6 +96,7 @@ public struct SettingsLoader: Sendable {
                         case "llm.prices": prices = try Self.readPrices(value, reader)
                         case "notifications.webhooks": webhooks = try Self.readWebhooks(value, reader)
                         case "llm.base_urls": baseURLs = try Self.readBaseURLs(value, reader)
+                        case "llm.stages": stageModels = try Self.readStageModels(value, reader)
                         case "test.paths": sandboxPaths = try Self.readSandboxPaths(value, reader)
                         case "test.env_allow": envAllow = try Self.readEnvAllow(value, reader)
                         default:
@@ -222,7 +226,7 @@ public struct SettingsLoader: Sendable {
                 model: string("llm.model"),
                 baseURL: baseURL,
                 baseURLs: baseURLs,
-                maxTokens: try int("llm.max_tokens", 4096),
+                maxTokens: try int("llm.max_tokens", 16384),
                 timeout: try duration("llm.timeout", .seconds(120)),
                 prices: prices),
             budgetUSD: budget,
@@ -234,6 +238,14 @@ public struct SettingsLoader: Sendable {
             projectRoot: root,
             configFile: absoluteConfig)
         settings.maxFixRounds = try int("build.max_fix_rounds", 3, min: 0)
+        settings.llm.maxContinuations = try int("llm.max_continuations", 2, min: 0)
+        settings.llm.stages = stageModels
+        if let r = resolved["llm.stream"] {
+            guard let on = ["true": true, "yes": true, "on": true, "1": true, "false": false, "no": false, "off": false, "0": false][r.text.lowercased()] else {
+                throw fail(r, "llm.stream", "expected true or false, found '\(r.text)'")
+            }
+            settings.llm.stream = on
+        }
         return settings
     }
 
@@ -242,18 +254,36 @@ public struct SettingsLoader: Sendable {
         if reader.isNull(node) { return prices }
         for (model, value, _) in try reader.mapping(node, "llm.prices") {
             let key = "llm.prices.\(model)"
-            var input: Double?
-            var output: Double?
-            for (field, v, _) in try reader.mapping(value, key, known: ["input_per_mtok", "output_per_mtok"]) {
-                let number = try reader.double(v, "\(key).\(field)")
-                if field == "input_per_mtok" { input = number } else { output = number }
+            var numbers: [String: Double] = [:]
+            for (field, v, _) in try reader.mapping(value, key, known: ["input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok"]) {
+                numbers[field] = try reader.double(v, "\(key).\(field)")
             }
-            guard let input, let output else {
+            guard let input = numbers["input_per_mtok"], let output = numbers["output_per_mtok"] else {
                 throw reader.fail(value, key, "needs both input_per_mtok and output_per_mtok (USD per million tokens)")
             }
-            prices[model] = .init(inputPerMTok: input, outputPerMTok: output)
+            prices[model] = .init(inputPerMTok: input, outputPerMTok: output, cacheReadPerMTok: numbers["cache_read_per_mtok"], cacheWritePerMTok: numbers["cache_write_per_mtok"])
         }
         return prices
+    }
+
+    static func readStageModels(_ node: Node, _ reader: YAMLReader) throws -> [String: Settings.StageModel] {
+        var stages: [String: Settings.StageModel] = [:]
+        if reader.isNull(node) { return stages }
+        for (stage, value, _) in try reader.mapping(node, "llm.stages", known: ["design", "implement", "test", "verify"]) {
+            var entry = Settings.StageModel()
+            for (field, v, _) in try reader.mapping(value, "llm.stages.\(stage)", known: ["model", "max_tokens"]) {
+                let key = "llm.stages.\(stage).\(field)"
+                if field == "model" {
+                    entry.model = try reader.string(v, key)
+                } else {
+                    let text = try reader.string(v, key)
+                    guard let n = Int(text), n >= 1 else { throw reader.fail(v, key, "expected a whole number of tokens ≥ 1, found '\(text)'") }
+                    entry.maxTokens = n
+                }
+            }
+            stages[stage] = entry
+        }
+        return stages
     }
 
     static func readBaseURLs(_ node: Node, _ reader: YAMLReader) throws -> [String: String] {

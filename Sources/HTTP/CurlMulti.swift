@@ -96,6 +96,10 @@ final class CurlMulti: Sendable {
         /// Set when the body passed `maxResponseBytes`; the transfer was aborted there.
         var tooLarge = false
         var limit = Int.max
+        /// Bytes handed to `onBody` so far (they count against the cap too).
+        var streamed = 0
+        /// When anything (a header line, body bytes) last arrived: the inactivity timeout's clock.
+        var lastActivity = ContinuousClock.now
         var headerLines: [String] = []
         var headerList: UnsafeMutablePointer<curl_slist>?
         let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
@@ -178,6 +182,12 @@ final class CurlMulti: Sendable {
                 let code = ccurl_msg_result(message)
                 finish(transfer, result(of: transfer, code: code))
             }
+            let now = ContinuousClock.now
+            for transfer in transfers.values {
+                guard let limit = transfer.job.request.inactivityTimeout, now - transfer.lastActivity > limit else { continue }
+                let url = Self.redactedURL(transfer.job.request.url)
+                finish(transfer, .failure(HTTPError(code: .timeout, message: "\(transfer.job.request.method.rawValue) \(url): nothing arrived for \(Int(limit.seconds.rounded())) s (the inactivity timeout)")))
+            }
             var fds: Int32 = 0
             curl_multi_poll(m, nil, 0, 1000, &fds)
         }
@@ -194,8 +204,14 @@ final class CurlMulti: Sendable {
         check(ccurl_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
         check(ccurl_setopt_long(easy, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS)))
         check(ccurl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout.seconds * 1000)))
-        let timeout = request.timeout ?? options.timeout
-        check(ccurl_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(timeout.seconds * 1000)))
+        if request.inactivityTimeout != nil {
+            // A long answer may take minutes; what must not happen is silence (checked by the run loop, which
+            // also covers the wait for the first byte, where libcurl's low-speed limit does not apply).
+            check(ccurl_setopt_long(easy, CURLOPT_TIMEOUT_MS, 0))
+        } else {
+            let timeout = request.timeout ?? options.timeout
+            check(ccurl_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(timeout.seconds * 1000)))
+        }
         // TLS verification is always on; a custom CA bundle only adds trust.
         check(ccurl_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1))
         check(ccurl_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2))
@@ -210,10 +226,20 @@ final class CurlMulti: Sendable {
         check(ccurl_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION, { data, size, count, context in
             guard let data, let context else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            transfer.lastActivity = .now
             // Returning less than given aborts the transfer (CURLE_WRITE_ERROR): a body is never held past the cap.
-            guard transfer.body.count + size * count <= transfer.limit else {
+            guard transfer.body.count + transfer.streamed + size * count <= transfer.limit else {
                 transfer.tooLarge = true
                 return 0
+            }
+            if let onBody = transfer.job.request.onBody {
+                var status = 0
+                _ = ccurl_getinfo_long(transfer.easy, CURLINFO_RESPONSE_CODE, &status)
+                if (200..<300).contains(status) {
+                    transfer.streamed += size * count
+                    onBody(Data(bytes: data, count: size * count))
+                    return size * count
+                }
             }
             transfer.body.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
             return size * count
@@ -222,6 +248,7 @@ final class CurlMulti: Sendable {
         check(ccurl_setopt_write_cb(easy, CURLOPT_HEADERFUNCTION, { data, size, count, context in
             guard let data, let context else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            transfer.lastActivity = .now
             let buffer = UnsafeRawBufferPointer(start: data, count: size * count)
             transfer.headerLines.append(String(decoding: buffer, as: UTF8.self))
             return size * count

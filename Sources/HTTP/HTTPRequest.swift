@@ -12,6 +12,11 @@ public struct HTTPRequest: Sendable {
     public var body: Data?
     /// Overrides the client's total timeout for this request.
     public var timeout: Duration?
+    /// Streams a successful (2xx) body: each chunk goes here as it arrives (on the transfer thread, so keep it
+    /// short) instead of into `HTTPResponse.body`. Other statuses are read whole, as usual.
+    public var onBody: (@Sendable (Data) -> Void)?
+    /// With a streamed body: no total timeout; the transfer fails with `timeout` when nothing arrives for this long.
+    public var inactivityTimeout: Duration?
 
     public init(
         method: Method = .get, url: String, headers: [(name: String, value: String)] = [], body: Data? = nil,

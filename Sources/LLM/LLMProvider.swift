@@ -15,6 +15,10 @@ public struct LLMRequest: Sendable {
     public var hints: [String: String]
     /// Extra HTTP headers for attribution (`x-autonomy-flow-run`, `x-autonomy-stage`); not hashed.
     public var headers: [String: String] = [:]
+    /// The answer so far when an earlier one was cut at max_tokens: sent as the assistant's turn to continue.
+    public var continuing: String?
+    /// How many leading Unicode scalars of `prompt` are the long, repeated part (spec, design) a provider may cache.
+    public var cacheablePrefix: Int?
 
     public init(system: String? = nil, prompt: String, model: String, maxTokens: Int, stage: StageName? = nil, project: String? = nil, hints: [String: String] = [:]) {
         self.hints = hints
@@ -35,13 +39,19 @@ public struct LLMResponse: Sendable, Codable, Hashable {
     public var model: String
     public var usage: TokenUsage
     public var requestID: String?
+    /// Why the model stopped (`end_turn`, `max_tokens`, `stop`, `length`, …), when the provider said.
+    public var stopReason: String?
 
-    public init(text: String, model: String, usage: TokenUsage, requestID: String?) {
+    public init(text: String, model: String, usage: TokenUsage, requestID: String?, stopReason: String? = nil) {
         self.text = text
         self.model = model
         self.usage = usage
         self.requestID = requestID
+        self.stopReason = stopReason
     }
+
+    /// The answer was cut at max_tokens (Anthropic `max_tokens`, OpenAI `length`).
+    public var truncated: Bool { stopReason == "max_tokens" || stopReason == "length" }
 }
 
 /// Claude, OpenAI, OpenAI-compatible, offline and replay behind one interface. The engine never sees HTTP.
@@ -55,7 +65,9 @@ public protocol LLMProvider: Sendable {
 extension TokenUsage {
     /// Token counts as an API reports them; a missing, fractional, negative or absurd count is 0, so the
     /// cost in TRACE.json (and the budget gate) never goes negative.
-    static func reported(_ input: JSONValue?, _ output: JSONValue?) -> TokenUsage {
-        TokenUsage(inputTokens: max(0, input?.intValue ?? 0), outputTokens: max(0, output?.intValue ?? 0))
+    static func reported(_ input: JSONValue?, _ output: JSONValue?, cacheRead: JSONValue? = nil, cacheWrite: JSONValue? = nil) -> TokenUsage {
+        TokenUsage(
+            inputTokens: max(0, input?.intValue ?? 0), outputTokens: max(0, output?.intValue ?? 0),
+            cacheReadTokens: cacheRead?.intValue.map { max(0, $0) }, cacheWriteTokens: cacheWrite?.intValue.map { max(0, $0) })
     }
 }

@@ -11,10 +11,12 @@ public struct OpenAIProvider: LLMProvider {
     public let defaultModel: String
     let apiKey: String?
     let baseURL: String
+    let stream: Bool
     let transport: ProviderTransport
 
-    public init(name: String = "openai", apiKey: String?, baseURL: String? = nil, http: HTTPClient, timeout: Duration, maxRetries: Int = 4, baseDelay: Duration = .seconds(1), logger: Logger) {
+    public init(name: String = "openai", apiKey: String?, baseURL: String? = nil, http: HTTPClient, timeout: Duration, stream: Bool = true, maxRetries: Int = 4, baseDelay: Duration = .seconds(1), logger: Logger) {
         self.name = name
+        self.stream = stream
         self.defaultModel = name == "openai" ? "gpt-4o" : "default"
         self.apiKey = apiKey
         var base = baseURL ?? "https://api.openai.com/v1"
@@ -27,12 +29,23 @@ public struct OpenAIProvider: LLMProvider {
         var messages: [JSONValue] = []
         if let system = request.system { messages.append(["role": "system", "content": .string(system)]) }
         messages.append(["role": "user", "content": .string(request.prompt)])
-        let body: JSONValue = ["model": .string(request.model), "max_tokens": .int(request.maxTokens), "messages": .array(messages)]
+        if let partial = request.continuing?.trimmingTrailingWhitespace(), !partial.isEmpty {
+            // Chat Completions cannot prefill: the cut answer goes back as the assistant's turn with a request to go on.
+            messages.append(["role": "assistant", "content": .string(partial)])
+            messages.append(["role": "user", "content": .string(Self.continuePrompt)])
+        }
+        var body: [String: JSONValue] = ["model": .string(request.model), "messages": .array(messages)]
+        // Reasoning models (o-series, gpt-5) refuse max_tokens and take max_completion_tokens.
+        body[Self.isReasoningModel(request.model) ? "max_completion_tokens" : "max_tokens"] = .int(request.maxTokens)
+        if stream {
+            body["stream"] = true
+            body["stream_options"] = ["include_usage": true]
+        }
         var headers: [(name: String, value: String)] = []
         if let apiKey { headers.append(("Authorization", "Bearer " + apiKey)) }
         headers += request.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         let provider = name
-        let (json, requestID) = try await transport.post(url: baseURL + "/chat/completions", headers: headers, body: body, requestIDHeader: "x-request-id") { response, requestID in
+        let (json, requestID) = try await transport.post(url: baseURL + "/chat/completions", headers: headers, body: .object(body), requestIDHeader: "x-request-id", stream: stream ? OpenAIStream.self : nil) { response, requestID in
             if response.status == 429, ProviderTransport.errorType(response) == "insufficient_quota" {
                 return .fail(LLMError(code: .quota, provider: provider, message: "the account has no quota left (429 insufficient_quota): add credits or raise the plan's limit", status: 429, requestID: requestID))
             }
@@ -46,7 +59,16 @@ public struct OpenAIProvider: LLMProvider {
         guard let choice = json["choices"]?.arrayValue?.first, let text = choice["message"]?["content"]?.stringValue else {
             throw LLMError(code: .invalidResponse, provider: provider, message: "the answer had no choices[0].message.content", requestID: requestID)
         }
-        let usage = TokenUsage.reported(json["usage"]?["prompt_tokens"], json["usage"]?["completion_tokens"])
-        return LLMResponse(text: text, model: json["model"]?.stringValue ?? model, usage: usage, requestID: requestID ?? json["id"]?.stringValue)
+        let u = json["usage"]
+        let usage = TokenUsage.reported(u?["prompt_tokens"], u?["completion_tokens"], cacheRead: u?["prompt_tokens_details"]?["cached_tokens"])
+        return LLMResponse(text: text, model: json["model"]?.stringValue ?? model, usage: usage, requestID: requestID ?? json["id"]?.stringValue, stopReason: choice["finish_reason"]?.stringValue)
+    }
+
+    static let continuePrompt = "Your answer was cut off. Continue exactly where it stopped, without repeating anything."
+
+    /// o1, o3, o4-mini, gpt-5 and later: models that take `max_completion_tokens`.
+    static func isReasoningModel(_ model: String) -> Bool {
+        let m = model.lowercased()
+        return m.range(of: #"^o[0-9]"#, options: .regularExpression) != nil || m.hasPrefix("gpt-5")
     }
 }

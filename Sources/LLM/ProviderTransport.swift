@@ -2,6 +2,7 @@ import Foundation
 import HTTP
 import JSON
 import Logging
+import Synchronization
 
 /// The HTTP side shared by the remote providers: POST JSON, classify the answer by the provider's rules,
 /// retry what may be retried (429 after `retry-after`, 5xx/529/timeouts with backoff), and never retry
@@ -17,20 +18,79 @@ struct ProviderTransport: Sendable {
     let http: HTTPClient
     let maxRetries: Int
     let baseDelay: Duration
+    /// The whole request's limit, or with streaming the longest silence.
     let timeout: Duration
     let logger: Logger
+    /// How often a streamed answer logs its progress.
+    var progressInterval: Duration = .seconds(10)
 
-    /// `classify` maps a non-2xx response to a verdict (it knows the provider's error JSON).
-    func post(url: String, headers: [(name: String, value: String)], body: JSONValue, requestIDHeader: String, classify: (HTTPResponse, String?) -> Verdict) async throws -> (JSONValue, String?) {
-        let request = HTTPRequest(method: .post, url: url, headers: headers + [("Content-Type", "application/json")], body: Data(body.jsonText().utf8), timeout: timeout)
+    /// What one streamed attempt has read so far (fed on the HTTP thread, read after the transfer).
+    final class StreamState: Sendable {
+        struct Value {
+            var parser = ServerSentEventParser()
+            var assembler: any StreamAssembler
+            var failure: StreamError?
+            var lastReport: ContinuousClock.Instant
+        }
+        let value: Mutex<Value>
+
+        init(_ assembler: any StreamAssembler) {
+            value = Mutex(Value(assembler: assembler, lastReport: .now))
+        }
+    }
+
+    /// `classify` maps a non-2xx response to a verdict (it knows the provider's error JSON). With `stream`,
+    /// the 2xx answer is read as server-sent events by that assembler (`timeout` is then an inactivity
+    /// timeout, and progress is logged about every `progressInterval`).
+    func post(url: String, headers: [(name: String, value: String)], body: JSONValue, requestIDHeader: String, stream: (any StreamAssembler.Type)? = nil, classify: (HTTPResponse, String?) -> Verdict) async throws -> (JSONValue, String?) {
         let policy = RetryPolicy(maxRetries: maxRetries, baseDelay: baseDelay, maxDelay: .seconds(60))
         var attempt = 0
         while true {
             attempt += 1
             var wait: Duration
+            var request = HTTPRequest(method: .post, url: url, headers: headers + [("Content-Type", "application/json")], body: Data(body.jsonText().utf8), timeout: timeout)
+            let state = stream.map { StreamState($0.init()) }
+            if let state {
+                request.inactivityTimeout = timeout
+                request.onBody = { [provider, logger, progressInterval] chunk in
+                    state.value.withLock { v in
+                        guard v.failure == nil else { return }
+                        for event in v.parser.feed(chunk) {
+                            do { try v.assembler.add(event) } catch let error as StreamError { v.failure = error } catch {}
+                        }
+                        if ContinuousClock.now - v.lastReport >= progressInterval {
+                            v.lastReport = .now
+                            logger.info("model answer in progress", metadata: ["provider": "\(provider)", "characters": "\(v.assembler.characters)", "tokens_so_far": "~\(v.assembler.characters / 4)"])
+                        }
+                    }
+                }
+            }
             do {
                 let response = try await http.send(request)
                 let requestID = response.headers[requestIDHeader]
+                if response.isSuccess, let state {
+                    let (assembled, failure) = state.value.withLock { v in (Result { try v.assembler.answer() }, v.failure) }
+                    if let failure {
+                        guard failure.isRetryable, attempt <= maxRetries else {
+                            throw LLMError(code: .unavailable, provider: provider, message: "the stream failed (\(failure.type)): \(failure.message.prefix(300))", status: response.status, requestID: requestID)
+                        }
+                        wait = policy.delay(attempt: attempt, retryAfter: nil)
+                        logger.warning("provider's stream failed, retrying", metadata: ["provider": "\(provider)", "error": "\(failure.type)", "attempt": "\(attempt)"])
+                        try await Task.sleep(for: wait)
+                        continue
+                    }
+                    switch assembled {
+                    case .success(let json): return (json, requestID)
+                    case .failure(let error):
+                        guard attempt <= maxRetries else {
+                            throw LLMError(code: .invalidResponse, provider: provider, message: "the stream ended early after \(maxRetries) retries: \(error)", status: response.status, requestID: requestID)
+                        }
+                        wait = policy.delay(attempt: attempt, retryAfter: nil)
+                        logger.warning("provider's stream ended early, retrying", metadata: ["provider": "\(provider)", "attempt": "\(attempt)"])
+                        try await Task.sleep(for: wait)
+                        continue
+                    }
+                }
                 if response.isSuccess {
                     guard let json = try? JSONValue.parse(response.text) else {
                         throw LLMError(code: .invalidResponse, provider: provider, message: "the answer was not JSON (HTTP \(response.status))", status: response.status, requestID: requestID)

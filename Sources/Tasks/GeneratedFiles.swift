@@ -32,12 +32,59 @@ public struct GeneratedFiles: Sendable {
         return (try parse(json: json, stage: stage), decision)
     }
 
+    /// The JSON object in a model's answer: the whole answer, else a fenced block (```json … ```), else the
+    /// object after a preamble ("Here is the implementation: {…}"). Anything else is refused, quoting how it begins.
     static func answerJSON(_ text: String, stage: String) throws -> JSONValue {
-        do {
-            return try JSONValue.parse(stripFences(text))
-        } catch {
-            throw EngineError(code: .invalidInput, message: "the model's \(stage) answer is not the JSON {\"files\": [{\"path\", \"content\"}]} the prompt asks for; nothing was written")
+        if let json = findJSONObject(text) { return json }
+        let start = text.trimmingCharacters(in: .whitespacesAndNewlines).prefix(200).replacingOccurrences(of: "\n", with: "⏎")
+        throw EngineError(code: .invalidInput, message: "the model's \(stage) answer is not the JSON {\"files\": [{\"path\", \"content\"}]} the prompt asks for; it begins \"\(start)\". Nothing was written; the whole answer is kept in llm/ of the run")
+    }
+
+    static func findJSONObject(_ text: String) -> JSONValue? {
+        func object(_ candidate: Substring) -> JSONValue? {
+            guard let json = try? JSONValue.parse(String(candidate)), json.objectValue != nil else { return nil }
+            return json
         }
+        if let json = object(Substring(stripFences(text))) { return json }
+        // Fenced blocks, the last usable one winning (models put the answer after their explanation).
+        let parts = text.components(separatedBy: "```")
+        if parts.count >= 3 {
+            for index in stride(from: parts.count - 2, through: 1, by: -1) where index % 2 == 1 {
+                var block = Substring(parts[index])
+                if let newline = block.firstIndex(of: "\n"), !block[..<newline].contains("{") { block = block[block.index(after: newline)...] }
+                if let json = object(block) { return json }
+            }
+        }
+        // A preamble (or a closing remark) around one object: from each '{' to the '}' that balances it.
+        let scalars = Array(text.unicodeScalars)
+        var opening = scalars.firstIndex(of: "{")
+        var tries = 0
+        while let start = opening, tries < 20 {
+            tries += 1
+            var depth = 0
+            var inString = false
+            var escaped = false
+            var end: Int?
+            for i in start..<scalars.count {
+                let c = scalars[i]
+                if inString {
+                    if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { inString = false }
+                } else if c == "\"" {
+                    inString = true
+                } else if c == "{" {
+                    depth += 1
+                } else if c == "}" {
+                    depth -= 1
+                    if depth == 0 {
+                        end = i
+                        break
+                    }
+                }
+            }
+            if let end, let json = object(Substring(String(String.UnicodeScalarView(scalars[start...end])))) { return json }
+            opening = scalars[(start + 1)...].firstIndex(of: "{")
+        }
+        return nil
     }
 
     /// `{"question": "…", "options": ["…", "…"], "default": "…"}`: a question of at most 4,000 characters,

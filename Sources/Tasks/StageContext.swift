@@ -28,6 +28,8 @@ public struct StageContext: Sendable {
     public var fixingTests = false
     /// test: run the tests already in `tests/` again instead of asking the model for new ones.
     public var rerunTests = false
+    /// How often an answer cut at max_tokens is continued (`llm.max_continuations`).
+    public var maxContinuations = 2
 
     public init(folder: RunFolder, trace: TraceWriter, stage: StageName, attempt: Int, project: String, templatesDir: String, provider: any LLMProvider, model: String, maxTokens: Int, prices: [String: Settings.Price], feedback: String?, testCommand: String, testTimeout: Duration, testEnvironment: [String: String], sandbox: Sandbox, logger: Logger) {
         self.folder = folder
@@ -72,23 +74,39 @@ extension StageContext {
     /// entry with the prompt's SHA-256, usage and cost.
     func callModel(values: [String: String], hints: [String: String] = [:]) async throws -> (LLMResponse, TraceEntry) {
         let template = try PromptCatalog.load(templatesDir: templatesDir, stage: stage)
-        let prompt = try template.render(values)
+        let (prompt, cacheable) = try template.render(values, prefixThrough: ["spec", "architecture"])
         var request = LLMRequest(prompt: prompt, model: model, maxTokens: maxTokens, stage: stage, project: project, hints: hints)
+        request.cacheablePrefix = cacheable
         // So LLM gateways and proxies can attribute cost per run and stage.
         request.headers = ["x-autonomy-flow-run": folder.runID, "x-autonomy-stage": "\(stage.rawValue)-\(attempt)"]
         let started = Date()
         logger.info("calling the model", metadata: ["provider": "\(provider.name)", "model": "\(model)", "prompt_sha256": "\(request.promptSHA256.prefix(12))"])
-        let response = try await provider.complete(request)
+        // An answer cut at max_tokens goes back as the assistant's turn and the model continues it.
+        var response = try await provider.complete(request)
+        var continuations = 0
+        while response.truncated {
+            guard continuations < maxContinuations else {
+                _ = try? LLMRecorder.record(response, promptSHA256: request.promptSHA256, in: folder)
+                throw EngineError(code: .invalidInput, message: "the answer was cut at max_tokens=\(maxTokens) \(continuations + 1) time(s) (llm.max_continuations is \(maxContinuations)); raise llm.max_tokens or llm.stages.\(stage.rawValue).max_tokens. The partial answer is in llm/")
+            }
+            continuations += 1
+            logger.info("the answer was cut at max_tokens; asking the model to continue", metadata: ["continuation": "\(continuations)", "characters": "\(response.text.count)"])
+            request.continuing = response.text
+            let next = try await provider.complete(request)
+            response = LLMResponse(text: response.text.trimmingTrailingWhitespace() + next.text, model: next.model, usage: response.usage + next.usage, requestID: next.requestID, stopReason: next.stopReason)
+        }
         _ = try LLMRecorder.record(response, promptSHA256: request.promptSHA256, in: folder)
-        let cost = prices[response.model].map { $0.cost(inputTokens: response.usage.inputTokens, outputTokens: response.usage.outputTokens) }
-            ?? prices[model].map { $0.cost(inputTokens: response.usage.inputTokens, outputTokens: response.usage.outputTokens) }
+        let usage = response.usage
+        let price = prices[response.model] ?? prices[model]
+        let cost = price.map { $0.cost(inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadTokens: usage.cacheReadTokens ?? 0, cacheWriteTokens: usage.cacheWriteTokens ?? 0) }
         let entry = TraceEntry(
             kind: .llm, stage: stage.rawValue, attempt: attempt, startedAt: started, endedAt: Date(), status: "completed",
+            message: continuations > 0 ? "continued \(continuations) time(s) after max_tokens" : nil,
             provider: provider.name, model: response.model, promptTemplate: "templates/prompts/\(stage.rawValue).md",
-            promptSHA256: request.promptSHA256, responseSHA256: SHA256.hex(response.text), usage: response.usage,
+            promptSHA256: request.promptSHA256, responseSHA256: SHA256.hex(response.text), usage: usage,
             costUSD: cost ?? (provider.name == "offline" || provider.name == "replay" ? 0 : nil), requestID: response.requestID)
         try await trace.append(entry)
-        logger.info("model answered", metadata: ["input_tokens": "\(response.usage.inputTokens)", "output_tokens": "\(response.usage.outputTokens)"])
+        logger.info("model answered", metadata: ["input_tokens": "\(usage.inputTokens)", "output_tokens": "\(usage.outputTokens)", "cache_read_tokens": "\(usage.cacheReadTokens ?? 0)"])
         return (response, entry)
     }
 

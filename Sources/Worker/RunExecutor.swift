@@ -173,6 +173,12 @@ public struct RunExecutor: Sendable {
                     folder: folder, trace: trace, stage: stage, attempt: attempt, project: params.project, templatesDir: settings.templatesDir,
                     provider: provider, model: model, maxTokens: settings.llm.maxTokens, prices: settings.llm.prices, feedback: input.feedback,
                     testCommand: settings.test.command, testTimeout: settings.test.timeout, testEnvironment: testEnvironment, sandbox: sandbox, logger: log)
+                // llm.stages.<stage>: a stage's own model and output limit (a cheap verifier, a strong implementer).
+                if let own = settings.llm.stages[stage.rawValue] {
+                    context.model = params.model ?? own.model ?? model
+                    context.maxTokens = own.maxTokens ?? settings.llm.maxTokens
+                }
+                context.maxContinuations = settings.llm.maxContinuations
                 context.fixingTests = input.fixingTests
                 context.rerunTests = input.testMode == .rerun
                 if let round = input.fixRound {

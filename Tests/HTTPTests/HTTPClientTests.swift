@@ -4,6 +4,7 @@ import Glibc
 #endif
 import HTTP
 import JSON
+import Synchronization
 import Testing
 import TestSupport
 
@@ -86,6 +87,28 @@ struct HTTPClientTests {
         for (fd, target) in opened {
             #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0, "the connection's descriptor \(fd) (\(target)) would be inherited by children")
         }
+    }
+
+    @Test func streamedBodiesAndTheInactivityTimeout() async throws {
+        let http = client()
+        defer { http.shutdown() }
+        let received = Mutex(Data())
+        var request = HTTPRequest(url: server.base + "/big?bytes=300000")
+        request.onBody = { chunk in received.withLock { $0.append(chunk) } }
+        request.inactivityTimeout = .seconds(5)
+        let response = try await http.send(request)
+        #expect(response.status == 200)
+        #expect(response.body.isEmpty)
+        #expect(received.withLock { $0.count } == 300_000)
+        // Silence longer than the inactivity timeout fails, even before the first byte.
+        var silent = HTTPRequest(url: server.base + "/slow?ms=4000")
+        silent.onBody = { _ in }
+        silent.inactivityTimeout = .seconds(1)
+        let start = ContinuousClock.now
+        let error = await #expect(throws: HTTPError.self) { try await http.send(silent) }
+        #expect(error?.code == .timeout)
+        #expect(error?.message.hasSuffix("nothing arrived for 1 s (the inactivity timeout)") == true)
+        #expect(ContinuousClock.now - start < .seconds(3))
     }
 
     @Test func userInfoNeverShowsInMessages() {

@@ -22,20 +22,22 @@ struct BuildLoopTests {
         let model: FixtureServer
         let project: TestProject
 
-        init(answers: JSONValue, config: String = "", gates: String? = nil) async throws {
+        init(answers: JSONValue, config: String = "", gates: String? = nil, llmExtra: [String] = []) async throws {
             model = try FixtureServer(script: "fake_llm_server.py")
-            project = try TestProject(config: config, gates: gates, llm: ["provider: claude", "base_url: \(model.base)/scripted"])
+            project = try TestProject(config: config, gates: gates, llm: ["provider: claude", "base_url: \(model.base)/scripted"] + llmExtra)
             _ = try await runProgram("/usr/bin/curl", ["-fsS", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", answers.jsonText(), "\(model.base)/answers"])
             try await project.startWorker(env: ["ANTHROPIC_API_KEY": "sk-ant-test"])
         }
 
         /// The prompts the model got, per stage, in order, with their headers.
-        func requests(_ stage: String) async throws -> [(prompt: String, headers: [String: JSONValue])] {
+        func requests(_ stage: String) async throws -> [(prompt: String, headers: [String: JSONValue], body: JSONValue)] {
             let seen = try JSONValue.parse(try await runProgram("/usr/bin/curl", ["-fsS", "\(model.base)/requests"]).stdout).arrayValue ?? []
             return seen.compactMap { request in
-                let prompt = request["body"]?["messages"]?.arrayValue?.first?["content"]?.stringValue ?? ""
+                // The user turn is one text, or (with prompt caching) text blocks.
+                let content = request["body"]?["messages"]?.arrayValue?.first?["content"]
+                let prompt = content?.stringValue ?? (content?.arrayValue ?? []).compactMap { $0["text"]?.stringValue }.joined()
                 guard prompt.hasPrefix(Self.opening[stage] ?? "-") else { return nil }
-                return (prompt, request["headers"]?.objectValue ?? [:])
+                return (prompt, request["headers"]?.objectValue ?? [:], request["body"] ?? .null)
             }
         }
 
@@ -119,6 +121,30 @@ struct BuildLoopTests {
         #expect(third.contains("add() must return the sum, not the difference."))
         #expect(third.contains("AssertionError: -1 != 5"))
         #expect(try build.project.attempts(runID) == ["bootstrap-1", "design-1", "implement-1", "test-1", "implement-2", "test-2", "implement-3", "test-3", "verify-1"])
+    }
+
+    @Test func perStageModelsStreamingAndPromptCaching() async throws {
+        let build = try await Build(answers: ["design": Self.design, "implement": Self.fixed, "test": Self.tests, "verify": Self.pass], config: """
+            build:
+              max_fix_rounds: 1
+            """, llmExtra: ["model: claude-sonnet-4-5", "stages:", "  implement: {model: claude-opus-4-1, max_tokens: 20000}", "  verify: {model: claude-haiku-4-5}"])
+        defer { Task { await build.stop() } }
+        let runID = try await build.project.prefectRun(["--param", "gates=default"])
+        let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
+        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+        for (stage, model, maxTokens) in [("design", "claude-sonnet-4-5", 16384), ("implement", "claude-opus-4-1", 20000), ("test", "claude-sonnet-4-5", 16384), ("verify", "claude-haiku-4-5", 16384)] {
+            let body = try #require(try await build.requests(stage).first?.body)
+            #expect(body["model"] == .string(model), "\(stage)")
+            #expect(body["max_tokens"] == .int(maxTokens), "\(stage)")
+            #expect(body["stream"] == true, "\(stage)")
+            // The long, repeated part (spec, and the design after it) is marked for Anthropic's prompt cache.
+            let blocks = body["messages"]?.arrayValue?.first?["content"]?.arrayValue ?? []
+            #expect(blocks.first?["cache_control"] == ["type": "ephemeral"], "\(stage)")
+            if stage != "design" { #expect(blocks.first?["text"]?.stringValue?.contains("# Architecture") == true, "\(stage)") }
+        }
+        let llm = (try build.project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" }
+        #expect(llm.allSatisfy { $0["usage"]?["cache_read_tokens"] == 100 })
+        #expect(llm.first { $0["stage"] == "verify" }?["model"] == "claude-haiku-4-5")
     }
 
     @Test func unattendedWithTestsThatNeverPassEndsFailed() async throws {

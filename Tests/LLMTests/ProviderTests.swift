@@ -15,12 +15,12 @@ struct ProviderTests {
 
     init() throws { server = try FixtureServer(script: "fake_llm_server.py") }
 
-    func claude(_ scenario: String, timeout: Duration = .seconds(10)) -> AnthropicProvider {
-        AnthropicProvider(apiKey: Self.canary, baseURL: "\(server.base)/\(scenario)", http: http, timeout: timeout, maxRetries: 2, baseDelay: .milliseconds(50), logger: Logger(label: "test"))
+    func claude(_ scenario: String, timeout: Duration = .seconds(10), stream: Bool = false) -> AnthropicProvider {
+        AnthropicProvider(apiKey: Self.canary, baseURL: "\(server.base)/\(scenario)", http: http, timeout: timeout, stream: stream, maxRetries: 2, baseDelay: .milliseconds(50), logger: Logger(label: "test"))
     }
 
-    func openai(_ scenario: String, timeout: Duration = .seconds(10), name: String = "openai", key: String? = canary) -> OpenAIProvider {
-        OpenAIProvider(name: name, apiKey: key, baseURL: "\(server.base)/\(scenario)", http: http, timeout: timeout, maxRetries: 2, baseDelay: .milliseconds(50), logger: Logger(label: "test"))
+    func openai(_ scenario: String, timeout: Duration = .seconds(10), name: String = "openai", key: String? = canary, stream: Bool = false) -> OpenAIProvider {
+        OpenAIProvider(name: name, apiKey: key, baseURL: "\(server.base)/\(scenario)", http: http, timeout: timeout, stream: stream, maxRetries: 2, baseDelay: .milliseconds(50), logger: Logger(label: "test"))
     }
 
     let request = LLMRequest(system: "be brief", prompt: "say hello", model: "m-1", maxTokens: 64)
@@ -46,7 +46,8 @@ struct ProviderTests {
     @Test func anthropicRequestShapeAndUsage() async throws {
         let response = try await claude("ok").complete(request)
         #expect(response.text == "hello from fake claude")
-        #expect(response.usage == TokenUsage(inputTokens: 11, outputTokens: 7))
+        #expect(response.usage == TokenUsage(inputTokens: 11, outputTokens: 7, cacheReadTokens: 0, cacheWriteTokens: 0))
+        #expect(response.stopReason == "end_turn" && !response.truncated)
         #expect(response.requestID == "req_fake_1")
         let seen = try await requests().last!
         #expect(seen["path"] == "/v1/messages")
@@ -59,12 +60,80 @@ struct ProviderTests {
     @Test func openAIRequestShapeAndUsage() async throws {
         let response = try await openai("ok").complete(request)
         #expect(response.text == "hello from fake openai")
-        #expect(response.usage == TokenUsage(inputTokens: 13, outputTokens: 5))
+        #expect(response.usage == TokenUsage(inputTokens: 11, outputTokens: 7, cacheReadTokens: 0))
+        #expect(response.stopReason == "stop")
         #expect(response.requestID == "req_fake_1")
         let seen = try await requests().last!
         #expect(seen["path"] == "/chat/completions")
         #expect(seen["headers"]?["authorization"]?.stringValue == "Bearer \(Self.canary)")
         #expect(seen["body"] == ["model": "m-1", "max_tokens": 64, "messages": [["role": "system", "content": "be brief"], ["role": "user", "content": "say hello"]]])
+    }
+
+    @Test(arguments: [false, true])
+    func streamedAnswersAreAssembled(openAI: Bool) async throws {
+        let provider: any LLMProvider = openAI ? openai("ok", stream: true) : claude("ok", stream: true)
+        let response = try await provider.complete(request)
+        #expect(response.text == (openAI ? "hello from fake openai" : "hello from fake claude"))
+        #expect(response.usage.inputTokens == 11 && response.usage.outputTokens == 7)
+        #expect(response.stopReason == (openAI ? "stop" : "end_turn"))
+        let body = try await requests().last!["body"]
+        #expect(body?["stream"] == true)
+        if openAI { #expect(body?["stream_options"] == ["include_usage": true]) }
+    }
+
+    @Test func anOverloadedErrorInsideTheStreamIsRetried() async throws {
+        try await script(["design": "the whole answer"])
+        let response = try await claude("scripted-overload", stream: true).complete(LLMRequest(prompt: "You are the software architect", model: "m", maxTokens: 10))
+        #expect(response.text == "the whole answer")
+        #expect(try await requests().count == 2)
+    }
+
+    @Test(arguments: [false, true])
+    func aCutAnswerSaysSoAndTheContinuationCarriesThePartialAnswer(stream: Bool) async throws {
+        try await script(["design": "0123456789abcdefghij"])
+        for openAI in [false, true] {
+            let provider: any LLMProvider = openAI ? openai("scripted-cut", stream: stream) : claude("scripted-cut", stream: stream)
+            var request = LLMRequest(prompt: "You are the software architect", model: "m", maxTokens: 10)
+            let first = try await provider.complete(request)
+            #expect(first.text == "0123456789")
+            #expect(first.truncated)
+            request.continuing = first.text
+            let rest = try await provider.complete(request)
+            #expect(rest.text == "abcdefghij")
+            #expect(!rest.truncated)
+            let sent = try await requests().last!["body"]?["messages"]?.arrayValue ?? []
+            #expect(sent.contains { $0["role"] == "assistant" && $0["content"] == "0123456789" })
+        }
+    }
+
+    @Test func reasoningModelsGetMaxCompletionTokens() async throws {
+        for model in ["o3-mini", "o1", "gpt-5", "gpt-5-mini"] {
+            _ = try await openai("ok").complete(LLMRequest(prompt: "hi", model: model, maxTokens: 100))
+            let body = try await requests().last!["body"]
+            #expect(body?["max_completion_tokens"] == 100, "\(model)")
+            #expect(body?["max_tokens"] == nil, "\(model)")
+        }
+        _ = try await openai("ok").complete(LLMRequest(prompt: "hi", model: "gpt-4o", maxTokens: 100))
+        #expect(try await requests().last!["body"]?["max_tokens"] == 100)
+    }
+
+    @Test func theLongRepeatedPartIsMarkedForAnthropicsCache() async throws {
+        var cached = LLMRequest(prompt: "SPEC AND DESIGNthe rest", model: "m", maxTokens: 10)
+        cached.cacheablePrefix = 15
+        let response = try await claude("ok").complete(cached)
+        let content = try await requests().last!["body"]?["messages"]?.arrayValue?.first?["content"]
+        #expect(content == [["type": "text", "text": "SPEC AND DESIGN", "cache_control": ["type": "ephemeral"]], ["type": "text", "text": "the rest"]])
+        #expect(response.usage.cacheReadTokens == 100)
+        #expect(response.usage.cacheWriteTokens == 50)
+        // Cached input is priced at its own rates (by default 0.1× and 1.25× the input price).
+        let price = Settings.Price(inputPerMTok: 3, outputPerMTok: 15)
+        #expect(abs(price.cost(inputTokens: 11, outputTokens: 7, cacheReadTokens: 100, cacheWriteTokens: 50) - (11 * 3 + 7 * 15 + 100 * 0.3 + 50 * 3.75) / 1_000_000) < 1e-12)
+    }
+
+    func script(_ answers: JSONValue) async throws {
+        var request = HTTPRequest(method: .post, url: server.base + "/answers", body: Data(answers.jsonText().utf8))
+        request.headers = [("Content-Type", "application/json")]
+        _ = try await http.send(request)
     }
 
     @Test func openAICompatibleWithoutKey() async throws {
@@ -116,8 +185,10 @@ struct ProviderTests {
         }
     }
 
-    @Test func timeoutsAreRetriedThenReported() async throws {
-        let e = await failure { try await openai("slow", timeout: .milliseconds(300)).complete(request) }
+    @Test(arguments: [false, true])
+    func timeoutsAreRetriedThenReported(stream: Bool) async throws {
+        // Streaming: llm.timeout is the longest silence (the fake says nothing for 3 s).
+        let e = await failure { try await openai("slow", timeout: stream ? .seconds(1) : .milliseconds(300), stream: stream).complete(request) }
         #expect(e?.code == .timeout)
         #expect(e?.message.hasPrefix("timed out after 2 retries") == true)
     }
@@ -206,5 +277,36 @@ struct ProviderAnswerTests {
             #expect(wait("retry-after-ms", value) == nil, "retry-after-ms: \(value)")
             #expect(wait("retry-after", value) == nil, "retry-after: \(value)")
         }
+    }
+}
+
+@Suite("Server-sent events")
+struct ServerSentEventTests {
+    @Test func eventsSurviveAnyChunkingAndLineEnding() {
+        let stream = "event: message_start\r\ndata: {\"a\":1}\r\n\r\n: a comment\nevent: delta\ndata: line one\ndata: line two\n\ndata: [DONE]\n\n"
+        let expected = [ServerSentEvent(event: "message_start", data: "{\"a\":1}"), ServerSentEvent(event: "delta", data: "line one\nline two"), ServerSentEvent(event: nil, data: "[DONE]")]
+        let bytes = Array(stream.utf8)
+        for size in [1, 2, 3, 7, bytes.count] {
+            var parser = ServerSentEventParser()
+            var events: [ServerSentEvent] = []
+            for start in stride(from: 0, to: bytes.count, by: size) {
+                events += parser.feed(Data(bytes[start..<min(start + size, bytes.count)]))
+            }
+            #expect(events == expected, "chunks of \(size)")
+        }
+    }
+
+    @Test func aStreamWithoutItsEndIsIncomplete() throws {
+        var a = AnthropicStream()
+        try a.add(ServerSentEvent(event: "message_start", data: #"{"type":"message_start","message":{"id":"m","model":"x","usage":{"input_tokens":3}}}"#))
+        try a.add(ServerSentEvent(event: "content_block_delta", data: #"{"type":"content_block_delta","delta":{"type":"text_delta","text":"hi"}}"#))
+        #expect(a.characters == 2)
+        #expect(throws: StreamError.self) { _ = try a.answer() }
+        #expect(throws: StreamError.self) { try a.add(ServerSentEvent(event: "error", data: #"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#)) }
+        var o = OpenAIStream()
+        try o.add(ServerSentEvent(event: nil, data: #"{"choices":[{"delta":{"content":"x"}}]}"#))
+        #expect(throws: StreamError.self) { _ = try o.answer() }
+        try o.add(ServerSentEvent(event: nil, data: "[DONE]"))
+        #expect(try o.answer()["choices"]?.arrayValue?.first?["message"]?["content"] == "x")
     }
 }

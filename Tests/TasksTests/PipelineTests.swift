@@ -200,7 +200,7 @@ struct GeneratedFilesTests {
         let tooMany = #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files(many), stage: "implement") }
         #expect(tooMany?.message == "the model's implement answer has 51 files, more than the limit of 50; nothing was written")
         let broken = #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse("{\"files\": [", stage: "test") }
-        #expect(broken?.message == "the model's test answer is not the JSON {\"files\": [{\"path\", \"content\"}]} the prompt asks for; nothing was written")
+        #expect(broken?.message == "the model's test answer is not the JSON {\"files\": [{\"path\", \"content\"}]} the prompt asks for; it begins \"{\"files\": [\". Nothing was written; the whole answer is kept in llm/ of the run")
         #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse("{\"files\": [{\"path\": 3}]}", stage: "test") }
         #expect(throws: EngineError.self) { _ = try GeneratedFiles.parse(files([("a.py", "x"), ("a.py", "y")]), stage: "test") }
         let fenced = try GeneratedFiles.parse("```json\n" + files([("ok.py", "x")]) + "\n```", stage: "implement")
