@@ -12,7 +12,7 @@ public struct AnthropicProvider: LLMProvider {
     let apiKey: String
     let baseURL: String
     let stream: Bool
-    let transport: ProviderTransport
+    var transport: ProviderTransport
 
     public init(apiKey: String, baseURL: String? = nil, http: HTTPClient, timeout: Duration, stream: Bool = true, maxRetries: Int = 4, baseDelay: Duration = .seconds(1), logger: Logger) {
         self.apiKey = apiKey

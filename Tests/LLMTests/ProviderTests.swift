@@ -310,3 +310,48 @@ struct ServerSentEventTests {
         #expect(try o.answer()["choices"]?.arrayValue?.first?["message"]?["content"] == "x")
     }
 }
+
+/// Keeps what was logged (for the progress lines of a streamed answer).
+final class CapturedLogs: @unchecked Sendable {  // guarded by the lock
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+    var all: [String] { lock.withLock { lines } }
+
+    var logger: Logger {
+        Logger(label: "captured") { _ in Handler(logs: self) }
+    }
+
+    struct Handler: LogHandler {
+        let logs: CapturedLogs
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            logs.append("\(message) \(metadata ?? [:])")
+        }
+    }
+}
+
+@Suite("Streaming progress", .serialized)
+struct StreamingProgressTests {
+    @Test func aLongStreamedAnswerLogsItsProgress() async throws {
+        let server = try FixtureServer(script: "fake_llm_server.py")
+        defer { server.stop() }
+        let http = HTTPClient()
+        let logs = CapturedLogs()
+        var script = HTTPRequest(method: .post, url: server.base + "/answers", body: Data(#"{"design": "a long answer, streamed seven characters at a time"}"#.utf8))
+        script.headers = [("Content-Type", "application/json")]
+        _ = try await http.send(script)
+        var provider = AnthropicProvider(apiKey: "k", baseURL: server.base + "/scripted", http: http, timeout: .seconds(5), stream: true, logger: logs.logger)
+        provider.transport.progressInterval = .zero
+        let answer = try await provider.complete(LLMRequest(prompt: "You are the software architect", model: "m", maxTokens: 100))
+        #expect(answer.text == "a long answer, streamed seven characters at a time")
+        let progress = logs.all.filter { $0.hasPrefix("model answer in progress") }
+        #expect(!progress.isEmpty)
+        #expect(progress.last?.contains("characters") == true)
+    }
+}
