@@ -167,8 +167,13 @@ public enum DecisionForm {
         ]
     }
 
-    public static func description(_ firing: GateFiring, runFolder: String, deadline: Date?) -> String {
+    /// The form's Markdown: the question, the gate, links to the artifacts the decision is about (read them in
+    /// the UI), the files in the run folder, and what happens at the deadline.
+    public static func description(_ firing: GateFiring, runFolder: String, deadline: Date?, links: [(String, String)] = []) -> String {
         var text = firing.question.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !links.isEmpty {
+            text += "\n\n**Read before deciding:** " + links.map { "[\($0.0)](\($0.1))" }.joined(separator: " · ")
+        }
         text += "\n\n---\n**Gate** `\(firing.gate.id)` after **\(firing.stage.rawValue)** (attempt \(firing.stageAttempt)), options: "
         text += firing.gate.options.map { "`\($0)`" }.joined(separator: ", ") + " (default `\(firing.gate.defaultOption)`).\n\n"
         if !firing.files.isEmpty {

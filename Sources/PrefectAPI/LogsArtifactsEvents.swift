@@ -49,6 +49,11 @@ public struct ArtifactCreate: Encodable, Sendable {
         ArtifactCreate(key: key, type: "markdown", description: description, data: .string(markdown), flowRunID: flowRunID, taskRunID: taskRunID)
     }
 
+    /// A progress artifact: `data` is a number from 0 to 100, updated with `updateArtifact`.
+    public static func progress(key: String?, percent: Double, description: String? = nil, flowRunID: String?, taskRunID: String? = nil) -> ArtifactCreate {
+        ArtifactCreate(key: key, type: "progress", description: description, data: .double(percent), flowRunID: flowRunID, taskRunID: taskRunID)
+    }
+
     /// A table artifact: `data` is a JSON **string** holding the list of row objects.
     public static func table(key: String?, rows: [[String: JSONValue]], description: String? = nil, flowRunID: String?, taskRunID: String? = nil) -> ArtifactCreate {
         let text = JSONValue.array(rows.map { JSONValue.object($0) }).jsonText()

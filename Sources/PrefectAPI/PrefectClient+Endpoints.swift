@@ -220,8 +220,15 @@ extension PrefectClient {
         try decode(Artifact.self, try await call(.post, "/artifacts/", body: encode(artifact)), "/artifacts/")
     }
 
+    /// `PATCH /artifacts/{id}` with new `data` (how a progress artifact moves, as Prefect's update_progress_artifact does).
+    public func updateArtifact(id: String, data: JSONValue, description: String? = nil) async throws {
+        var body: [String: JSONValue] = ["data": data]
+        if let description { body["description"] = .string(description) }
+        _ = try await call(.patch, "/artifacts/\(id)", body: encode(JSONValue.object(body)))
+    }
+
     public func artifacts(flowRunID: String) async throws -> [Artifact] {
-        let body: JSONValue = ["artifacts": ["flow_run_id": ["any_": [.string(flowRunID)]]]]
+        let body: JSONValue = ["artifacts": ["flow_run_id": ["any_": [.string(flowRunID)]]], "sort": "CREATED_DESC"]
         return try decode([Artifact].self, try await call(.post, "/artifacts/filter", body: encode(body)), "/artifacts/filter")
     }
 

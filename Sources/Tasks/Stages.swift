@@ -167,6 +167,7 @@ public enum Stages {
             "summary": .string(summary), "duration_seconds": .double((result.duration.seconds * 1000).rounded() / 1000),
             "sandbox": .string(c.sandbox.mode.rawValue), "protections": .array(c.sandbox.protections.map { .string($0) }),
             "limits": .object(limits), "output_truncated": .bool(result.outputTruncated), "output": .string(result.output),
+            "tests": .array(TestReport.parse(result.output).map(\.json)),
         ]
         var resultFiles = [try c.folder.write("tests/RESULTS.json", text: results.jsonText() + "\n", within: "tests")]
         let markdown = """

@@ -187,7 +187,12 @@ public struct RunExecutor: Sendable {
                 switch try await runStage(run, context: context, fixRound: input.fixRound, upstream: previousTaskRunID, runCount: runCount, log: log) {
                 case .done(let entry, let taskRunID):
                     previousTaskRunID = taskRunID
-                    if let report = StageReport(entry) { machine.handle(.stageEnded(report)) }
+                    if let report = StageReport(entry) {
+                        // Published before any gate asks about it: the Resume form links to it.
+                        await publishArtifacts(run, report: report, taskRunID: taskRunID, folder: folder, log: log)
+                        await updateProgress(run, percent: Self.progress(after: stage), note: "\(stage.rawValue)-\(attempt): \(entry.message ?? "done")", log: log)
+                        machine.handle(.stageEnded(report))
+                    }
                 case .ended(let end):
                     return end
                 }
@@ -288,6 +293,10 @@ public struct RunExecutor: Sendable {
     private func conclude(_ run: FlowRun, _ final: BuildMachine.Final, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> RunEnd {
         if case .cancelled(let reason) = final { return .cancelled(reason) }
         let document = await trace.document
+        switch final {
+        case .completed(let message): await updateProgress(run, percent: 100, note: message, log: log)
+        case .failed(let message), .cancelled(let message): await updateProgress(run, percent: 100, note: "Ended: \(message)", log: log)
+        }
         if let verification = try? folder.readText("tests/VERIFICATION.md") {
             try await client.createArtifact(.markdown(key: "autonomy-verification", markdown: verification, description: "tests/VERIFICATION.md of \(run.name)", flowRunID: run.id))
         }

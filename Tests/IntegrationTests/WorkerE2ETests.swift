@@ -7,7 +7,7 @@ import Testing
 struct WorkerE2ETests {
     @Test func deploymentRunCompletesWithGraphLogsAndArtifacts() async throws {
         let canary = "sk-canary-\(UUID().uuidString)"
-        let project = try TestProject(deployment: "default", testCommand: "env; python3 -m unittest discover")
+        let project = try TestProject(deployment: "default", testCommand: "env; python3 -m unittest discover -v")
         let worker = try await project.startWorker(env: ["ANTHROPIC_API_KEY": canary, "OPENAI_API_KEY": canary, "AUTONOMY_TEST_SECRET_TOKEN": canary])
         defer { Task { await project.stopWorkers() } }
         let runID = try await project.prefectRun(["--param", "gates=default"])
@@ -28,9 +28,19 @@ struct WorkerE2ETests {
         #expect(edges == 6)
 
         let artifacts = try await project.client.artifacts(flowRunID: runID)
-        #expect(artifacts.first { $0.type == "markdown" }?.data?.stringValue?.contains("Verdict: PASS") == true)
-        let table = try JSONValue.parse(artifacts.first { $0.type == "table" }?.data?.stringValue ?? "")
+        #expect(artifacts.first { $0.key == "autonomy-verification" }?.data?.stringValue?.contains("Verdict: PASS") == true)
+        let table = try JSONValue.parse(artifacts.first { $0.key == "autonomy-trace" }?.data?.stringValue ?? "")
         #expect(table.arrayValue?.count == 7)
+        // What a reviewer reads in the UI: the design, each implementation, each test run test by test, the progress.
+        let byTask = Dictionary(grouping: artifacts, by: { $0.taskRunID ?? "run" })
+        let taskNames = Dictionary(uniqueKeysWithValues: tasks.map { ($0.id, $0.name) })
+        let published = Set(byTask.flatMap { task, list in list.map { "\(taskNames[task] ?? task):\($0.key ?? $0.type ?? "")" } })
+        #expect(published.isSuperset(of: ["design-1:autonomy-design", "implement-1:autonomy-implementation", "implement-2:autonomy-implementation", "test-1:autonomy-test-results", "test-2:autonomy-test-results", "run:progress"]), "\(published.sorted())")
+        let firstTests = try JSONValue.parse(artifacts.first { $0.key == "autonomy-test-results" && taskNames[$0.taskRunID ?? ""] == "test-1" }?.data?.stringValue ?? "")
+        #expect(firstTests.arrayValue?.count == 10)
+        #expect(firstTests.arrayValue?.contains { $0["name"] == "test_textstats.TopWordsTest.test_ties_alphabetical" && $0["outcome"] == "failed" } == true, "\(firstTests.jsonText().prefix(600))")
+        #expect(artifacts.first { $0.type == "progress" }?.data == 100)
+        #expect(artifacts.first { $0.key == "autonomy-implementation" }?.data?.stringValue?.contains("## `implementations/textstats.py`") == true)
 
         try await Task.sleep(for: .seconds(2))  // the log shipper flushes about every second
         let logs = try await project.client.readLogs(flowRunID: runID)
@@ -106,6 +116,10 @@ struct WorkerE2ETests {
         #expect(schema["properties"]?["decided_by"]?["type"] == "string")
         let description = try JSONValue.parse(try #require(try await project.client.readInput(flowRunID: runID, key: "suspended-design-review-1-description")))
         #expect(description.stringValue?.contains("digit-only tokens") == true)
+        // The design is an artifact already, and the form links to it.
+        let design = try #require(try await project.client.artifacts(flowRunID: runID).first { $0.key == "autonomy-design" })
+        #expect(design.data?.stringValue?.hasPrefix("# Architecture: textstats") == true)
+        #expect(description.stringValue?.contains("[The design (designs/ARCHITECTURE.md)](\(project.apiURL.replacingOccurrences(of: "/api", with: ""))/artifacts/artifact/\(design.id))") == true, "\(description.stringValue ?? "")")
 
         // The worker let go: nothing of this pool is running while the run waits.
         #expect(try await project.client.filterFlowRuns(FlowRunFilter(stateTypes: [.running], workPoolNames: [project.pool])).isEmpty)

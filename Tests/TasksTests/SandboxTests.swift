@@ -228,3 +228,25 @@ struct TestSummaryTests {
         #expect(text == "1 of 3 tests failed")
     }
 }
+
+@Suite("Per-test results from the runner's output")
+struct TestReportTests {
+    @Test func unittestAndPytestVerboseLines() {
+        let unittest = """
+            test_empty (test_textstats.LineCountTest.test_empty) ... ok
+            test_ties (test_textstats.TopWordsTest.test_ties) ... FAIL
+            test_old (test_x.OldStyle) ... ERROR
+            test_doc (test_x.Doc.test_doc)
+            A docstring line ... skipped 'not today'
+            ======================================================================
+            FAIL: test_ties (test_textstats.TopWordsTest.test_ties)
+            """
+        #expect(TestReport.parse(unittest) == [
+            .init(name: "test_textstats.LineCountTest.test_empty", outcome: "passed"), .init(name: "test_textstats.TopWordsTest.test_ties", outcome: "failed"),
+            .init(name: "test_x.OldStyle.test_old", outcome: "error"), .init(name: "test_x.Doc.test_doc", outcome: "skipped"),
+        ])
+        let pytest = "tests/test_calc.py::test_add PASSED                     [ 50%]\ntests/test_calc.py::TestX::test_sub FAILED [100%]\n"
+        #expect(TestReport.parse(pytest) == [.init(name: "tests/test_calc.py::test_add", outcome: "passed"), .init(name: "tests/test_calc.py::TestX::test_sub", outcome: "failed")])
+        #expect(TestReport.parse("....\nRan 4 tests in 0.001s\n\nOK\n").isEmpty)
+    }
+}

@@ -1,0 +1,103 @@
+import AutonomyFlow
+import Engine
+import Foundation
+import JSON
+import Logging
+import PrefectAPI
+
+/// What a reviewer reads in the Prefect UI itself: the design, the implementation and the test results as
+/// artifacts of the task run that made them, and a progress artifact of the run. A failure to publish is
+/// logged, never fatal: the build does not depend on it.
+extension RunExecutor {
+    static let designArtifactKey = "autonomy-design"
+    static let implementationArtifactKey = "autonomy-implementation"
+    static let testResultsArtifactKey = "autonomy-test-results"
+    /// A markdown artifact holds at most this much file text; past it the files are listed with their sizes.
+    static let artifactTextBudget = 200_000
+
+    /// Publishes the artifact of a stage attempt that just completed.
+    func publishArtifacts(_ run: FlowRun, report: StageReport, taskRunID: String, folder: RunFolder, log: Logger) async {
+        let name = "\(report.stage.rawValue)-\(report.attempt)"
+        let artifact: ArtifactCreate?
+        switch report.stage {
+        case .design:
+            artifact = (try? folder.readText("designs/ARCHITECTURE.md")).map {
+                .markdown(key: Self.designArtifactKey, markdown: $0, description: "designs/ARCHITECTURE.md of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID)
+            }
+        case .implement where !report.outputs.isEmpty:
+            artifact = .markdown(key: Self.implementationArtifactKey, markdown: Self.filesMarkdown(folder, report.outputs.filter { !$0.hasSuffix("MANIFEST.json") }, title: "Implementation (\(name))"), description: "implementations/ of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID)
+        case .test where report.facts.testsPassed != nil:
+            let results = (try? folder.readText("tests/RESULTS.json")).flatMap { try? JSONValue.parse($0) }
+            let rows = (results?["tests"]?.arrayValue ?? []).compactMap(\.objectValue)
+            let table = rows.isEmpty ? [["name": JSONValue.string("(the runner listed no tests)"), "outcome": .string(report.facts.testsPassed == true ? "passed" : "failed"), "time": "-"]] : rows
+            artifact = .table(key: Self.testResultsArtifactKey, rows: table, description: "Tests of \(run.name) (\(name)): \(report.facts.testSummary ?? "")", flowRunID: run.id, taskRunID: taskRunID)
+        default:
+            artifact = nil
+        }
+        guard let artifact else { return }
+        do {
+            _ = try await client.createArtifact(artifact)
+        } catch {
+            log.warning("could not publish the stage's artifact", metadata: ["stage": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// The files as Markdown, each in a fence, within the budget.
+    static func filesMarkdown(_ folder: RunFolder, _ paths: [String], title: String) -> String {
+        var text = "# \(title)\n\n"
+        var used = 0
+        for path in paths {
+            guard let content = try? folder.readText(path) else { continue }
+            if used + content.utf8.count > artifactTextBudget {
+                text += "- `\(path)` (\(content.utf8.count) bytes; too long to show here, read it in the run folder)\n"
+                continue
+            }
+            used += content.utf8.count
+            let fence = content.contains("```") ? "~~~~" : "```"
+            text += "## `\(path)`\n\n\(fence)\n\(content)\(content.hasSuffix("\n") ? "" : "\n")\(fence)\n\n"
+        }
+        return text
+    }
+
+    /// The run's progress artifact: created at the run's start (or found again after a resume) and moved at
+    /// every stage end.
+    func updateProgress(_ run: FlowRun, percent: Double, note: String, log: Logger) async {
+        do {
+            let existing = try await client.artifacts(flowRunID: run.id).first { $0.type == "progress" && $0.taskRunID == nil }
+            if let existing {
+                try await client.updateArtifact(id: existing.id, data: .double(percent), description: note)
+            } else {
+                _ = try await client.createArtifact(.progress(key: nil, percent: percent, description: note, flowRunID: run.id))
+            }
+        } catch {
+            log.warning("could not update the progress artifact", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// How far a build is after a stage: bootstrap 10 %, design 25 %, implement 45 %, test 70 %, verify 95 %.
+    static func progress(after stage: StageName) -> Double {
+        switch stage {
+        case .bootstrap: return 10
+        case .design: return 25
+        case .implement: return 45
+        case .test: return 70
+        case .verify: return 95
+        }
+    }
+
+    /// Links to the artifacts a decision is about, for the Resume form: the design after design; the test
+    /// results and the latest implementation after test; the implementation after implement.
+    func artifactLinks(_ run: FlowRun, firing: GateFiring) async -> [(String, String)] {
+        guard let artifacts = try? await client.artifacts(flowRunID: run.id) else { return [] }
+        let ui = PrefectConnection.uiURL(settings)
+        func latest(_ key: String) -> Artifact? { artifacts.first { $0.key == key } }  // newest first
+        var wanted: [(String, String)] = []
+        switch firing.stage {
+        case .design: wanted = [("The design (designs/ARCHITECTURE.md)", Self.designArtifactKey)]
+        case .implement: wanted = [("The implementation", Self.implementationArtifactKey)]
+        case .test: wanted = [("The test results, test by test", Self.testResultsArtifactKey), ("The implementation", Self.implementationArtifactKey)]
+        default: break
+        }
+        return wanted.compactMap { title, key in latest(key).map { (title, "\(ui)/artifacts/artifact/\($0.id)") } }
+    }
+}
