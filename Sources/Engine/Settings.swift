@@ -94,6 +94,28 @@ public struct Settings: Sendable {
         }
     }
 
+    /// A project from config.yml `projects:`: a spec folder, an optional existing codebase (a folder or a git
+    /// repository), its own test command and the toolchain folders its tests need in the sandbox.
+    public struct Project: Sendable {
+        public var name: String
+        /// Absolute folder whose files are the specification (SPEC.md and friends).
+        public var spec: String
+        /// Absolute folder or git repository the build starts from (a repository: its tracked files at HEAD).
+        public var source: String?
+        public var testCommand: String?
+        public var testTimeout: Duration?
+        /// A JUnit XML file the test command writes, relative to the working tree (pytest, jest, go-junit-report…).
+        public var junit: String?
+        public var sandboxPaths: [String] = []
+        public var memoryMB: Int?
+        public var cpuTime: Duration?
+
+        public init(name: String, spec: String) {
+            self.name = name
+            self.spec = spec
+        }
+    }
+
     public struct Webhook: Sendable, Hashable {
         public enum Format: String, Sendable { case json, slack }
         public var url: String
@@ -117,6 +139,8 @@ public struct Settings: Sendable {
     public var test: Test
     /// Automatic implement → test rounds after failing tests (`build.max_fix_rounds`).
     public var maxFixRounds: Int = 3
+    /// Projects by name (`projects:`); a `project` parameter that is not here names a folder under templates/inputs/.
+    public var projects: [String: Project] = [:]
     public var webhooks: [Webhook]
     /// The folder config.yml is in; templates/ and prefect.yaml are found here.
     public var projectRoot: String

@@ -43,7 +43,7 @@ public struct SettingsLoader: Sendable {
         "notifications": ["webhooks"],
         "build": ["max_fix_rounds"],
     ]
-    static let topLevel = ["prefect", "worker", "llm", "budget_usd", "replay", "state_dir", "gates_file", "test", "notifications", "build"]
+    static let topLevel = ["prefect", "worker", "llm", "budget_usd", "replay", "state_dir", "gates_file", "test", "notifications", "build", "projects"]
 
     /// Where a raw value came from, for error messages.
     struct Raw {
@@ -75,6 +75,7 @@ public struct SettingsLoader: Sendable {
         var webhooks: [Settings.Webhook] = []
         var baseURLs: [String: String] = [:]
         var stageModels: [String: Settings.StageModel] = [:]
+        var projects: [String: Settings.Project] = [:]
         var sandboxPaths: [String] = []
         var envAllow: [String] = []
 
@@ -88,6 +89,10 @@ public struct SettingsLoader: Sendable {
         if exists {
             let document = try reader.load()
             for (name, node, _) in try reader.mapping(document, "", known: Self.topLevel) {
+                if name == "projects" {
+                    projects = try Self.readProjects(node, reader, root: root)
+                    continue
+                }
                 if let known = Self.sections[name] {
                     if reader.isNull(node) { continue }
                     for (sub, value, _) in try reader.mapping(node, name, known: known) {
@@ -240,6 +245,7 @@ public struct SettingsLoader: Sendable {
         settings.maxFixRounds = try int("build.max_fix_rounds", 3, min: 0)
         settings.llm.maxContinuations = try int("llm.max_continuations", 2, min: 0)
         settings.llm.stages = stageModels
+        settings.projects = projects
         if let r = resolved["llm.stream"] {
             guard let on = ["true": true, "yes": true, "on": true, "1": true, "false": false, "no": false, "off": false, "0": false][r.text.lowercased()] else {
                 throw fail(r, "llm.stream", "expected true or false, found '\(r.text)'")
@@ -264,6 +270,62 @@ public struct SettingsLoader: Sendable {
             prices[model] = .init(inputPerMTok: input, outputPerMTok: output, cacheReadPerMTok: numbers["cache_read_per_mtok"], cacheWritePerMTok: numbers["cache_write_per_mtok"])
         }
         return prices
+    }
+
+    static func readProjects(_ node: Node, _ reader: YAMLReader, root: String) throws -> [String: Settings.Project] {
+        var projects: [String: Settings.Project] = [:]
+        if reader.isNull(node) { return projects }
+        for (name, value, _) in try reader.mapping(node, "projects") {
+            let base = "projects.\(name)"
+            guard name.range(of: "^[A-Za-z0-9._-]+$", options: .regularExpression) != nil, name != ".", name != ".." else {
+                throw reader.fail(value, base, "a project name is letters, digits, '.', '_' and '-' (it is the run's project parameter)")
+            }
+            func folder(_ v: Node, _ key: String) throws -> String {
+                let text = try reader.string(v, key)
+                let path = absolute(text, relativeTo: root)
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+                    throw reader.fail(v, key, "'\(text)' is not a folder (\(path)); paths are relative to config.yml's folder")
+                }
+                return path
+            }
+            var project: Settings.Project?
+            var fields: [(String, Node)] = []
+            for (field, v, _) in try reader.mapping(value, base, known: ["spec", "source", "test", "sandbox"]) { fields.append((field, v)) }
+            guard let specNode = fields.first(where: { $0.0 == "spec" })?.1 else { throw reader.fail(value, base, "a project needs 'spec': the folder with its SPEC.md") }
+            project = Settings.Project(name: name, spec: try folder(specNode, "\(base).spec"))
+            for (field, v) in fields {
+                let key = "\(base).\(field)"
+                switch field {
+                case "source": project?.source = try folder(v, key)
+                case "test":
+                    for (f, tv, _) in try reader.mapping(v, key, known: ["command", "timeout", "junit"]) {
+                        switch f {
+                        case "command": project?.testCommand = try reader.string(tv, "\(key).command")
+                        case "timeout": project?.testTimeout = try reader.duration(tv, "\(key).timeout")
+                        default:
+                            let junit = try reader.string(tv, "\(key).junit")
+                            do { try RunFolder.checkRelative(junit) } catch { throw reader.fail(tv, "\(key).junit", "'\(junit)' must be a relative path inside the working tree") }
+                            project?.junit = junit
+                        }
+                    }
+                case "sandbox":
+                    for (f, sv, _) in try reader.mapping(v, key, known: ["paths", "memory_mb", "cpu_time"]) {
+                        switch f {
+                        case "paths": project?.sandboxPaths = try readSandboxPaths(sv, reader, key: "\(key).paths")
+                        case "memory_mb":
+                            let text = try reader.string(sv, "\(key).memory_mb")
+                            guard let mb = Int(text), mb >= 64 else { throw reader.fail(sv, "\(key).memory_mb", "expected a whole number of MiB ≥ 64, found '\(text)'") }
+                            project?.memoryMB = mb
+                        default: project?.cpuTime = try reader.duration(sv, "\(key).cpu_time")
+                        }
+                    }
+                default: break
+                }
+            }
+            projects[name] = project
+        }
+        return projects
     }
 
     static func readStageModels(_ node: Node, _ reader: YAMLReader) throws -> [String: Settings.StageModel] {
@@ -301,14 +363,14 @@ public struct SettingsLoader: Sendable {
         return urls
     }
 
-    static func readSandboxPaths(_ node: Node, _ reader: YAMLReader) throws -> [String] {
+    static func readSandboxPaths(_ node: Node, _ reader: YAMLReader, key: String = "test.paths") throws -> [String] {
         if reader.isNull(node) { return [] }
         let hidden = ["/", "/etc", "/root", "/home", "/run", "/var", "/proc", "/sys", "/dev", "/tmp"]
-        return try reader.stringList(node, "test.paths").map { path in
-            guard path.hasPrefix("/") else { throw reader.fail(node, "test.paths", "'\(path)' is not an absolute path") }
+        return try reader.stringList(node, key).map { path in
+            guard path.hasPrefix("/") else { throw reader.fail(node, key, "'\(path)' is not an absolute path") }
             let clean = (path as NSString).standardizingPath
             guard !hidden.contains(clean), !clean.hasPrefix("/etc/autonomy"), !clean.hasPrefix("/var/lib/autonomy") else {
-                throw reader.fail(node, "test.paths", "'\(path)' would show the sandbox what it must not see; list toolchain folders only (e.g. /opt/node)")
+                throw reader.fail(node, key, "'\(path)' would show the sandbox what it must not see; list toolchain folders only (e.g. /opt/node)")
             }
             return clean
         }

@@ -37,6 +37,9 @@ public struct StageFacts: Codable, Sendable, Hashable {
     public var decisionRequired: DecisionRequest?
     /// The run's LLM cost when the stage ended (for the on_budget trigger).
     public var runCostUSD: Double?
+    /// bootstrap: the git repository the source came from and the commit it was at (the result branch's parent).
+    public var sourceRepository: String?
+    public var sourceCommit: String?
 
     public init(openQuestions: [String]? = nil, testsPassed: Bool? = nil, testSummary: String? = nil, testCommand: String? = nil, testMode: String? = nil, fixRound: Int? = nil, verdict: String? = nil, decisionRequired: DecisionRequest? = nil, runCostUSD: Double? = nil) {
         self.openQuestions = openQuestions
@@ -54,5 +57,6 @@ public struct StageFacts: Codable, Sendable, Hashable {
         case openQuestions = "open_questions", testsPassed = "tests_passed", testSummary = "test_summary"
         case testCommand = "test_command", testMode = "test_mode", fixRound = "fix_round", verdict
         case decisionRequired = "decision_required", runCostUSD = "run_cost_usd"
+        case sourceRepository = "source_repository", sourceCommit = "source_commit"
     }
 }

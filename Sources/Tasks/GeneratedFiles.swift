@@ -19,6 +19,8 @@ public struct GeneratedFiles: Sendable {
     public static let maxNameBytes = 255
 
     public var files: [File]
+    /// Paths of the project's source the implementation removes (`"deleted": [...]`).
+    public var deleted: [String] = []
 
     public static func parse(_ text: String, stage: String) throws -> GeneratedFiles {
         try parse(json: try answerJSON(text, stage: stage), stage: stage)
@@ -28,7 +30,7 @@ public struct GeneratedFiles: Sendable {
     public static func parseAnswer(_ text: String, stage: String) throws -> (files: GeneratedFiles?, decision: DecisionRequest?) {
         let json = try answerJSON(text, stage: stage)
         let decision = try json["decision_required"].flatMap { $0.isNull ? nil : try decisionRequest($0, stage: stage) }
-        if decision != nil, json["files"] == nil || json["files"]?.isNull == true { return (nil, decision) }
+        if decision != nil, json["files"] == nil || json["files"]?.isNull == true, json["deleted"] == nil { return (nil, decision) }
         return (try parse(json: json, stage: stage), decision)
     }
 
@@ -149,7 +151,15 @@ public struct GeneratedFiles: Sendable {
                 throw EngineError(code: .invalidInput, message: "'\(components[..<depth].joined(separator: "/"))' is both a file and a folder in the model's \(stage) answer; nothing was written", key: file.path)
             }
         }
-        return GeneratedFiles(files: files)
+        var result = GeneratedFiles(files: files)
+        if let list = json["deleted"], !list.isNull {
+            guard let paths = list.arrayValue?.compactMap(\.stringValue), paths.count == list.arrayValue?.count, paths.count <= maxFiles * 10 else {
+                throw EngineError(code: .invalidInput, message: "the model's \(stage) answer has a \"deleted\" that is not a list of paths; nothing was written")
+            }
+            for path in paths { try RunFolder.checkRelative(path) }
+            result.deleted = paths
+        }
+        return result
     }
 
     /// Models often wrap JSON in ``` fences.
@@ -178,8 +188,9 @@ public struct GeneratedFiles: Sendable {
         for file in files {
             records.append(try folder.write("\(subfolder)/\(file.path)", text: file.content, within: subfolder))
         }
-        let manifest: JSONValue = ["files": .array(records.map { ["path": .string($0.path), "sha256": .string($0.sha256)] })]
-        records.append(try folder.write("\(subfolder)/MANIFEST.json", text: manifest.jsonText() + "\n", within: subfolder))
+        var manifest: [String: JSONValue] = ["files": .array(records.map { ["path": .string($0.path), "sha256": .string($0.sha256)] })]
+        if !deleted.isEmpty { manifest["deleted"] = .array(deleted.map { .string($0) }) }
+        records.append(try folder.write("\(subfolder)/MANIFEST.json", text: JSONValue.object(manifest).jsonText() + "\n", within: subfolder))
         return records
     }
 }

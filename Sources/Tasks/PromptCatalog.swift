@@ -5,9 +5,9 @@ import Foundation
 /// Rendered prompts hold nothing run-specific, so equal inputs give equal prompt hashes.
 public enum PromptCatalog {
     public static let placeholders: [StageName: Set<String>] = [
-        .design: ["project_name", "spec", "feedback"],
-        .implement: ["project_name", "spec", "architecture", "decisions", "feedback", "failures", "previous_implementation"],
-        .test: ["project_name", "spec", "architecture", "implementation", "decisions", "feedback"],
+        .design: ["project_name", "spec", "feedback", "source"],
+        .implement: ["project_name", "spec", "architecture", "decisions", "feedback", "failures", "previous_implementation", "source"],
+        .test: ["project_name", "spec", "architecture", "implementation", "decisions", "feedback", "source"],
         .verify: ["project_name", "spec", "architecture", "tests", "test_results", "decisions"],
     ]
 

@@ -30,6 +30,11 @@ public struct StageContext: Sendable {
     public var rerunTests = false
     /// How often an answer cut at max_tokens is continued (`llm.max_continuations`).
     public var maxContinuations = 2
+    /// A configured project (`projects:` in config.yml): its spec folder, its source, its JUnit file. When nil, the
+    /// project is a folder under templates/inputs/.
+    public var projectSpec: String?
+    public var projectSource: String?
+    public var junit: String?
 
     public init(folder: RunFolder, trace: TraceWriter, stage: StageName, attempt: Int, project: String, templatesDir: String, provider: any LLMProvider, model: String, maxTokens: Int, prices: [String: Settings.Price], feedback: String?, testCommand: String, testTimeout: Duration, testEnvironment: [String: String], sandbox: Sandbox, logger: Logger) {
         self.folder = folder
@@ -74,7 +79,7 @@ extension StageContext {
     /// entry with the prompt's SHA-256, usage and cost.
     func callModel(values: [String: String], hints: [String: String] = [:]) async throws -> (LLMResponse, TraceEntry) {
         let template = try PromptCatalog.load(templatesDir: templatesDir, stage: stage)
-        let (prompt, cacheable) = try template.render(values, prefixThrough: ["spec", "architecture"])
+        let (prompt, cacheable) = try template.render(values, prefixThrough: ["spec", "architecture", "source"])
         var request = LLMRequest(prompt: prompt, model: model, maxTokens: maxTokens, stage: stage, project: project, hints: hints)
         request.cacheablePrefix = cacheable
         // So LLM gateways and proxies can attribute cost per run and stage.

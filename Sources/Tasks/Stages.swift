@@ -9,7 +9,7 @@ import Logging
 public enum Stages {
     public static func run(_ context: StageContext) async throws -> StageOutcome {
         switch context.stage {
-        case .bootstrap: return try bootstrap(context)
+        case .bootstrap: return try await bootstrap(context)
         case .design: return try await design(context)
         case .implement: return try await implement(context)
         case .test: return try await test(context)
@@ -17,16 +17,18 @@ public enum Stages {
         }
     }
 
-    /// Copies `templates/inputs/<project>` into `inputs/`; refuses a skeleton that is still unfilled.
-    static func bootstrap(_ c: StageContext) throws -> StageOutcome {
-        let source = "\(c.templatesDir)/inputs/\(c.project)"
+    /// Copies the project's spec (`projects.<name>.spec`, or `templates/inputs/<project>`) into `inputs/`, refusing a
+    /// skeleton that is still unfilled, and snapshots its source (if any) into `source/` with SOURCE.json.
+    static func bootstrap(_ c: StageContext) async throws -> StageOutcome {
+        let source = c.projectSpec ?? "\(c.templatesDir)/inputs/\(c.project)"
+        let shown = c.projectSpec == nil ? "templates/inputs/\(c.project)" : "the spec folder of project \(c.project) (\(source))"
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir), isDir.boolValue else {
             let available = ((try? FileManager.default.contentsOfDirectory(atPath: c.templatesDir + "/inputs")) ?? []).filter { !$0.hasPrefix("_") && !$0.hasPrefix(".") }.sorted()
-            throw EngineError(code: .invalidInput, message: "project '\(c.project)' has no folder templates/inputs/\(c.project); available: \(available.joined(separator: ", "))")
+            throw EngineError(code: .invalidInput, message: "project '\(c.project)' is not in config.yml's projects and has no folder templates/inputs/\(c.project); available: \(available.joined(separator: ", "))")
         }
         guard let enumerator = FileManager.default.enumerator(atPath: source) else {
-            throw EngineError(code: .io, message: "cannot read templates/inputs/\(c.project)")
+            throw EngineError(code: .io, message: "cannot read \(shown)")
         }
         var outputs: [FileRecord] = []
         var unfilled: [String] = []
@@ -40,21 +42,30 @@ public enum Stages {
             files.append((item, data))
         }
         guard unfilled.isEmpty else {
-            throw EngineError(code: .invalidInput, message: "templates/inputs/\(c.project) is an unfilled skeleton: replace every <FILL IN …> in \(unfilled.sorted().joined(separator: ", ")) first")
+            throw EngineError(code: .invalidInput, message: "\(shown) is an unfilled skeleton: replace every <FILL IN …> in \(unfilled.sorted().joined(separator: ", ")) first")
         }
-        guard !files.isEmpty else { throw EngineError(code: .invalidInput, message: "templates/inputs/\(c.project) is empty: add at least a SPEC.md") }
+        guard !files.isEmpty else { throw EngineError(code: .invalidInput, message: "\(shown) is empty: add at least a SPEC.md") }
         for (item, data) in files.sorted(by: { $0.0 < $1.0 }) {
             outputs.append(try c.folder.write("inputs/\(item)", data, within: "inputs"))
         }
-        c.logger.info("bootstrapped the project inputs", metadata: ["files": "\(outputs.count)"])
-        return StageOutcome(inputs: [], outputs: outputs, summary: "copied \(outputs.count) input file(s) from templates/inputs/\(c.project)")
+        var facts = StageFacts()
+        var summary = "copied \(outputs.count) input file(s) from \(c.projectSpec == nil ? "templates/inputs/\(c.project)" : "the project's spec folder")"
+        if let sourceFolder = c.projectSource {
+            let snapshot = try await ProjectSource.snapshot(from: sourceFolder, into: c.folder)
+            if let record = c.folder.record(ProjectSource.manifestPath) { outputs.append(record) }
+            facts.sourceRepository = snapshot.repository
+            facts.sourceCommit = snapshot.commit
+            summary += "; source: \(snapshot.files.count) file(s)\(snapshot.commit.map { " at \($0.prefix(12))" } ?? "")"
+        }
+        c.logger.info("bootstrapped the project", metadata: ["inputs": "\(files.count)", "source": "\(c.projectSource ?? "none")"])
+        return StageOutcome(inputs: [], outputs: outputs, summary: summary, facts: facts)
     }
 
     /// Writes `designs/ARCHITECTURE.md` and `designs/OPEN_QUESTIONS.json`.
     static func design(_ c: StageContext) async throws -> StageOutcome {
         let (spec, inputs) = try c.specification()
         let (response, entry) = try await c.callModel(
-            values: ["project_name": c.project, "spec": spec, "feedback": c.feedback ?? "none"],
+            values: ["project_name": c.project, "spec": spec, "feedback": c.feedback ?? "none", "source": ProjectSource.promptListing(c.folder)],
             hints: ["feedback": c.feedback ?? "none"])
         let questions = openQuestions(in: response.text)
         let architecture = try c.folder.write("designs/ARCHITECTURE.md", text: response.text, within: "designs")
@@ -99,11 +110,15 @@ public enum Stages {
             inputs += [resultsRecord] + records
         }
         let (response, entry) = try await c.callModel(
-            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "decisions": decisions, "feedback": c.feedback ?? "none", "failures": failures, "previous_implementation": previous],
+            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "decisions": decisions, "feedback": c.feedback ?? "none", "failures": failures, "previous_implementation": previous, "source": ProjectSource.promptListing(c.folder)],
             hints: ["feedback": c.feedback ?? "none", "failures": failures])
         let answer = try GeneratedFiles.parseAnswer(response.text, stage: "implement")
         var outputs: [FileRecord] = []
         if let files = answer.files {
+            let known = Set(ProjectSource.manifest(in: c.folder)?.paths ?? [])
+            for path in files.deleted where !known.contains(path) {
+                throw EngineError(code: .invalidInput, message: "the model's implement answer deletes '\(path)', which the project's source does not have; nothing was written")
+            }
             outputs = try files.write(into: c.folder, subfolder: "implementations")
             c.logger.info("implementation written", metadata: ["files": "\(files.files.count)"])
         }
@@ -135,7 +150,7 @@ public enum Stages {
             guard !testFiles.isEmpty else { throw EngineError(code: .invalidInput, message: "tests/ has no test files to run again") }
         } else {
             let (decisions, _) = await c.decisionsSummary()
-            let (response, llm) = try await c.callModel(values: ["project_name": c.project, "spec": spec, "architecture": architecture, "implementation": listing, "decisions": decisions, "feedback": c.feedback ?? "none"])
+            let (response, llm) = try await c.callModel(values: ["project_name": c.project, "spec": spec, "architecture": architecture, "implementation": listing, "decisions": decisions, "feedback": c.feedback ?? "none", "source": ProjectSource.promptListing(c.folder)])
             entry = llm
             let answer = try GeneratedFiles.parseAnswer(response.text, stage: "test")
             if let files = answer.files {
@@ -148,18 +163,29 @@ public enum Stages {
             testFiles = (answer.files?.files ?? []).map { ($0.path, Data($0.content.utf8)) }
         }
 
-        // Scratch copy: implementations + tests, outside the run folder; the sandbox sees only it.
+        // Scratch copy: the source (less what was deleted), the implementation on top, then the tests; outside the
+        // run folder, and the only thing the sandbox sees.
         let workspace = try Sandbox.Workspace()
         defer { workspace.remove() }
-        for file in implementation {
-            try RunFolder.atomicWrite(try c.folder.read(file), to: workspace.build + "/" + file.dropFirst("implementations/".count))
-        }
+        for file in try ProjectSource.mergedTree(c.folder) { try RunFolder.atomicWrite(file.data, to: workspace.build + "/" + file.path) }
         for file in testFiles { try RunFolder.atomicWrite(file.content, to: workspace.build + "/" + file.path) }
         c.logger.info("running the tests", metadata: ["command": "\(c.testCommand)", "mode": "\(c.rerunTests ? "rerun" : "write")", "sandbox": "\(c.sandbox.mode.rawValue)", "protections": "\(c.sandbox.protections.joined(separator: "; "))"])
         let started = Date()
         let result = try await c.sandbox.run(command: c.testCommand, in: workspace, timeout: c.testTimeout, environment: c.testEnvironment)
         let passed = result.exitCode == 0
-        let summary = testSummary(result)
+        // Per-test results: the project's JUnit XML when it has one (read safely: model code wrote it), else the
+        // runner's verbose lines.
+        var perTest = TestReport.parse(result.output)
+        var junitNote: String?
+        if let junit = c.junit {
+            do {
+                perTest = try JUnitReport.parse(try workspace.readResult(junit, limit: 8 << 20))
+            } catch {
+                junitNote = "\(error)"
+                c.logger.warning("the JUnit file could not be read", metadata: ["junit": "\(junit)", "error": "\(error)"])
+            }
+        }
+        let summary = testSummary(result, tests: c.junit != nil && junitNote == nil ? perTest : nil)
         let limits = c.sandbox.limits.json(wallSeconds: c.testTimeout.seconds).mapValues { JSONValue.double($0) }
         let results: JSONValue = [
             "command": .string(c.testCommand), "exit_code": result.exitCode.map { .int(Int($0)) } ?? .null,
@@ -167,7 +193,7 @@ public enum Stages {
             "summary": .string(summary), "duration_seconds": .double((result.duration.seconds * 1000).rounded() / 1000),
             "sandbox": .string(c.sandbox.mode.rawValue), "protections": .array(c.sandbox.protections.map { .string($0) }),
             "limits": .object(limits), "output_truncated": .bool(result.outputTruncated), "output": .string(result.output),
-            "tests": .array(TestReport.parse(result.output).map(\.json)),
+            "tests": .array(perTest.map(\.json)), "junit": c.junit.map { .string($0) } ?? .null, "junit_error": junitNote.map { .string($0) } ?? .null,
         ]
         var resultFiles = [try c.folder.write("tests/RESULTS.json", text: results.jsonText() + "\n", within: "tests")]
         let markdown = """
@@ -195,9 +221,14 @@ public enum Stages {
 
     /// Counts only, never text from the output: the summary goes into the run's state message, gate
     /// questions and webhooks, and the output is written by model code ("3 of 12 tests failed").
-    public static func testSummary(_ r: Subprocess.Result) -> String {
+    public static func testSummary(_ r: Subprocess.Result, tests: [TestReport.Row]? = nil) -> String {
         if r.timedOut { return "timed out after \(Int(r.duration.seconds)) s" }
         if let signal = r.signal { return "killed by signal \(signal)" }
+        if let tests, !tests.isEmpty {
+            let failed = tests.filter { $0.outcome == "failed" || $0.outcome == "error" }.count
+            if r.exitCode == 0 { return "\(tests.count) test\(tests.count == 1 ? "" : "s") passed" }
+            return failed > 0 ? "\(failed) of \(tests.count) tests failed" : "\(tests.count) tests ran, exit code \(r.exitCode ?? -1)"
+        }
         let lines = r.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         func number(_ pattern: String) -> Int? {
             for line in lines.reversed() {

@@ -145,6 +145,14 @@ public struct RunExecutor: Sendable {
         let model = params.model ?? run.jobVariables?["model"]?.stringValue ?? settings.llm.model ?? provider.defaultModel
         if providerName == "offline" { log.info("using the offline provider (no API key needed)") }
         let runCount = run.runCount ?? 1
+        // A project of config.yml (spec, source, its own tests and toolchain) or a folder under templates/inputs/.
+        let project = settings.projects[params.project]
+        var projectSandbox = sandbox
+        if let project {
+            projectSandbox.readOnlyPaths += project.sandboxPaths
+            if let mb = project.memoryMB { projectSandbox.limits.memoryBytes = mb << 20 }
+            if let cpu = project.cpuTime { projectSandbox.limits.cpuSeconds = Int(cpu.seconds.rounded(.up)) }
+        }
 
         // The build is a state machine (flows/BuildMachine.swift); TRACE.json replays what already happened,
         // so a suspended, crashed or retried run goes on exactly where it was (a run killed between
@@ -172,7 +180,11 @@ public struct RunExecutor: Sendable {
                 var context = StageContext(
                     folder: folder, trace: trace, stage: stage, attempt: attempt, project: params.project, templatesDir: settings.templatesDir,
                     provider: provider, model: model, maxTokens: settings.llm.maxTokens, prices: settings.llm.prices, feedback: input.feedback,
-                    testCommand: settings.test.command, testTimeout: settings.test.timeout, testEnvironment: testEnvironment, sandbox: sandbox, logger: log)
+                    testCommand: project?.testCommand ?? settings.test.command, testTimeout: project?.testTimeout ?? settings.test.timeout,
+                    testEnvironment: testEnvironment, sandbox: projectSandbox, logger: log)
+                context.projectSpec = project?.spec
+                context.projectSource = project?.source
+                context.junit = project?.junit
                 // llm.stages.<stage>: a stage's own model and output limit (a cheap verifier, a strong implementer).
                 if let own = settings.llm.stages[stage.rawValue] {
                     context.model = params.model ?? own.model ?? model
@@ -302,10 +314,35 @@ public struct RunExecutor: Sendable {
         }
         try await client.createArtifact(.table(key: "autonomy-trace", rows: TraceTable.rows(document), description: "TRACE.json of \(run.name): one row per stage attempt", flowRunID: run.id))
         switch final {
-        case .completed(let message): return .completed(message)
+        case .completed(let message): return .completed(message + (await deliver(run, folder: folder, document: document, log: log)))
         case .failed(let message): return .failed(message)
         case .cancelled(let reason): return .cancelled(reason)
         }
+    }
+
+    /// Where a Completed build's result is: a new branch of the project's git repository (named in the state
+    /// message, the logs and an artifact), and for every project `autonomy export`.
+    private func deliver(_ run: FlowRun, folder: RunFolder, document: TraceDocument, log: Logger) async -> String {
+        let bootstrap = document.entries.last { $0.kind == .stage && $0.stage == StageName.bootstrap.rawValue && $0.status == "completed" }
+        var text = "## Result of \(run.name)\n\n"
+        var suffix = ""
+        if let repository = bootstrap?.facts?.sourceRepository, let base = bootstrap?.facts?.sourceCommit {
+            let summary = document.entries.filter { $0.kind == .stage }.map { "- \($0.stage ?? "?")-\($0.attempt ?? 1): \($0.message ?? "")" }.joined(separator: "\n")
+            let message = "autonomy: \(run.name)\n\nBuilt by Autonomy Engine, flow run \(run.id)\n\(PrefectConnection.runLink(settings, runID: run.id))\n\nTRACE.json:\n\(summary)\nLLM cost: $\(String(format: "%.4f", document.totalCostUSD))\n"
+            do {
+                let branch = try await BuildResult.commit(folder, repository: repository, base: base, name: run.name, message: message)
+                log.notice("the result is committed on a new branch", metadata: ["branch": "\(branch)", "repository": "\(repository)"])
+                text += "Branch **`\(branch)`** of `\(repository)` (parent \(base.prefix(12))); your checked-out branch, index and working tree are untouched.\n\n```\ngit -C \(repository) log --stat \(branch)\ngit -C \(repository) diff \(base.prefix(12))..\(branch)\n```\n\n"
+                suffix = " Result: branch \(branch) of \(repository)."
+            } catch {
+                log.error("could not commit the result to the project's repository", metadata: ["repository": "\(repository)", "error": "\(error)"])
+                text += "The result could not be committed to `\(repository)`: \(error)\n\n"
+                suffix = " The result could not be committed to \(repository): \(error)."
+            }
+        }
+        text += "Export it anywhere: `autonomy export \(run.id) --to DIR` (or `--tar FILE`).\n"
+        _ = try? await client.createArtifact(.markdown(key: "autonomy-result", markdown: text, description: "Where the result of \(run.name) is", flowRunID: run.id))
+        return suffix
     }
 
     /// Proposes the final state matching `end` (force for Cancelled/Crashed, as Prefect's engine does).

@@ -89,6 +89,9 @@ struct RunCommand: AsyncParsableCommand {
         let run = try await client.readFlowRun(id: runID)
         let state = run.state?.displayName ?? "?"
         emit("flow run \(run.name): \(state)\(run.state?.message.map { " — \($0)" } ?? "")")
+        let settings = try global.settings()
+        emit("run folder: \(RunFolder(stateDir: settings.stateDir, runID: runID).root)")
+        if run.stateType == .completed { emit("result: autonomy export \(runID) --to DIR (or --tar FILE)") }
         switch run.stateType {
         case .completed: return
         case .cancelled, .cancelling: throw ExitCode(ExitStatus.cancelled.rawValue)

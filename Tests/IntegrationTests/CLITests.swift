@@ -36,6 +36,9 @@ struct CLITests {
                                       waits.
               trace                   Summarise a run's TRACE.json: stage, attempt, model,
                                       tokens, cost, duration, prompt hash, outputs.
+              export                  Write a run's result (the source it started from, the
+                                      implementation on top, the tests) to a folder or a
+                                      tar file.
               systemd-unit            Print (or --install) the systemd template unit
                                       autonomy-worker@.service.
 

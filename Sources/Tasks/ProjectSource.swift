@@ -1,0 +1,235 @@
+import Engine
+import Foundation
+import JSON
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An existing codebase a build starts from: a snapshot in the run folder's `source/` (a git repository's
+/// tracked files at HEAD, or a folder's regular files), described by `SOURCE.json` (repository, commit, and every
+/// file's SHA-256). Links, devices and anything over the limits are left out. The user's repository is only
+/// read: its checked-out branch, index and working tree are never touched.
+public enum ProjectSource {
+    public static let maxFiles = 5000
+    public static let maxFileBytes = 2 << 20
+    public static let maxTotalBytes = 100 << 20
+    public static let manifestPath = "SOURCE.json"
+
+    public struct Snapshot: Sendable {
+        /// The repository's top folder, when the source is a git repository.
+        public var repository: String?
+        public var commit: String?
+        public var files: [FileRecord]
+    }
+
+    /// Copies the source into `source/` of the run and writes SOURCE.json.
+    public static func snapshot(from source: String, into folder: RunFolder) async throws -> Snapshot {
+        let destination = folder.root + "/source"
+        try? FileManager.default.removeItem(atPath: destination)
+        try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+        var repository: String?
+        var commit: String?
+        if let top = try? await git(source, ["rev-parse", "--show-toplevel"]).trimmingCharacters(in: .whitespacesAndNewlines), !top.isEmpty {
+            // A repository: its tracked files at HEAD, through `git archive` (nothing of the working tree or index).
+            commit = try await git(source, ["rev-parse", "--verify", "HEAD^{commit}"]).trimmingCharacters(in: .whitespacesAndNewlines)
+            repository = top
+            let tar = FileManager.default.temporaryDirectory.path + "/autonomy-source-\(UUID().uuidString).tar"
+            defer { unlink(tar) }
+            _ = try await git(source, ["archive", "--format=tar", "-o", tar, "HEAD"])
+            _ = try await run("/bin/tar", ["--extract", "--no-same-owner", "--no-same-permissions", "--file", tar, "--directory", destination], what: "unpacking the repository's HEAD")
+        } else {
+            try copyRegularFiles(from: source, to: destination)
+        }
+        let files = try prune(destination, folder: folder)
+        let manifest: JSONValue = [
+            "repository": repository.map { .string($0) } ?? .null, "commit": commit.map { .string($0) } ?? .null,
+            "files": .array(files.map { ["path": .string(String($0.path.dropFirst("source/".count))), "sha256": .string($0.sha256)] }),
+        ]
+        _ = try folder.write(manifestPath, text: manifest.jsonText() + "\n")
+        return Snapshot(repository: repository, commit: commit, files: files)
+    }
+
+    /// SOURCE.json of a run, if it started from a source.
+    public static func manifest(in folder: RunFolder) -> (repository: String?, commit: String?, paths: [String])? {
+        guard let text = try? folder.readText(manifestPath), let json = try? JSONValue.parse(text) else { return nil }
+        return (json["repository"]?.stringValue, json["commit"]?.stringValue, (json["files"]?.arrayValue ?? []).compactMap { $0["path"]?.stringValue })
+    }
+
+    /// Regular files and folders only (a repository may hold links); within the limits; recorded.
+    static func prune(_ root: String, folder: RunFolder) throws -> [FileRecord] {
+        var records: [FileRecord] = []
+        var total = 0
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+        var paths: [String] = []
+        while let item = walker.nextObject() as? String { paths.append(item) }
+        for item in paths.sorted() {
+            let full = root + "/" + item
+            var info = stat()
+            guard lstat(full, &info) == 0 else { continue }
+            let type = info.st_mode & S_IFMT
+            if type == S_IFDIR { continue }
+            guard type == S_IFREG, Int(info.st_size) <= maxFileBytes else {
+                unlink(full)
+                continue
+            }
+            total += Int(info.st_size)
+            guard records.count < maxFiles, total <= maxTotalBytes else {
+                throw EngineError(code: .invalidInput, message: "the project's source has more than \(maxFiles) files or \(maxTotalBytes >> 20) MiB (files over \(maxFileBytes >> 20) MiB are left out); point projects.<name>.source at a smaller tree")
+            }
+            if let record = folder.record("source/" + item) { records.append(record) }
+        }
+        return records
+    }
+
+    static func copyRegularFiles(from source: String, to destination: String) throws {
+        guard let walker = FileManager.default.enumerator(atPath: source) else {
+            throw EngineError(code: .missingFile, message: "cannot read the project's source folder \(source)")
+        }
+        while let item = walker.nextObject() as? String {
+            let parts = item.split(separator: "/")
+            if parts.contains(".git") { continue }
+            let full = source + "/" + item
+            var info = stat()
+            guard lstat(full, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= maxFileBytes else { continue }
+            guard let data = FileManager.default.contents(atPath: full) else { continue }
+            try RunFolder.atomicWrite(data, to: destination + "/" + item)
+        }
+    }
+
+    /// The tree the tests run on: the source (less what the implementation deleted), the implementation on top.
+    public static func mergedTree(_ folder: RunFolder) throws -> [(path: String, data: Data)] {
+        var tree: [String: Data] = [:]
+        let deleted = Set(deletedPaths(folder))
+        for file in folder.files(in: "source") {
+            let relative = String(file.dropFirst("source/".count))
+            if !deleted.contains(relative) { tree[relative] = try folder.read(file) }
+        }
+        for file in folder.files(in: "implementations") where !file.hasSuffix("/MANIFEST.json") && file != "implementations/MANIFEST.json" {
+            tree[String(file.dropFirst("implementations/".count))] = try folder.read(file)
+        }
+        return tree.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// What the implementation's manifest says it deleted from the source.
+    public static func deletedPaths(_ folder: RunFolder) -> [String] {
+        guard let text = try? folder.readText("implementations/MANIFEST.json"), let json = try? JSONValue.parse(text) else { return [] }
+        return (json["deleted"]?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+
+    /// The file tree and the files that matter, within `budget` characters, for the prompts.
+    public static func promptListing(_ folder: RunFolder, budget: Int = 60_000) -> String {
+        let files = folder.files(in: "source")
+        guard !files.isEmpty else { return "none (a new project: there is no existing code)" }
+        let relative = files.map { String($0.dropFirst("source/".count)) }
+        var text = "File tree (\(relative.count) files):\n" + relative.prefix(400).map { "- \($0)" }.joined(separator: "\n")
+        if relative.count > 400 { text += "\n- … \(relative.count - 400) more" }
+        text += "\n\n"
+        // Manifests and READMEs first, then the smallest text files, until the budget is spent.
+        let important = ["README.md", "README", "package.json", "pyproject.toml", "setup.py", "requirements.txt", "go.mod", "Cargo.toml", "Makefile", "Package.swift"]
+        func rank(_ path: String) -> Int { important.contains((path as NSString).lastPathComponent) ? 0 : 1 }
+        let sizes = Dictionary(uniqueKeysWithValues: files.map { file -> (String, Int) in
+            var info = stat()
+            return (file, (try? folder.path(file)).flatMap { stat($0, &info) == 0 ? Int(info.st_size) : nil } ?? Int.max)
+        })
+        var used = text.count
+        for file in files.sorted(by: { (rank($0), sizes[$0] ?? 0, $0) < (rank($1), sizes[$1] ?? 0, $1) }) {
+            guard let content = try? folder.readText(file), !content.contains("\u{0}") else { continue }
+            let block = "### \(file.dropFirst("source/".count))\n\n```\n\(content)\n```\n\n"
+            if used + block.count > budget { continue }
+            used += block.count
+            text += block
+        }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    // MARK: - Running git and tar
+
+    /// git on `repository`, which may belong to another user (it is only read, or written through plumbing).
+    public static func git(_ repository: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> String {
+        try await run("/usr/bin/git", ["-c", "safe.directory=*", "-C", repository] + arguments, what: "git \(arguments.first ?? "")", environment: environment)
+    }
+
+    /// Runs a tool with a clean environment and returns its output; a failure is an error with its output.
+    static func run(_ executable: String, _ arguments: [String], what: String, environment: [String: String] = [:]) async throws -> String {
+        var env = ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent", "GIT_TERMINAL_PROMPT": "0"]
+        env.merge(environment) { _, new in new }
+        let result = try await Subprocess(executable: executable, arguments: arguments, environment: env, workingDirectory: "/", timeout: .seconds(120), outputLimit: 1 << 20).run()
+        guard result.exitCode == 0 else {
+            throw EngineError(code: .io, message: "\(what) failed (\(result.exitCode.map { "exit \($0)" } ?? "killed")): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300))")
+        }
+        return result.output
+    }
+}
+
+/// The result of a build: the merged tree (source, implementation, the model's tests) as files, and, for a
+/// project whose source is a git repository, a commit on a new branch of that repository made with plumbing only
+/// (a private index file, `commit-tree`, `update-ref` of a new ref): the checked-out branch, the index and the
+/// working tree are never touched.
+public enum BuildResult {
+    /// The files of the result: what the tests ran on, the tests included.
+    public static func files(_ folder: RunFolder) throws -> [(path: String, data: Data)] {
+        var tree = Dictionary(uniqueKeysWithValues: try ProjectSource.mergedTree(folder).map { ($0.path, $0.data) })
+        let reserved: Set<String> = ["MANIFEST.json", "RESULTS.json", "RESULTS.md", "VERIFICATION.md"]
+        for file in folder.files(in: "tests") where !reserved.contains((file as NSString).lastPathComponent) {
+            tree[String(file.dropFirst("tests/".count))] = try folder.read(file)
+        }
+        return tree.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// Writes the result into `directory` (created; refused when it exists and is not empty).
+    public static func export(_ folder: RunFolder, to directory: String) throws -> Int {
+        if let existing = try? FileManager.default.contentsOfDirectory(atPath: directory), !existing.isEmpty {
+            throw EngineError(code: .invalidInput, message: "\(directory) exists and is not empty; export into a new or empty folder")
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let files = try files(folder)
+        for file in files {
+            try RunFolder.checkRelative(file.path)
+            try RunFolder.atomicWrite(file.data, to: directory + "/" + file.path)
+        }
+        return files.count
+    }
+
+    /// Commits the result onto `refs/heads/autonomy/<name>` (or `<name>-2`, … when taken) of `repository`, with
+    /// `base` as parent. Returns the branch name.
+    public static func commit(_ folder: RunFolder, repository: String, base: String, name: String, message: String) async throws -> String {
+        let index = FileManager.default.temporaryDirectory.path + "/autonomy-index-\(UUID().uuidString)"
+        defer { unlink(index) }
+        let env = [
+            "GIT_INDEX_FILE": index, "GIT_AUTHOR_NAME": "Autonomy Engine", "GIT_AUTHOR_EMAIL": "autonomy-engine@localhost",
+            "GIT_COMMITTER_NAME": "Autonomy Engine", "GIT_COMMITTER_EMAIL": "autonomy-engine@localhost",
+        ]
+        func git(_ args: [String]) async throws -> String {
+            try await ProjectSource.git(repository, args, environment: env).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        _ = try await git(["read-tree", base])
+        let staging = FileManager.default.temporaryDirectory.path + "/autonomy-result-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        var changed: [(path: String, file: String)] = []
+        let sourceHashes = Dictionary(uniqueKeysWithValues: (ProjectSource.manifest(in: folder).map { _ in folder.files(in: "source") } ?? []).compactMap { f in folder.record(f).map { (String(f.dropFirst("source/".count)), $0.sha256) } })
+        for (i, file) in try files(folder).enumerated() where sourceHashes[file.path] != SHA256.hex(file.data) {
+            let staged = "\(staging)/\(i)"
+            try RunFolder.atomicWrite(file.data, to: staged)
+            changed.append((file.path, staged))
+        }
+        for batch in stride(from: 0, to: changed.count, by: 200) {
+            let slice = Array(changed[batch..<min(batch + 200, changed.count)])
+            let blobs = try await git(["hash-object", "-w", "--no-filters", "--"] + slice.map(\.file)).split(separator: "\n").map(String.init)
+            guard blobs.count == slice.count else { throw EngineError(code: .io, message: "git hash-object gave \(blobs.count) ids for \(slice.count) files") }
+            _ = try await git(["update-index", "--add"] + zip(blobs, slice).flatMap { ["--cacheinfo", "100644,\($0.0),\($0.1.path)"] })
+        }
+        let deleted = ProjectSource.deletedPaths(folder)
+        if !deleted.isEmpty { _ = try await git(["update-index", "--force-remove", "--"] + deleted) }
+        let tree = try await git(["write-tree"])
+        let messageFile = staging + "/message"
+        try RunFolder.atomicWrite(Data(message.utf8), to: messageFile)
+        let commit = try await git(["commit-tree", tree, "-p", base, "-F", messageFile])
+        for suffix in [""] + (2...20).map({ "-\($0)" }) {
+            let branch = "autonomy/\(name)\(suffix)"
+            // The all-zero old value: create only, never move an existing branch.
+            if (try? await git(["update-ref", "refs/heads/\(branch)", commit, String(repeating: "0", count: 40)])) != nil { return branch }
+        }
+        throw EngineError(code: .io, message: "branches autonomy/\(name) to autonomy/\(name)-20 all exist in \(repository)")
+    }
+}
