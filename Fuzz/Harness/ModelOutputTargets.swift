@@ -7,7 +7,7 @@ import Tasks
 
 /// What a model provider sends back: the files a stage asks for, the API's JSON, and its retry headers.
 enum ModelOutputTargets {
-    static let all = [files, providerAnswer, retryHeaders]
+    static let all = [files, providerAnswer, retryHeaders, stream, junit]
 
     static let folder = RunFolder(stateDir: Scratch.folder + "/state", runID: "fuzz")
 
@@ -42,6 +42,65 @@ enum ModelOutputTargets {
         } catch let error as EngineError {
             require([.invalidInput, .unsafePath].contains(error.code), "rejected with code \(error.code): \(error)")
             require(!error.message.isEmpty, "error without a message")
+        } catch {
+            require(false, "rejected with \(type(of: error)) instead of an EngineError: \(error)")
+        }
+        // The same answer read as implement reads it: a question for a person must be askable.
+        do {
+            let answer = try GeneratedFiles.parseAnswer(text, stage: "implement")
+            if let question = answer.decision {
+                require(!question.question.isEmpty && question.question.count <= 4000, "question of \(question.question.count) characters accepted")
+                require((1...10).contains(question.options.count) && Set(question.options).count == question.options.count, "options \(question.options) accepted")
+                require(question.options.contains(question.defaultOption) && !question.options.contains("abort"), "default '\(question.defaultOption)' / options \(question.options) accepted")
+            }
+            for path in answer.files?.deleted ?? [] {
+                require((try? RunFolder.checkRelative(path)) != nil, "unsafe deleted path '\(path)' accepted")
+            }
+        } catch let error as EngineError {
+            require([.invalidInput, .unsafePath].contains(error.code), "rejected with code \(error.code): \(error)")
+            require(!error.message.isEmpty, "error without a message")
+        } catch {
+            require(false, "rejected with \(type(of: error)) instead of an EngineError: \(error)")
+        }
+    }
+
+    /// A streamed answer, cut into chunks anywhere: the events and the assembled answer do not depend on where.
+    static let stream = FuzzTarget(name: "sse-stream", summary: "a server-sent event stream (Anthropic and OpenAI), chunked anywhere") { data in
+        let bytes = [UInt8](data)
+        let cut = bytes.isEmpty ? 0 : Int(bytes[0]) % max(1, bytes.count)
+        var whole = ServerSentEventParser()
+        var split = ServerSentEventParser()
+        let events = whole.feed(data) + whole.feed(Data("\n\n".utf8))
+        let pieces = split.feed(Data(bytes[..<cut])) + split.feed(Data(bytes[cut...])) + split.feed(Data("\n\n".utf8))
+        require(events == pieces, "chunking at \(cut) changed the events: \(events.count) vs \(pieces.count)")
+        for kind in [AnthropicStream.self, OpenAIStream.self] as [any StreamAssembler.Type] {
+            var assembler = kind.init()
+            for event in events {
+                do { try assembler.add(event) } catch is StreamError { break } catch { require(false, "add threw \(error)") }
+            }
+            if let answer = try? assembler.answer() {
+                requireJSONRoundTrip(answer, "the assembled answer")
+                let response = kind == AnthropicStream.self
+                    ? try? AnthropicProvider.response(answer, model: "m", requestID: nil)
+                    : try? OpenAIProvider.response(answer, provider: "openai", model: "m", requestID: nil)
+                if let response { require(response.usage.inputTokens >= 0 && response.usage.outputTokens >= 0, "negative usage \(response.usage)") }
+            }
+        }
+    }
+
+    /// A JUnit report the sandboxed tests wrote: bounded rows, sane names and times, or a clear refusal.
+    static let junit = FuzzTarget(name: "junit-xml", summary: "a JUnit XML report (written by model code)") { data in
+        do {
+            let rows = try JUnitReport.parse(data)
+            require(!rows.isEmpty && rows.count <= 10_000, "\(rows.count) rows")
+            for row in rows {
+                require(row.name.count <= 601, "a name of \(row.name.count) characters")
+                require(["passed", "failed", "error", "skipped"].contains(row.outcome), "outcome '\(row.outcome)'")
+                if let seconds = row.seconds { require(seconds.isFinite && seconds >= 0, "time \(seconds)") }
+                requireJSONRoundTrip(row.json, "a table row")
+            }
+        } catch let error as EngineError {
+            require(error.code == .invalidInput && !error.message.isEmpty, "rejected with \(error)")
         } catch {
             require(false, "rejected with \(type(of: error)) instead of an EngineError: \(error)")
         }

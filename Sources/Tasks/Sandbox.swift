@@ -42,8 +42,9 @@ public struct Sandbox: Sendable {
     public static let workDirectory = "/build"
     static let prlimit = "/usr/bin/prlimit"
     static let setpriv = "/usr/bin/setpriv"
-    /// Files of /etc a toolchain needs (the loader cache, alternatives, time zone, name service order).
-    static let etcFiles = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/nsswitch.conf", "/etc/mime.types"]
+    /// Files of /etc a toolchain needs (the loader cache, alternatives, time zone, name service order, the public CA
+    /// certificates node and others load at start).
+    static let etcFiles = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/nsswitch.conf", "/etc/mime.types", "/etc/ssl/certs"]
 
     public var mode: Mode
     public var limits: Limits

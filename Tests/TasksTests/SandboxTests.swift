@@ -158,6 +158,17 @@ struct SandboxTests {
         #expect(result.output == "tool\nREADONLY\n", "\(result.output)")
     }
 
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/npm"), "needs node and npm in /usr"))
+    func aNodeProjectsNpmTestRuns() async throws {
+        let result = try await run(try sandbox(), "npm test 2>&1") { workspace in
+            try RunFolder.atomicWrite(Data(#"{"name": "t", "version": "1.0.0", "scripts": {"test": "node check.js"}}"#.utf8), to: workspace.build + "/package.json")
+            try RunFolder.atomicWrite(Data("const assert = require('assert'); assert.strictEqual(1 + 1, 2); console.log('node tests passed')\n".utf8), to: workspace.build + "/check.js")
+        }
+        #expect(result.exitCode == 0, "\(result.output)")
+        #expect(result.output.contains("node tests passed"))
+        #expect(!result.output.contains("Warning"), "\(result.output)")
+    }
+
     @Test func theScratchCopyIsWritableAndReadable() async throws {
         let result = try await run(try sandbox(), "cat given.txt; echo made > made.txt; cat made.txt; echo t > /tmp/t && cat /tmp/t; mkdir /elsewhere 2>/dev/null || echo ROOT-READONLY") { workspace in
             try RunFolder.atomicWrite(Data("given\n".utf8), to: workspace.build + "/given.txt")
@@ -248,5 +259,36 @@ struct TestReportTests {
         let pytest = "tests/test_calc.py::test_add PASSED                     [ 50%]\ntests/test_calc.py::TestX::test_sub FAILED [100%]\n"
         #expect(TestReport.parse(pytest) == [.init(name: "tests/test_calc.py::test_add", outcome: "passed"), .init(name: "tests/test_calc.py::TestX::test_sub", outcome: "failed")])
         #expect(TestReport.parse("....\nRan 4 tests in 0.001s\n\nOK\n").isEmpty)
+    }
+}
+
+@Suite("JUnit reports")
+struct JUnitReportTests {
+    @Test func casesOutcomesAndTimes() throws {
+        let xml = """
+            <?xml version="1.0" encoding="utf-8"?>
+            <testsuites><testsuite name="pytest" tests="4">
+              <testcase classname="tests.test_calc" name="test_add" time="0.012"/>
+              <testcase classname="tests.test_calc" name="test_sub" time="0.5"><failure message="assert 1 == 2">trace</failure></testcase>
+              <testcase classname="" name="TestBoom" time="1"><error message="boom"/></testcase>
+              <testcase name="later"><skipped/></testcase>
+            </testsuite></testsuites>
+            """
+        #expect(try JUnitReport.parse(Data(xml.utf8)) == [
+            .init(name: "tests.test_calc.test_add", outcome: "passed", seconds: 0.012), .init(name: "tests.test_calc.test_sub", outcome: "failed", seconds: 0.5),
+            .init(name: "TestBoom", outcome: "error", seconds: 1), .init(name: "later", outcome: "skipped"),
+        ])
+    }
+
+    @Test func brokenOrHostileReportsAreRefused() throws {
+        #expect(throws: EngineError.self) { try JUnitReport.parse(Data("<testsuite><testcase".utf8)) }
+        #expect(throws: EngineError.self) { try JUnitReport.parse(Data("<testsuite/>".utf8)) }
+        // An external entity is never read (model code wrote the file).
+        let secret = "/tmp/junit-secret-\(UUID().uuidString)"
+        try "SECRET-CONTENT".write(toFile: secret, atomically: true, encoding: .utf8)
+        defer { unlink(secret) }
+        let xxe = "<?xml version=\"1.0\"?><!DOCTYPE t [<!ENTITY x SYSTEM \"file://\(secret)\">]><testsuite><testcase name=\"&x;\"/></testsuite>"
+        let rows = (try? JUnitReport.parse(Data(xxe.utf8))) ?? []
+        #expect(!rows.contains { $0.name.contains("SECRET-CONTENT") })
     }
 }
