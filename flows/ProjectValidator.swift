@@ -48,6 +48,15 @@ public struct ProjectValidator: Sendable {
         guard FileManager.default.fileExists(atPath: inputs) else {
             throw EngineError(code: .missingFile, message: "templates/inputs/ is missing: it holds one folder per project", file: display(inputs))
         }
+        for project in settings.projects.values.sorted(by: { $0.name < $1.name }) {
+            var line = "project \(project.name): spec \(display(project.spec))"
+            if let source = project.source {
+                let git = FileManager.default.fileExists(atPath: source + "/.git")
+                line += ", source \(display(source))\(git ? " (git: a Completed build becomes a branch autonomy/<run name>)" : "")"
+            }
+            line += ", tests: \(project.testCommand ?? settings.test.command)\(project.junit.map { " (JUnit \($0))" } ?? "")"
+            checked.append(line)
+        }
         return Report(deployments: deployments, gates: gates, warnings: deployments.warnings, checked: checked)
     }
 
