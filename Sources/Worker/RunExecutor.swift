@@ -326,12 +326,19 @@ public struct RunExecutor: Sendable {
         let bootstrap = document.entries.last { $0.kind == .stage && $0.stage == StageName.bootstrap.rawValue && $0.status == "completed" }
         var text = "## Result of \(run.name)\n\n"
         var suffix = ""
-        if let repository = bootstrap?.facts?.sourceRepository, let base = bootstrap?.facts?.sourceCommit {
+        if let repository = bootstrap?.facts?.sourceRepository, let base = bootstrap?.facts?.sourceCommit,
+            let delivered = (try? folder.readText("RESULT.json")).flatMap({ try? JSONValue.parse($0) })?["branch"]?.stringValue
+        {
+            // Delivered before (a UI Retry of a Completed run): the same branch, not a second one.
+            text += "Branch **`\(delivered)`** of `\(repository)` (parent \(base.prefix(12))).\n\n"
+            suffix = " Result: branch \(delivered) of \(repository)."
+        } else if let repository = bootstrap?.facts?.sourceRepository, let base = bootstrap?.facts?.sourceCommit {
             let summary = document.entries.filter { $0.kind == .stage }.map { "- \($0.stage ?? "?")-\($0.attempt ?? 1): \($0.message ?? "")" }.joined(separator: "\n")
             let message = "autonomy: \(run.name)\n\nBuilt by Autonomy Engine, flow run \(run.id)\n\(PrefectConnection.runLink(settings, runID: run.id))\n\nTRACE.json:\n\(summary)\nLLM cost: $\(String(format: "%.4f", document.totalCostUSD))\n"
             do {
                 let branch = try await BuildResult.commit(folder, repository: repository, base: base, name: run.name, message: message)
                 log.notice("the result is committed on a new branch", metadata: ["branch": "\(branch)", "repository": "\(repository)"])
+                _ = try? folder.write("RESULT.json", text: JSONValue.object(["branch": .string(branch), "repository": .string(repository), "parent": .string(base)]).jsonText() + "\n")
                 text += "Branch **`\(branch)`** of `\(repository)` (parent \(base.prefix(12))); your checked-out branch, index and working tree are untouched.\n\n```\ngit -C \(repository) log --stat \(branch)\ngit -C \(repository) diff \(base.prefix(12))..\(branch)\n```\n\n"
                 suffix = " Result: branch \(branch) of \(repository)."
             } catch {

@@ -150,6 +150,13 @@ struct ProjectTests {
         #expect(table.arrayValue?.allSatisfy { $0["outcome"] == "passed" && $0["time"]?.stringValue?.hasSuffix(" s") == true } == true)
         #expect(artifacts.first { $0.key == "autonomy-result" }?.data?.stringValue?.contains(branch) == true)
 
+        // A UI Retry of the Completed run delivers the same branch again, not a second one.
+        let retry = StateCreate(type: .scheduled, name: "AwaitingRetry", message: "Retry from the UI", details: StateDetails(scheduledTime: Date()))
+        _ = try await project.client.setFlowRunState(id: runID, retry, force: true)
+        let again = try await project.waitFor(runID, timeout: .seconds(60), "completed again") { $0.stateType == .completed && ($0.runCount ?? 0) >= 2 }
+        #expect(again.state?.message?.hasSuffix("Result: branch \(branch) of \(repo.path).") == true, "\(again.state?.message ?? "")")
+        #expect(try await repo.git(["branch", "--list", "autonomy/*"]).split(separator: "\n").count == 1)
+
         // The same result, exported.
         let out = base + "/export"
         let export = try await project.autonomy(["export", runID, "--to", out])
@@ -159,8 +166,8 @@ struct ProjectTests {
         #expect(tar.status == 0, "\(tar.stderr)")
         let listing = try await runProgram("/bin/tar", ["-tzf", base + "/result.tgz"])
         #expect(listing.stdout.contains("./calc.py"))
-        let again = try await project.autonomy(["export", runID, "--to", out])
-        #expect(again.status == 65)
-        #expect(again.stderr.contains("exists and is not empty"))
+        let twice = try await project.autonomy(["export", runID, "--to", out])
+        #expect(twice.status == 65)
+        #expect(twice.stderr.contains("exists and is not empty"))
     }
 }

@@ -85,7 +85,7 @@ struct WorkerE2ETests {
         let missing = try await project.prefectRun(["--param", "project=nope", "--param", "gates=default"])
         let failed = try await project.waitFinal(missing)
         #expect(failed.stateType == .failed)
-        #expect(failed.state?.message?.contains("project 'nope' has no folder templates/inputs/nope; available: example") == true)
+        #expect(failed.state?.message?.contains("project 'nope' is not in config.yml's projects and has no folder templates/inputs/nope; available: example") == true)
     }
 
     @Test func gateSuspendsResumeFormValidatesAndReviseAddsAnAttempt() async throws {
