@@ -35,6 +35,10 @@ public final class WorkerService: Service, Sendable {
     let registry = RunRegistry()
     private let lastContact = Mutex(ContinuousClock.now)
     private let poolID = Mutex<String?>(nil)
+    /// The autonomous-build flow's id: only its runs are claimed (a pool may hold other flows' runs).
+    private let flowID = Mutex<String?>(nil)
+    /// Runs of other flows already reported once (so the log says it once per run, not once per poll).
+    private let foreignRuns = Mutex<Set<String>>([])
     let infrastructurePID = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
 
     public init(settings: Settings, client: PrefectClient, registration: Registration, executor: RunExecutor, shipper: LogShipper, options: Options, logger: Logger) {
@@ -49,6 +53,8 @@ public final class WorkerService: Service, Sendable {
     }
 
     var pool: String { settings.prefect.workPool }
+    /// The holder label of a run executed by `autonomy run` (this process, on this host).
+    static let inProcessName = "autonomy-run@\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
     var workerName: String { settings.worker.name }
 
     public func run() async throws {
@@ -89,6 +95,8 @@ public final class WorkerService: Service, Sendable {
             do {
                 let created = try await registration.ensurePool(pool)
                 poolID.withLock { $0 = created.id }
+                let flow = try await client.createFlow(name: AutonomousBuild.flowName)
+                flowID.withLock { $0 = flow.id }
                 if options.onlyRun == nil { try await registration.registerDeployments(onlyPool: pool) }
                 try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
                 contacted()
@@ -144,8 +152,16 @@ public final class WorkerService: Service, Sendable {
                 do {
                     let scheduled = try await client.scheduledFlowRuns(pool: pool, queues: settings.prefect.workQueue.map { [$0] } ?? [], before: Date().addingTimeInterval(1), limit: free + 5)
                     contacted()
+                    let ours = flowID.withLock { $0 }
                     for item in scheduled where await registry.count < settings.worker.limit {
                         guard !(await registry.contains(item.flowRun.id)) else { continue }
+                        // Another flow's run in this pool is not ours to run (proposing Pending would take it).
+                        guard ours == nil || item.flowRun.flowID == ours else {
+                            if foreignRuns.withLock({ $0.count < 10_000 && $0.insert(item.flowRun.id).inserted }) {
+                                logger.warning("a run of another flow waits in this pool; leaving it for a worker of that flow", metadata: ["flow_run.id": "\(item.flowRun.id)", "flow.id": "\(item.flowRun.flowID)"])
+                            }
+                            continue
+                        }
                         try await claim(item.flowRun.id, runs: &runs)
                     }
                 } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
@@ -176,7 +192,9 @@ public final class WorkerService: Service, Sendable {
     /// Labels, infrastructure pid, Running, then execution — stopped by the run's signal.
     private func start(_ runID: String, signal: StopSignal, alreadyRunning: Bool = false) async {
         do {
-            var labels = ["prefect.worker.name": workerName, "prefect.worker.type": "swift", "prefect.work-pool.name": pool]
+            // `autonomy run` has an identity of its own: a worker with the default name never reconciles its run.
+            let holder = options.onlyRun == nil ? workerName : Self.inProcessName
+            var labels = ["prefect.worker.name": holder, "prefect.worker.type": "swift", "prefect.work-pool.name": pool]
             if let id = poolID.withLock({ $0 }) { labels["prefect.work-pool.id"] = id }
             // Sequential on purpose: concurrent writes to one flow run make a SQLite server fail fast (503).
             try await runClient.updateLabels(flowRunID: runID, labels)

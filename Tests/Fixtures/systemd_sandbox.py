@@ -10,7 +10,9 @@ hidepid=invisible; ProcSubset=pid: subset=pid; ProtectControlGroups: /sys/fs/cgr
 unprivileged uid with no capabilities).
 Not reproduced: the rest of ProtectSystem=strict, PrivateDevices=, the cgroup and IP settings.
 
-Usage (as root): systemd_sandbox.py UNIT_FILE UID -- COMMAND...
+Usage (as root): systemd_sandbox.py UNIT_FILE UID [--keep PATH ...] -- COMMAND...
+--keep PATH: a folder under /tmp that stays visible through PrivateTmp (the worker's binary and project when a
+checkout lives under /tmp; a real installation keeps them outside /tmp).
 Needs Debian's python3-seccomp (libseccomp's bindings) and systemd-analyze.
 """
 import ctypes, errno, os, subprocess, sys
@@ -60,7 +62,7 @@ def allowed_syscalls(settings):
     return allowed
 
 
-def apply_mounts(settings):
+def apply_mounts(settings, keep=()):
     def ro_bind(path):
         subprocess.run(["mount", "--bind", path, path], check=True)
         subprocess.run(["mount", "-o", "remount,bind,ro", path], check=True)
@@ -69,7 +71,16 @@ def apply_mounts(settings):
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
     subprocess.run(["mount", "--make-rprivate", "/"], check=True)
     if settings.get("PrivateTmp") == ["yes"]:
+        kept = []
+        for n, path in enumerate(p for p in keep if p.startswith("/tmp/")):
+            aside = "/run/autonomy-keep-%d-%d" % (os.getpid(), n)
+            os.makedirs(aside, exist_ok=True)
+            subprocess.run(["mount", "--rbind", path, aside], check=True)
+            kept.append((aside, path))
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp"], check=True)
+        for aside, path in kept:
+            os.makedirs(path, exist_ok=True)
+            subprocess.run(["mount", "--rbind", aside, path], check=True)
     options = []
     if settings.get("ProtectProc"):
         options.append("hidepid=" + settings["ProtectProc"][-1])
@@ -150,8 +161,10 @@ def private_users(uid):
 def main():
     unit, uid, rest = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     command = rest[rest.index("--") + 1:]
+    options = rest[:rest.index("--")]
+    keep = [options[i + 1] for i, o in enumerate(options) if o == "--keep" and i + 1 < len(options)]
     settings = unit_settings(unit)
-    apply_mounts(settings)
+    apply_mounts(settings, keep)
     if settings.get("PrivateUsers") == ["yes"]:
         private_users(uid)
     os.setgroups([])

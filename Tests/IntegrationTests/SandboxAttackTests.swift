@@ -79,7 +79,8 @@ actor HostileBuild {
             "worker_pid": .int(Int(worker.pid)), "root_only_file": .string(rootOnly), "prefect_profile": .string(prefectHome + "/profiles.toml"),
             "env_file": .string(envFile), "state_dir": .string(project.stateDir), "own_run": .string(project.stateDir + "/runs/unknown"),
             "other_run": .string(otherRun), "templates_dir": .string(project.dir + "/templates"),
-            "hidden_paths": [.string(project.stateDir), .string(project.dir + "/templates"), .string(secrets), "/root", "/run", "/etc/autonomy", .string(TestEnvironment.root)],
+            // Files that exist on the host (the sandbox's own /tmp is writable, so a folder there proves nothing).
+            "hidden_paths": [.string(project.stateDir + "/.trace-key"), .string(project.dir + "/templates/DECISION_GATES.yml"), .string(rootOnly), .string(project.configPath), "/root", "/run", .string(TestEnvironment.root + "/Package.swift")],
             "tcp_port": .int(prefectPort), "unix_socket": .string(socketPath), "marker": .string(marker),
             "memory_bytes": .int(3 << 30), "fork_bomb": 2000,
         ]
@@ -111,6 +112,15 @@ actor HostileBuild {
             let parts = line[start.lowerBound...].split(separator: " ", maxSplits: 3).map(String.init)
             guard parts.count >= 3 else { continue }
             attacks[parts[1]] = (parts[2] == "HELD", parts.count > 3 ? parts[3] : "")
+        }
+        // A write "succeeds" inside the sandbox when it lands in the sandbox's own tmpfs; what counts is the host.
+        let forged = (try? FileManager.default.contentsOfDirectory(atPath: project.stateDir + "/runs")) ?? []
+        let ownForged = forged.contains { FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\($0)/decisions/test-failure-1.json") }
+        let otherForged = FileManager.default.fileExists(atPath: otherRun + "/decisions/design-review-1.json")
+        let templatesChanged = (try? String(contentsOfFile: project.dir + "/templates/prompts/implement.md", encoding: .utf8)) != (try? String(contentsOfFile: TestEnvironment.root + "/templates/prompts/implement.md", encoding: .utf8))
+        for (name, broke) in [("forge-decision-in-state", ownForged), ("forge-decision-other-run", otherForged), ("write-templates", templatesChanged)] {
+            let inside = attacks[name]?.detail ?? "did not report"
+            attacks[name] = (!broke, broke ? "the host file was written (\(inside))" : "the host file is untouched (inside the sandbox: \(inside))")
         }
         return Outcome(runID: runID, run: run, attacks: attacks, marker: marker, canary: canary, project: project, workerLog: worker.output, hook: hook)
     }

@@ -42,7 +42,7 @@ struct SystemdTests {
         _ = try await runProgram("/bin/chown", ["-R", "\(uid):\(uid)", stateDir])
         chmod(project.dir, 0o755)
         return try await runProgram(
-            "/usr/bin/python3", [FixtureServer.fixtures.appendingPathComponent("systemd_sandbox.py").path, unit, uid, "--", try TestEnvironment.binary()] + arguments + ["--config", project.configPath],
+            "/usr/bin/python3", [FixtureServer.fixtures.appendingPathComponent("systemd_sandbox.py").path, unit, uid, "--keep", TestEnvironment.root, "--", try TestEnvironment.binary()] + arguments + ["--config", project.configPath],
             environment: project.environment(["AUTONOMY_STATE_DIR": stateDir]), cwd: "/", timeout: .seconds(180))
     }
 

@@ -1,0 +1,67 @@
+import Foundation
+import JSON
+import PrefectAPI
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the worker behaves towards the server where the protocol review found it wrong; each against the real
+/// Prefect server, each failing on the code before its fix.
+@Suite("Prefect integration: protocol", .serialized, .timeLimit(.minutes(4)))
+struct ProtocolTests {
+    /// A pool may hold runs of other flows (a Python deployment, another team's): they are not ours to run.
+    @Test func runsOfOtherFlowsInThePoolAreNotClaimed() async throws {
+        let project = try TestProject()
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        let other = try await project.client.createFlow(name: TestEnvironment.unique("someone-elses-flow"))
+        let deployment = try await project.client.upsertDeployment(DeploymentCreate(
+            name: "theirs", flowID: other.id, workPoolName: project.pool, workQueueName: "default", entrypoint: "flows/theirs.py:theirs",
+            description: nil, version: nil, tags: [], parameters: [:], parameterOpenAPISchema: ["type": "object", "properties": [:]], enforceParameterSchema: false))
+        let foreign = try await project.client.createFlowRun(deploymentID: deployment.id, DeploymentFlowRunCreate())
+        let ours = try await project.prefectRun(["--param", "gates=default"])
+        #expect(try await project.waitFinal(ours).stateType == .completed)
+        // Our run went through many polls meanwhile; theirs was seen by each and left alone.
+        let theirs = try await project.client.readFlowRun(id: foreign.id)
+        #expect(theirs.stateType == .scheduled, "the other flow's run is \(theirs.state?.displayName ?? "?"): \(theirs.state?.message ?? "")")
+        #expect(theirs.label("prefect.worker.name") == nil)
+        #expect(project.workers.first?.output.contains("a run of another flow waits in this pool") == true)
+    }
+
+    /// `autonomy run` and `autonomy worker` both default to the name `<host>-<pool>`; a worker starting while an
+    /// in-process run executes must not hand that run back (and so run it a second time).
+    @Test func aWorkerRestartLeavesAnInProcessRunAlone() async throws {
+        let marker = "inprocess-\(UUID().uuidString.prefix(8))"
+        let project = try TestProject(testCommand: "sleep 8 # \(marker)")
+        let child = try ChildProcess(try TestEnvironment.binary(), ["run", "--gates", "default", "--deployment", project.deployment, "--config", project.configPath], environment: project.environment(), outputPath: project.dir + "/run.log")
+        defer { Task { await child.kill9() } }
+        // Wait until the in-process run is in its test stage (Running, labelled with its holder).
+        var runID: String?
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, runID == nil {
+            let line = child.output.split(separator: "\n").first { $0.hasPrefix("flow run ") && $0.contains("(") }
+            if let line, let open = line.lastIndex(of: "("), let close = line.lastIndex(of: ")") { runID = String(line[line.index(after: open)..<close]) }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let id = try #require(runID, "autonomy run printed no run id:\n\(child.output)")
+        try await project.waitFor(id, "test stage running") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(id)/tests/MANIFEST.json") }
+        let running = try await project.client.readFlowRun(id: id)
+        #expect(running.stateType == .running)
+        #expect(running.label("prefect.worker.name")?.hasPrefix("autonomy-run@") == true, "\(running.label("prefect.worker.name") ?? "nil")")
+
+        // A worker with the default name starts: its reconcile hands back only its own runs.
+        try await project.startWorker(name: "\(ProcessInfo.processInfo.hostName)-\(project.pool)")
+        defer { Task { await project.stopWorkers() } }
+        try await Task.sleep(for: .seconds(2))
+        let after = try await project.client.readFlowRun(id: id)
+        #expect(after.stateType == .running, "the worker took the in-process run: \(after.state?.displayName ?? "?") \(after.state?.message ?? "")")
+        #expect(await child.wait(timeout: .seconds(90)) != nil, "autonomy run did not finish:\n\(child.output)")
+        let final = try await project.client.readFlowRun(id: id)
+        #expect(final.stateType == .completed, "\(final.state?.message ?? "")")
+        // Executed once, by the process that created it.
+        #expect(try project.attempts(id) == ["bootstrap-1", "design-1", "implement-1", "test-1", "verify-1"])
+        #expect(!project.workers.contains { $0.output.contains("handed back a run this worker held before it restarted") }, "\(project.workers.map(\.output).joined())")
+    }
+}
