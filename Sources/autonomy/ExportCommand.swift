@@ -21,11 +21,7 @@ struct ExportCommand: AsyncParsableCommand {
     func run() async throws {
         do {
             let settings = try global.settings()
-            var id = run
-            if !RunFolder(stateDir: settings.stateDir, runID: id).exists {
-                id = try await Lookup.runID(run, client: PrefectConnection.client(settings, logger: try global.logger()))
-            }
-            let folder = RunFolder(stateDir: settings.stateDir, runID: id)
+            let folder = try await Lookup.runFolder(run, settings: settings, global: global)
             guard folder.exists, !folder.files(in: "implementations").isEmpty else {
                 throw CLIError(status: .usage, message: "run \(run) has no implementation under \(settings.stateDir)/runs (is state_dir shared with the worker that ran it?)")
             }

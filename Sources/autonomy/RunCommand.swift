@@ -101,6 +101,15 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 enum Lookup {
+    /// The run folder of a run id or name (a name is looked up through the API when no folder has it).
+    static func runFolder(_ text: String, settings: Settings, global: GlobalOptions) async throws -> RunFolder {
+        var id = text
+        if !RunFolder(stateDir: settings.stateDir, runID: id).exists {
+            id = try await runID(text, client: PrefectConnection.client(settings, logger: try global.logger()))
+        }
+        return RunFolder(stateDir: settings.stateDir, runID: id)
+    }
+
     /// A run id, or a run's name.
     static func runID(_ text: String, client: PrefectClient) async throws -> String {
         if UUID(uuidString: text) != nil { return text.lowercased() }

@@ -18,11 +18,8 @@ struct TraceCommand: AsyncParsableCommand {
     func run() async throws {
         do {
             let settings = try global.settings()
-            var id = run
-            if !RunFolder(stateDir: settings.stateDir, runID: id).exists {
-                id = try await Lookup.runID(run, client: PrefectConnection.client(settings, logger: try global.logger()))
-            }
-            let folder = RunFolder(stateDir: settings.stateDir, runID: id)
+            let folder = try await Lookup.runFolder(run, settings: settings, global: global)
+            let id = folder.runID
             guard let document = try TraceWriter.read(folder: folder) else {
                 throw CLIError(status: .usage, message: "no TRACE.json for run \(run) under \(settings.stateDir)/runs (is state_dir shared with the worker that ran it?)")
             }
