@@ -92,8 +92,15 @@ extension RunExecutor {
     }
 
     /// Reads `<keyset>-response` (what the UI or `autonomy resume` sent; the server validated it) and records it.
+    /// The pause that fired may have been the other kind: a worker Suspends, `autonomy run --attach` Pauses; the
+    /// answer is under the keyset of the pause that actually fired, so both are read.
     private func readAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, answeredAt: Date, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> Decision {
-        let text = try await client.readInput(flowRunID: run.id, key: keyset.response)
+        var text = try await client.readInput(flowRunID: run.id, key: keyset.response)
+        if text == nil {
+            for other in ["suspended", "paused"] where !keyset.response.hasPrefix(other + "-") {
+                text = try await client.readInput(flowRunID: run.id, key: RunInputKeyset(base: "\(other)-\(firing.pauseKey)").response)
+            }
+        }
         let answer = DecisionForm.answer(text, gate: firing.gate)
         let decision = firing.decision(choice: answer.choice, comment: answer.comment, decidedBy: answer.decidedBy, defaulted: answer.defaulted, answeredAt: answeredAt, flowRunID: run.id)
         return try await record(decision, folder: folder, trace: trace, log: log)

@@ -64,4 +64,22 @@ struct ProtocolTests {
         #expect(try project.attempts(id) == ["bootstrap-1", "design-1", "implement-1", "test-1", "verify-1"])
         #expect(!project.workers.contains { $0.output.contains("handed back a run this worker held before it restarted") }, "\(project.workers.map(\.output).joined())")
     }
+
+    /// A worker Suspends at a gate (keyset `suspended-…`); the person answers; `autonomy run --attach` continues the
+    /// run in-process, where a pause would be `paused-…`: the person's answer must be read, not the default.
+    @Test func attachReadsTheAnswerOfThePauseThatFired() async throws {
+        let project = try TestProject()
+        let worker = try await project.startWorker()
+        let runID = try await project.prefectRun()
+        try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
+        await worker.kill9()
+        let resumed = try await project.client.resumeFlowRun(id: runID, runInput: ["choice": "revise", "comment": "Count digit-only tokens.", "decided_by": "ana"])
+        #expect(resumed.acceptedState?.type == .scheduled)
+        let attach = try await project.autonomy(["run", "--attach", runID])
+        #expect(attach.status == 0, "\(attach.stdout)\n\(attach.stderr.suffix(2000))")
+        let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
+        #expect(decision["choice"] == "revise", "\(decision.jsonText())")
+        #expect(decision["comment"] == "Count digit-only tokens.")
+        #expect(decision["decided_by"] == "ana")
+    }
 }
