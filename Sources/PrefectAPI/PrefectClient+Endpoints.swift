@@ -100,6 +100,12 @@ extension PrefectClient {
         try decode(FlowRun.self, try await call(.post, "/flow_runs/", body: encode(run)), "/flow_runs/")
     }
 
+    /// Every state the run has been in (`GET /flow_run_states/?flow_run_id=`), in the server's order.
+    public func flowRunStates(flowRunID: String) async throws -> [State] {
+        let path = "/flow_run_states/?flow_run_id=\(flowRunID)"
+        return try decode([State].self, try await call(.get, path), "/flow_run_states/")
+    }
+
     public func readFlowRun(id: String) async throws -> FlowRun {
         try decode(FlowRun.self, try await call(.get, "/flow_runs/\(id)"), "/flow_runs/{id}")
     }

@@ -102,7 +102,9 @@ extension RunExecutor {
             }
         }
         let answer = DecisionForm.answer(text, gate: firing.gate)
-        let decision = firing.decision(choice: answer.choice, comment: answer.comment, decidedBy: answer.decidedBy, defaulted: answer.defaulted, answeredAt: answeredAt, flowRunID: run.id)
+        // When the person answered: the "Resuming" state /resume made, not the later re-claim by a worker.
+        let resumedAt = (try? await client.flowRunStates(flowRunID: run.id))?.filter { $0.name == "Resuming" }.compactMap(\.timestamp).max()
+        let decision = firing.decision(choice: answer.choice, comment: answer.comment, decidedBy: answer.decidedBy, defaulted: answer.defaulted, answeredAt: resumedAt ?? answeredAt, flowRunID: run.id)
         return try await record(decision, folder: folder, trace: trace, log: log)
     }
 

@@ -82,4 +82,24 @@ struct ProtocolTests {
         #expect(decision["comment"] == "Count digit-only tokens.")
         #expect(decision["decided_by"] == "ana")
     }
+
+    /// `answered_at` is when the person answered (the server's "Resuming" state), not when a worker claimed the run
+    /// again afterwards.
+    @Test func answeredAtIsTheResumeTimeNotTheReclaim() async throws {
+        let project = try TestProject()
+        let worker = try await project.startWorker(name: "answer-clock")
+        let runID = try await project.prefectRun()
+        try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
+        await worker.kill9()
+        let before = Date()
+        _ = try await project.client.resumeFlowRun(id: runID, runInput: ["choice": "approve"])
+        let after = Date()
+        try await Task.sleep(for: .seconds(4))  // nobody claims it meanwhile
+        try await project.startWorker(name: "answer-clock")
+        defer { Task { await project.stopWorkers() } }
+        #expect(try await project.waitFinal(runID).stateType == .completed)
+        let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
+        let answered = try #require(decision["answered_at"]?.stringValue.flatMap(JSONCoding.parseTimestamp))
+        #expect(answered >= before.addingTimeInterval(-1) && answered <= after.addingTimeInterval(1), "answered_at \(answered) is not the resume time \(before)…\(after)")
+    }
 }
