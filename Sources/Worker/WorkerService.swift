@@ -255,6 +255,17 @@ public final class WorkerService: Service, Sendable {
                               related: [["prefect.resource.id": "prefect.work-pool.\(poolID.withLock { $0 } ?? pool)", "prefect.resource.role": "work-pool"]])
                     })
                 }
+            } catch let error as PrefectError where error.code == .notFound {
+                // The pool was deleted while this worker ran: made again, as Prefect's own worker does at its sync.
+                logger.warning("the work pool is gone; creating it again", metadata: ["pool": "\(pool)"])
+                do {
+                    let created = try await registration.ensurePool(pool)
+                    poolID.withLock { $0 = created.id }
+                    if options.onlyRun == nil { try await registration.registerDeployments(onlyPool: pool) }
+                    try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
+                } catch {
+                    logger.error("could not create the work pool again", metadata: ["pool": "\(pool)", "error": "\(error)"])
+                }
             } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
                 try checkUnreachable(error)
                 logger.warning("heartbeat failed", metadata: ["error": "\(error.message)"])

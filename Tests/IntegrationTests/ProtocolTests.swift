@@ -102,4 +102,22 @@ struct ProtocolTests {
         let answered = try #require(decision["answered_at"]?.stringValue.flatMap(JSONCoding.parseTimestamp))
         #expect(answered >= before.addingTimeInterval(-1) && answered <= after.addingTimeInterval(1), "answered_at \(answered) is not the resume time \(before)…\(after)")
     }
+
+    /// A pool deleted while the worker runs is made again at the next heartbeat (Prefect's worker does it at its
+    /// sync), with the worker's deployments, so `prefect deployment run` works again.
+    @Test func aDeletedPoolIsCreatedAgain() async throws {
+        let project = try TestProject()
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        let deleted = try await runProgram("/usr/bin/curl", ["-fsS", "-X", "DELETE", "\(project.apiURL)/work_pools/\(project.pool)"])
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(try await project.client.readWorkPool(name: project.pool) == nil)
+        let deadline = ContinuousClock.now + .seconds(20)  // the test project's heartbeat is 5 s
+        while ContinuousClock.now < deadline, try await project.client.readWorkPool(name: project.pool) == nil {
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(try await project.client.readWorkPool(name: project.pool)?.type == "swift")
+        let runID = try await project.prefectRun(["--param", "gates=default"])
+        #expect(try await project.waitFinal(runID).stateType == .completed)
+    }
 }
