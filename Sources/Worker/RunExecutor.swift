@@ -79,7 +79,7 @@ public struct RunExecutor: Sendable {
     let mode: Mode
     let logLevel: Logger.Level
     let waitPollInterval: Duration
-    let deploymentNames = DeploymentNames()
+    let deployments = Deployments()
 
     public init(client: PrefectClient, settings: Settings, gates: [Gate], shipper: LogShipper, notifier: Notifier, sandbox: Sandbox, traceKey: TraceKey, http: HTTPClient, mode: Mode, logLevel: Logger.Level, waitPollInterval: Duration = .seconds(1)) {
         self.traceKey = traceKey
@@ -127,8 +127,12 @@ public struct RunExecutor: Sendable {
         } catch {
             return .failed("Invalid parameters: \(error)")
         }
+        // Job variables as Prefect merges them: pool defaults ⊕ the deployment's ⊕ the run's (env key by key).
+        let deployment = await deployments.deployment(of: run.deploymentID, client: client)
+        let pool = try? await client.readWorkPool(name: settings.prefect.workPool)
+        let jobVariables = JobVariables.merged(poolTemplate: pool?.baseJobTemplate, deployment: deployment?.jobVariables, run: run.jobVariables)
         // Checked before anything is created for the run: a refused run leaves no folder behind.
-        let testEnvironment = (run.jobVariables?["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+        let testEnvironment = (jobVariables["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
         let refused = Sandbox.refusedNames(testEnvironment, allowed: settings.test.envAllow)
         if !refused.isEmpty {
             return .failed("Refused the job variable env: \(refused.joined(separator: ", ")) \(refused.count == 1 ? "is" : "are") not in test.env_allow. Only names the worker's operator lists in config.yml reach the test command; ask them to add a name, or start the run without it.")
@@ -138,11 +142,11 @@ public struct RunExecutor: Sendable {
             return .crashed("The run folder \(folder.root) does not exist on this worker, but the run already started elsewhere: all workers of a pool must share state_dir (one host or a shared filesystem).")
         }
         try folder.create()
-        let deploymentName = await deploymentNames.name(of: run.deploymentID, client: client)
+        let deploymentName = deployment?.name
         let trace = try TraceWriter(folder: folder, run: .init(flowRunID: run.id, flowRunName: run.name, deployment: deploymentName.map { "\(AutonomousBuild.flowName)/\($0)" }, parameters: params.json), key: traceKey)
-        let providerName = params.provider ?? run.jobVariables?["provider"]?.stringValue ?? settings.llm.provider
+        let providerName = params.provider ?? jobVariables["provider"]?.stringValue ?? settings.llm.provider
         let provider = try ProviderFactory.make(provider: providerName, settings: settings, http: http, logger: log)
-        let model = params.model ?? run.jobVariables?["model"]?.stringValue ?? settings.llm.model ?? provider.defaultModel
+        let model = params.model ?? jobVariables["model"]?.stringValue ?? settings.llm.model ?? provider.defaultModel
         if providerName == "offline" { log.info("using the offline provider (no API key needed)") }
         let runCount = run.runCount ?? 1
         // A project of config.yml (spec, source, its own tests and toolchain) or a folder under templates/inputs/.
@@ -391,15 +395,11 @@ public struct RunExecutor: Sendable {
 }
 
 /// Deployment names by id, read once per worker (for TRACE.json's run header).
-actor DeploymentNames {
-    private var names: [String: String] = [:]
-
-    func name(of id: String?, client: PrefectClient) async -> String? {
+/// A run's deployment (its name and job variables), read once per run start: edits in the UI apply to the next run.
+struct Deployments: Sendable {
+    func deployment(of id: String?, client: PrefectClient) async -> Deployment? {
         guard let id else { return nil }
-        if let known = names[id] { return known }
-        let name = try? await client.readDeployment(id: id)?.name
-        if let name { names[id] = name }
-        return name
+        return try? await client.readDeployment(id: id)
     }
 }
 

@@ -105,3 +105,15 @@ struct GateDeadlineTests {
         #expect(deadline.answer["choice"] == "approve")
     }
 }
+
+@Suite("Job variables")
+struct JobVariablesTests {
+    @Test func poolDefaultsThenDeploymentThenRunWithEnvMergedKeyByKey() {
+        let template: JSONValue = ["variables": ["properties": ["model": ["default": "pool-model"], "provider": ["default": nil], "env": ["default": ["A": "pool", "B": "pool"]]]]]
+        let merged = JobVariables.merged(poolTemplate: template, deployment: ["model": "deployment-model", "env": ["B": "deployment", "C": "deployment"]], run: ["env": ["C": "run"], "provider": nil])
+        #expect(merged["model"] == "deployment-model")
+        #expect(merged["provider"] == nil)
+        #expect(merged["env"] == ["A": "pool", "B": "deployment", "C": "run"])
+        #expect(JobVariables.merged(poolTemplate: nil, deployment: nil, run: nil).isEmpty)
+    }
+}

@@ -120,4 +120,32 @@ struct ProtocolTests {
         let runID = try await project.prefectRun(["--param", "gates=default"])
         #expect(try await project.waitFinal(runID).stateType == .completed)
     }
+
+    /// Job variables from the pool's template defaults, the deployment and the run are merged as Prefect does
+    /// (env key by key), so `work_pool.job_variables` in prefect.yaml and defaults edited in the UI apply.
+    @Test func jobVariablesOfPoolDeploymentAndRunAreMerged() async throws {
+        let project = try TestProject(
+            testCommand: "env; python3 -m unittest discover -v", deploymentJobVariables: #"{model: offline-from-deployment, env: {FROM_DEPLOYMENT: "d"}}"#,
+            testExtra: ["env_allow: [FROM_POOL, FROM_DEPLOYMENT, FROM_RUN]"])
+        try await project.startWorker()
+        defer { Task { await project.stopWorkers() } }
+        // A default edited in the pool's template (what the UI's work pool page does).
+        var template = try #require(try await project.client.readWorkPool(name: project.pool)?.baseJobTemplate?.objectValue)
+        var variables = try #require(template["variables"]?.objectValue)
+        var properties = try #require(variables["properties"]?.objectValue)
+        var env = try #require(properties["env"]?.objectValue)
+        env["default"] = ["FROM_POOL": "p"]
+        properties["env"] = .object(env)
+        variables["properties"] = .object(properties)
+        template["variables"] = .object(variables)
+        try await project.client.updateWorkPool(name: project.pool, baseJobTemplate: .object(template))
+
+        let runID = try await project.prefectRun(["--param", "gates=default", "--job-variable", #"env={"FROM_RUN": "r"}"#])
+        let run = try await project.waitFinal(runID)
+        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+        let output = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/tests/RESULTS.json", encoding: .utf8))["output"]?.stringValue ?? ""
+        for line in ["FROM_POOL=p", "FROM_DEPLOYMENT=d", "FROM_RUN=r"] { #expect(output.contains(line), "\(line) did not reach the test command") }
+        let models = (try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" }.compactMap { $0["model"]?.stringValue }
+        #expect(!models.isEmpty && models.allSatisfy { $0 == "offline-from-deployment" }, "\(models)")
+    }
 }

@@ -12,7 +12,7 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
     let apiURL: String
     var workers: [ChildProcess] = []
 
-    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover -v", unreachableExitAfter: String = "30s", llm: [String] = ["provider: offline"]) throws {
+    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover -v", unreachableExitAfter: String = "30s", llm: [String] = ["provider: offline"], deploymentJobVariables: String? = nil, testExtra: [String] = []) throws {
         apiURL = try TestEnvironment.prefectURL()
         client = try TestEnvironment.client()
         pool = TestEnvironment.unique("pool")
@@ -26,7 +26,7 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
             deployments:
               - name: \(deployment)
                 parameters: {project: example}
-                work_pool: {name: \(pool), work_queue_name: default}
+                work_pool: {name: \(pool), work_queue_name: default\(deploymentJobVariables.map { ", job_variables: \($0)" } ?? "")}
             """.write(toFile: dir + "/prefect.yaml", atomically: true, encoding: .utf8)
         try """
             prefect:
@@ -43,6 +43,7 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
             test:
               command: "\(testCommand)"
               timeout: 60s
+              \(testExtra.joined(separator: "\n  "))
             \(config)
             """.write(toFile: dir + "/config.yml", atomically: true, encoding: .utf8)
     }
