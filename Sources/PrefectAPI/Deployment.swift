@@ -18,9 +18,14 @@ public struct Deployment: Decodable, Sendable {
     public var tags: [String]?
     public var concurrencyLimit: Int?
     public var status: String?
+    public var paused: Bool?
+    public var entrypoint: String?
+    public var description: String?
+    public var version: String?
+    public var schedules: [JSONValue]?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, tags, parameters, status
+        case id, name, tags, parameters, status, paused, entrypoint, description, version, schedules
         case flowID = "flow_id", workPoolName = "work_pool_name", workQueueName = "work_queue_name"
         case parameterOpenAPISchema = "parameter_openapi_schema", jobVariables = "job_variables"
         case concurrencyLimit = "concurrency_limit"

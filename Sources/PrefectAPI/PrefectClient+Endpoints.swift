@@ -73,6 +73,11 @@ extension PrefectClient {
         try decode(Deployment.self, try await call(.post, "/deployments/", body: encode(deployment)), "/deployments/")
     }
 
+    /// `PATCH /deployments/{id}` with only the given fields.
+    public func updateDeployment(id: String, _ fields: [String: JSONValue]) async throws {
+        _ = try await call(.patch, "/deployments/\(id)", body: encode(JSONValue.object(fields)))
+    }
+
     public func readDeployment(id: String) async throws -> Deployment? {
         let response = try await call(.get, "/deployments/\(id)", allow: [404])
         return response.status == 404 ? nil : try decode(Deployment.self, response, "/deployments/{id}")

@@ -40,26 +40,62 @@ public struct Registration: Sendable {
         }
     }
 
-    /// Registers the deployments targeting `pool` (all of them when nil). Returns "flow/name" of each.
-    @discardableResult
-    public func registerDeployments(onlyPool pool: String?) async throws -> [(name: String, id: String, pool: String)] {
+    /// How much of a deployment a registration may write.
+    public enum Ownership: Sendable {
+        /// `autonomy deploy`: the whole deployment, as prefect.yaml says (and it says what it changed).
+        case everything
+        /// A worker or `autonomy run`: create a missing deployment; of an existing one only what the worker owns
+        /// (`parameter_openapi_schema`, `entrypoint`), never `paused`, schedules, tags or parameter defaults, which
+        /// people edit in the UI. Prefect's own workers never write deployments.
+        case workerOwned
+    }
+
+    /// Registers the deployments targeting `pool` (all of them when nil). Returns each one's name, id, pool and what
+    /// changed ("created", "unchanged", or the fields updated).
+    public func registerDeployments(onlyPool pool: String?, ownership: Ownership = .workerOwned) async throws -> [(name: String, id: String, pool: String, change: String)] {
         let flow = try await client.createFlow(name: AutonomousBuild.flowName)
-        var registered: [(String, String, String)] = []
+        var registered: [(String, String, String, String)] = []
         for d in deployments.deployments {
             let target = d.workPool ?? settings.prefect.workPool
             if let pool, target != pool { continue }
             try await ensurePool(target)
             var parameters = d.parameters
             if parameters.isEmpty { parameters = ["project": "example"] }
-            let created = try await client.upsertDeployment(DeploymentCreate(
+            let desired = DeploymentCreate(
                 name: d.name, flowID: flow.id, workPoolName: target, workQueueName: d.workQueue ?? settings.prefect.workQueue,
                 entrypoint: AutonomousBuild.entrypoint, description: d.description, version: d.version ?? AutonomousBuild.version,
                 tags: d.tags, parameters: parameters, parameterOpenAPISchema: BuildParameters.schema,
                 enforceParameterSchema: d.enforceParameterSchema, jobVariables: d.jobVariables, schedules: d.schedules,
-                concurrencyLimit: nil, paused: d.paused))
-            logger.info("registered deployment", metadata: ["deployment": "\(AutonomousBuild.flowName)/\(d.name)", "pool": "\(target)"])
-            registered.append(("\(AutonomousBuild.flowName)/\(d.name)", created.id, target))
+                concurrencyLimit: nil, paused: d.paused)
+            let existing = try await client.readDeployment(flowName: AutonomousBuild.flowName, name: d.name)
+            let name = "\(AutonomousBuild.flowName)/\(d.name)"
+            if let existing, ownership == .workerOwned {
+                var fields: [String: JSONValue] = [:]
+                if existing.parameterOpenAPISchema != BuildParameters.schema { fields["parameter_openapi_schema"] = BuildParameters.schema }
+                if existing.entrypoint != AutonomousBuild.entrypoint { fields["entrypoint"] = .string(AutonomousBuild.entrypoint) }
+                if !fields.isEmpty { try await client.updateDeployment(id: existing.id, fields) }
+                registered.append((name, existing.id, existing.workPoolName ?? target, fields.isEmpty ? "unchanged" : "updated \(fields.keys.sorted().joined(separator: ", "))"))
+                continue
+            }
+            let changes = existing.map { Self.changes(from: $0, to: desired) }
+            let created = try await client.upsertDeployment(desired)
+            let change = changes.map { $0.isEmpty ? "unchanged" : "updated \($0.joined(separator: ", "))" } ?? "created"
+            logger.info("registered deployment", metadata: ["deployment": "\(name)", "pool": "\(target)", "change": "\(change)"])
+            registered.append((name, created.id, target, change))
         }
         return registered
+    }
+
+    /// What `autonomy deploy` changes of an existing deployment (so a person sees that it unpauses one, say).
+    static func changes(from existing: Deployment, to desired: DeploymentCreate) -> [String] {
+        var changes: [String] = []
+        if (existing.paused ?? false) != desired.paused { changes.append("paused \(existing.paused ?? false) → \(desired.paused)") }
+        if (existing.parameters ?? [:]) != desired.parameters { changes.append("parameters") }
+        if Set(existing.tags ?? []) != Set(desired.tags) { changes.append("tags") }
+        if (existing.jobVariables ?? [:]) != desired.jobVariables { changes.append("job_variables") }
+        if (existing.schedules ?? []).count != desired.schedules.count { changes.append("schedules \((existing.schedules ?? []).count) → \(desired.schedules.count)") }
+        if existing.workPoolName != desired.workPoolName { changes.append("work pool \(existing.workPoolName ?? "none") → \(desired.workPoolName)") }
+        if existing.description != desired.description { changes.append("description") }
+        return changes
     }
 }

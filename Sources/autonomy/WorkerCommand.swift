@@ -55,8 +55,8 @@ struct DeployCommand: AsyncParsableCommand {
         do {
             let logger = try global.logger("autonomy.deploy")
             let runtime = try Runtime(settings: try global.settings(), logger: logger)
-            for d in try await runtime.registration.registerDeployments(onlyPool: nil) {
-                emit("registered \(d.name) (id \(d.id)) on pool \(d.pool)")
+            for d in try await runtime.registration.registerDeployments(onlyPool: nil, ownership: .everything) {
+                emit("\(d.change): \(d.name) (id \(d.id)) on pool \(d.pool)")
             }
             emit("start a build with: prefect deployment run '\(runtime.report.deployments.deployments.first.map { "autonomous-build/\($0.name)" } ?? "autonomous-build/default")'")
         } catch {

@@ -148,4 +148,29 @@ struct ProtocolTests {
         let models = (try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" }.compactMap { $0["model"]?.stringValue }
         #expect(!models.isEmpty && models.allSatisfy { $0 == "offline-from-deployment" }, "\(models)")
     }
+
+    /// What people change in the UI — pausing a deployment, adding a schedule, editing a default — survives a
+    /// worker restart: a worker writes only what it owns. `autonomy deploy` writes everything and says what.
+    @Test func aWorkerRestartKeepsWhatPeopleChangedOnTheDeployment() async throws {
+        let project = try TestProject()
+        try await project.startWorker(name: "keeper")
+        let deployment = try #require(try await project.client.readDeployment(flowName: "autonomous-build", name: project.deployment))
+        try await project.client.updateDeployment(id: deployment.id, ["paused": true, "parameters": ["project": "example", "gates": "default"]])
+        let schedule = try await runProgram("/usr/bin/curl", ["-fsS", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", #"[{"schedule": {"interval": 3600}, "active": true}]"#, "\(project.apiURL)/deployments/\(deployment.id)/schedules"])
+        #expect(schedule.status == 0, "\(schedule.stderr)")
+        await project.stopWorkers()
+        // A new name: startWorker waits for its first heartbeat, which comes after its registration.
+        try await project.startWorker(name: "keeper-again")
+        defer { Task { await project.stopWorkers() } }
+
+        let after = try #require(try await project.client.readDeployment(id: deployment.id))
+        #expect(after.paused == true, "the worker unpaused the deployment")
+        #expect(after.parameters?["gates"] == "default", "the worker reverted an edited default: \(after.parameters ?? [:])")
+        #expect(after.schedules?.count == 1, "the worker deleted a schedule added in the UI")
+
+        let deploy = try await project.autonomy(["deploy"])
+        #expect(deploy.status == 0, "\(deploy.stderr)")
+        #expect(deploy.stdout.contains("updated paused true → false, parameters, schedules 1 → 0: autonomous-build/\(project.deployment)"), "\(deploy.stdout)")
+        #expect(try await project.client.readDeployment(id: deployment.id)?.paused == false)
+    }
 }
