@@ -73,6 +73,11 @@ public struct Registration: Sendable {
                 var fields: [String: JSONValue] = [:]
                 if existing.parameterOpenAPISchema != BuildParameters.schema { fields["parameter_openapi_schema"] = BuildParameters.schema }
                 if existing.entrypoint != AutonomousBuild.entrypoint { fields["entrypoint"] = .string(AutonomousBuild.entrypoint) }
+                // A deployment whose pool was deleted has none left: it goes back to this worker's pool.
+                if existing.workPoolName == nil {
+                    fields["work_pool_name"] = .string(target)
+                    fields["work_queue_name"] = .string(d.workQueue ?? settings.prefect.workQueue ?? "default")
+                }
                 if !fields.isEmpty { try await client.updateDeployment(id: existing.id, fields) }
                 registered.append((name, existing.id, existing.workPoolName ?? target, fields.isEmpty ? "unchanged" : "updated \(fields.keys.sorted().joined(separator: ", "))"))
                 continue

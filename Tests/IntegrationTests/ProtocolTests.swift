@@ -109,7 +109,7 @@ struct ProtocolTests {
         let project = try TestProject()
         try await project.startWorker()
         defer { Task { await project.stopWorkers() } }
-        let deleted = try await runProgram("/usr/bin/curl", ["-fsS", "-X", "DELETE", "\(project.apiURL)/work_pools/\(project.pool)"])
+        let deleted = try await runProgram("/usr/bin/curl", ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1", "-X", "DELETE", "\(project.apiURL)/work_pools/\(project.pool)"])
         #expect(deleted.status == 0, "\(deleted.stderr)")
         #expect(try await project.client.readWorkPool(name: project.pool) == nil)
         let deadline = ContinuousClock.now + .seconds(20)  // the test project's heartbeat is 5 s
@@ -156,7 +156,8 @@ struct ProtocolTests {
         try await project.startWorker(name: "keeper")
         let deployment = try #require(try await project.client.readDeployment(flowName: "autonomous-build", name: project.deployment))
         try await project.client.updateDeployment(id: deployment.id, ["paused": true, "parameters": ["project": "example", "gates": "default"]])
-        let schedule = try await runProgram("/usr/bin/curl", ["-fsS", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", #"[{"schedule": {"interval": 3600}, "active": true}]"#, "\(project.apiURL)/deployments/\(deployment.id)/schedules"])
+        // A SQLite-backed server may answer 503 "database is locked" while other tests' workers still write.
+        let schedule = try await runProgram("/usr/bin/curl", ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", #"[{"schedule": {"interval": 3600}, "active": true}]"#, "\(project.apiURL)/deployments/\(deployment.id)/schedules"])
         #expect(schedule.status == 0, "\(schedule.stderr)")
         await project.stopWorkers()
         // A new name: startWorker waits for its first heartbeat, which comes after its registration.
