@@ -79,7 +79,6 @@ public struct RunExecutor: Sendable {
     let mode: Mode
     let logLevel: Logger.Level
     let waitPollInterval: Duration
-    let deployments = Deployments()
 
     public init(client: PrefectClient, settings: Settings, gates: [Gate], shipper: LogShipper, notifier: Notifier, sandbox: Sandbox, traceKey: TraceKey, http: HTTPClient, mode: Mode, logLevel: Logger.Level, waitPollInterval: Duration = .seconds(1)) {
         self.traceKey = traceKey
@@ -128,7 +127,8 @@ public struct RunExecutor: Sendable {
             return .failed("Invalid parameters: \(error)")
         }
         // Job variables as Prefect merges them: pool defaults ⊕ the deployment's ⊕ the run's (env key by key).
-        let deployment = await deployments.deployment(of: run.deploymentID, client: client)
+        // Read at each start (UI edits apply to the next run); a deployment that is gone counts as none.
+        let deployment: Deployment? = if let id = run.deploymentID { try? await client.readDeployment(id: id) } else { nil }
         let pool = try? await client.readWorkPool(name: settings.prefect.workPool)
         let jobVariables = JobVariables.merged(poolTemplate: pool?.baseJobTemplate, deployment: deployment?.jobVariables, run: run.jobVariables)
         // Checked before anything is created for the run: a refused run leaves no folder behind.
@@ -394,33 +394,8 @@ public struct RunExecutor: Sendable {
     }
 }
 
-/// Deployment names by id, read once per worker (for TRACE.json's run header).
-/// A run's deployment (its name and job variables), read once per run start: edits in the UI apply to the next run.
-struct Deployments: Sendable {
-    func deployment(of id: String?, client: PrefectClient) async -> Deployment? {
-        guard let id else { return nil }
-        return try? await client.readDeployment(id: id)
-    }
-}
-
 /// Runs `body` in a task that is not cancelled, so clean-up calls still reach the server after the
 /// run's own task was cancelled.
 func uncancelled<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
     await Task { await body() }.value
-}
-
-/// The rows of the TRACE table artifact: one per stage attempt.
-public enum TraceTable {
-    public static func rows(_ document: TraceDocument) -> [[String: JSONValue]] {
-        document.entries.filter { $0.kind == .stage }.map { e in
-            let duration = e.endedAt.map { String(format: "%.2f", $0.timeIntervalSince(e.startedAt)) } ?? ""
-            return [
-                "stage": .string(e.stage ?? ""), "attempt": .int(e.attempt ?? 0), "status": .string(e.status ?? ""),
-                "model": .string(e.model ?? "-"), "input_tokens": .int(e.usage?.inputTokens ?? 0), "output_tokens": .int(e.usage?.outputTokens ?? 0),
-                "cost_usd": .string(e.costUSD.map { String(format: "%.4f", $0) } ?? "-"), "duration_s": .string(duration),
-                "prompt_sha256": .string(e.promptSHA256.map { String($0.prefix(12)) } ?? "-"),
-                "outputs": .string(e.outputs.map(\.path).joined(separator: ", ")),
-            ]
-        }
-    }
 }
