@@ -47,6 +47,8 @@ public struct DeploymentCreate: Encodable, Sendable {
     public var jobVariables: [String: JSONValue]
     public var schedules: [JSONValue]
     public var concurrencyLimit: Int?
+    /// `{"collision_strategy": "ENQUEUE" | "CANCEL_NEW"}` with a concurrency limit.
+    public var concurrencyOptions: JSONValue?
     public var paused: Bool
 
     public init(
@@ -76,7 +78,7 @@ public struct DeploymentCreate: Encodable, Sendable {
         case name, entrypoint, description, version, tags, parameters, schedules, paused
         case flowID = "flow_id", workPoolName = "work_pool_name", workQueueName = "work_queue_name"
         case parameterOpenAPISchema = "parameter_openapi_schema", enforceParameterSchema = "enforce_parameter_schema"
-        case jobVariables = "job_variables", concurrencyLimit = "concurrency_limit"
+        case jobVariables = "job_variables", concurrencyLimit = "concurrency_limit", concurrencyOptions = "concurrency_options"
     }
 }
 

@@ -79,6 +79,9 @@ public struct FlowRunUpdate: Encodable, Sendable {
     public var name: String?
     public var flowVersion: String?
     public var infrastructurePID: String?
+    /// Sends `infrastructure_pid: null`: a run handed back has no process, so the server may cancel it directly
+    /// (Scheduled → Cancelled) instead of waiting in Cancelling for a worker that does not hold it.
+    public var clearsInfrastructurePID = false
 
     public init(name: String? = nil, flowVersion: String? = nil, infrastructurePID: String? = nil) {
         self.name = name
@@ -86,9 +89,23 @@ public struct FlowRunUpdate: Encodable, Sendable {
         self.infrastructurePID = infrastructurePID
     }
 
+    public static var withoutInfrastructure: FlowRunUpdate {
+        var update = FlowRunUpdate()
+        update.clearsInfrastructurePID = true
+        return update
+    }
+
     enum CodingKeys: String, CodingKey {
         case name
         case flowVersion = "flow_version", infrastructurePID = "infrastructure_pid"
+    }
+
+    /// Only what is set is sent: the server updates exactly the fields present.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(name, forKey: .name)
+        try c.encodeIfPresent(flowVersion, forKey: .flowVersion)
+        if clearsInfrastructurePID { try c.encodeNil(forKey: .infrastructurePID) } else { try c.encodeIfPresent(infrastructurePID, forKey: .infrastructurePID) }
     }
 }
 

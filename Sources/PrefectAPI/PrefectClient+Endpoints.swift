@@ -111,6 +111,11 @@ extension PrefectClient {
         return try decode([State].self, try await call(.get, path), "/flow_run_states/")
     }
 
+    public func taskRunStates(taskRunID: String) async throws -> [State] {
+        let path = "/task_run_states/?task_run_id=\(taskRunID)"
+        return try decode([State].self, try await call(.get, path), "/task_run_states/")
+    }
+
     public func readFlowRun(id: String) async throws -> FlowRun {
         try decode(FlowRun.self, try await call(.get, "/flow_runs/\(id)"), "/flow_runs/{id}")
     }
@@ -129,13 +134,21 @@ extension PrefectClient {
 
     /// Proposes a state. The proposal carries a fresh `transition_id` unless one is set, and the HTTP
     /// retries resend the very same body, so a retried proposal is never applied twice.
+    ///
+    /// When the server committed a proposal but its answer was lost, the retry is REJECTed "already made this
+    /// state transition" with the current state: that state is ours, so the answer is ACCEPT (as Prefect's
+    /// client decides from the returned state, not from the status).
     public func setFlowRunState(id: String, _ state: StateCreate, force: Bool = false) async throws -> OrchestrationResult {
         var state = state
         state.stateDetails.flowRunID = id
+        return try await propose(state, force: force, path: "/flow_runs/\(id)/set_state")
+    }
+
+    private func propose(_ state: StateCreate, force: Bool, path: String) async throws -> OrchestrationResult {
+        var state = state
         if state.stateDetails.transitionID == nil { state.stateDetails.transitionID = UUID().uuidString.lowercased() }
         let body: JSONValue = ["state": try JSONValue.from(state), "force": .bool(force)]
-        let path = "/flow_runs/\(id)/set_state"
-        return try decode(OrchestrationResponse.self, try await call(.post, path, body: encode(body)), path).result
+        return try decode(OrchestrationResponse.self, try await call(.post, path, body: encode(body)), path).result.settled(proposing: state)
     }
 
     /// Proposes a state and, while the server answers WAIT (e.g. Running before the scheduled time),
@@ -149,11 +162,15 @@ extension PrefectClient {
         try await proposeUntilNotWaiting(maxWait: maxWait) { try await self.setTaskRunState(id: id, state, force: force) }
     }
 
+    /// The shortest wait after a WAIT answer.
+    static let minimumWait: Duration = .milliseconds(500)
+
     private func proposeUntilNotWaiting(maxWait: Duration, _ propose: () async throws -> OrchestrationResult) async throws -> OrchestrationResult {
         while true {
             let result = try await propose()  // each proposal gets its own transition id: a WAIT applied nothing
             guard case .wait(let delay, _) = result else { return result }
-            try await Task.sleep(for: min(.milliseconds(Int64(delay * 1000)), maxWait))
+            // The server may say 0 s (a tag limit's jittered delay rounds to 0): never a tight loop against it.
+            try await Task.sleep(for: min(max(.milliseconds(Int64(delay * 1000)), Self.minimumWait), maxWait))
         }
     }
 
@@ -207,10 +224,7 @@ extension PrefectClient {
     public func setTaskRunState(id: String, _ state: StateCreate, force: Bool = false) async throws -> OrchestrationResult {
         var state = state
         state.stateDetails.taskRunID = id
-        if state.stateDetails.transitionID == nil { state.stateDetails.transitionID = UUID().uuidString.lowercased() }
-        let body: JSONValue = ["state": try JSONValue.from(state), "force": .bool(force)]
-        let path = "/task_runs/\(id)/set_state"
-        return try decode(OrchestrationResponse.self, try await call(.post, path, body: encode(body)), path).result
+        return try await propose(state, force: force, path: "/task_runs/\(id)/set_state")
     }
 
     // MARK: Logs, artifacts, events

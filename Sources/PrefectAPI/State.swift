@@ -86,6 +86,15 @@ public struct State: Codable, Sendable, Hashable {
         case stateDetails = "state_details"
     }
 
+    public init(id: String? = nil, type: StateType, name: String? = nil, timestamp: Date? = nil, message: String? = nil, stateDetails: StateDetails? = nil) {
+        self.id = id
+        self.type = type
+        self.name = name
+        self.timestamp = timestamp
+        self.message = message
+        self.stateDetails = stateDetails
+    }
+
     public var displayName: String { name ?? type.rawValue.capitalized }
 }
 
@@ -128,6 +137,19 @@ public enum OrchestrationResult: Sendable, Hashable {
     case wait(delaySeconds: Double, reason: String)
 
     public var acceptedState: State? { if case .accept(let s) = self { return s } else { return nil } }
+
+    /// A REJECT whose state is the one proposed is an ACCEPT whose answer was lost: the server committed the
+    /// proposal, the answer never arrived, and the retry (same `transition_id`) was refused as a duplicate with
+    /// the current state. Ours when it carries our `transition_id`, or is the very state proposed: the same type
+    /// (a second Pending is ABORTed, never REJECTed), and for a pause the same `pause_key`.
+    public func settled(proposing proposed: StateCreate) -> OrchestrationResult {
+        guard case .reject(let current?, _) = self else { return self }
+        let details = current.stateDetails
+        if let ours = proposed.stateDetails.transitionID, details?.transitionID == ours { return .accept(current) }
+        guard current.type == proposed.type, current.type != .cancelling else { return self }
+        if proposed.type == .paused { return details?.pauseKey == proposed.stateDetails.pauseKey ? .accept(current) : self }
+        return [.pending, .running].contains(proposed.type) ? .accept(current) : self
+    }
 
     public var summary: String {
         switch self {

@@ -43,19 +43,24 @@ public struct TaskRunCreate: Encodable, Sendable {
     public var dynamicKey: String
     public var tags: [String]
     public var taskInputs: [String: [TaskInput]]
+    /// Prefect's task-run retry policy (`retries`, `retry_delay` in seconds): a Failed proposal with retries left is
+    /// answered REJECT with an AwaitingRetry state, and the UI shows the retries.
+    public var empiricalPolicy: JSONValue?
 
-    public init(name: String, flowRunID: String, taskKey: String, dynamicKey: String, tags: [String] = [], taskInputs: [String: [TaskInput]] = [:]) {
+    public init(name: String, flowRunID: String, taskKey: String, dynamicKey: String, tags: [String] = [], taskInputs: [String: [TaskInput]] = [:], retries: Int = 0, retryDelaySeconds: Int = 0) {
         self.name = name
         self.flowRunID = flowRunID
         self.taskKey = taskKey
         self.dynamicKey = dynamicKey
         self.tags = tags
         self.taskInputs = taskInputs
+        if retries > 0 { empiricalPolicy = ["retries": .int(retries), "retry_delay": .int(retryDelaySeconds)] }
     }
 
     enum CodingKeys: String, CodingKey {
         case name, tags
         case flowRunID = "flow_run_id", taskKey = "task_key", dynamicKey = "dynamic_key", taskInputs = "task_inputs"
+        case empiricalPolicy = "empirical_policy"
     }
 }
 
@@ -69,10 +74,13 @@ public struct TaskRun: Decodable, Sendable {
     public var stateName: String?
     public var state: State?
     public var taskInputs: [String: [TaskInput]]?
+    public var tags: [String]?
+    /// How many times the task run entered Running (a retry counts).
+    public var runCount: Int?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, state
+        case id, name, state, tags
         case flowRunID = "flow_run_id", taskKey = "task_key", dynamicKey = "dynamic_key"
-        case stateType = "state_type", stateName = "state_name", taskInputs = "task_inputs"
+        case stateType = "state_type", stateName = "state_name", taskInputs = "task_inputs", runCount = "run_count"
     }
 }
