@@ -20,13 +20,6 @@ public struct ProjectValidator: Sendable {
         var checked = ["\(display(settings.configFile)): ok"]
         let deployments = try DeploymentsFile.load(path: settings.prefectYAML, displayName: display(settings.prefectYAML), flowName: AutonomousBuild.flowName)
         for d in deployments.deployments {
-            if d.concurrencyLimit != nil {
-                throw EngineError(
-                    code: .invalidConfig,
-                    message: "concurrency_limit is not supported: Prefect's deployment concurrency lease expires after 300 s unless the engine renews it. Remove it and limit with worker.limit or the work pool's concurrency limit.",
-                    file: deployments.file, line: d.concurrencyLimitMark?.line ?? d.line, column: d.concurrencyLimitMark?.column,
-                    key: "deployments.\(d.name).concurrency_limit")
-            }
             do {
                 _ = try BuildParameters(d.parameters)
             } catch var error as EngineError {

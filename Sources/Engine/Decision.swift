@@ -55,6 +55,17 @@ public struct Decision: Codable, Sendable, Hashable {
             return try? JSONCoding.decoder.decode(Decision.self, from: data)
         }.sorted { ($0.answeredAt, $0.gate, $0.n) < ($1.answeredAt, $1.gate, $1.n) }
     }
+
+    /// Why a decision file that is there does not count as an answer (nil when there is no file, or it counts).
+    public static func problem(_ file: String, in folder: RunFolder, trace: TraceDocument) -> String? {
+        guard folder.record(file) != nil else { return nil }
+        let recorded = trace.entries.filter { $0.kind == .decision }.flatMap(\.outputs).last { $0.path == file }
+        guard let recorded else { return "TRACE.json does not record it (written by something other than the worker)" }
+        guard let data = try? folder.read(file) else { return "it cannot be read" }
+        guard recorded.sha256 == SHA256.hex(data) else { return "it was changed after TRACE.json recorded it" }
+        guard (try? JSONCoding.decoder.decode(Decision.self, from: data)) != nil else { return "it is not a decision this worker can read" }
+        return nil
+    }
 }
 
 import JSON

@@ -18,9 +18,10 @@ public struct DeploymentsFile: Sendable {
         public var workQueue: String?
         public var jobVariables: [String: JSONValue]
         public var schedules: [JSONValue]
+        /// `concurrency_limit` (a number, or `limit` of a mapping): runs of this deployment at once, across workers.
         public var concurrencyLimit: Int?
-        /// Where `concurrency_limit` was written (line, column), for the error that refuses it.
-        public var concurrencyLimitMark: (line: Int, column: Int)?
+        /// `concurrency_limit.collision_strategy`: ENQUEUE (wait for a slot, the default) or CANCEL_NEW.
+        public var collisionStrategy: String?
         public var paused: Bool
         public var line: Int?
     }
@@ -72,7 +73,7 @@ public struct DeploymentsFile: Sendable {
         var d = Deployment(
             name: "", description: nil, version: nil, tags: [], parameters: [:], parameterLines: [:],
             enforceParameterSchema: true, workPool: nil, workQueue: nil, jobVariables: [:], schedules: [],
-            concurrencyLimit: nil, concurrencyLimitMark: nil, paused: false, line: reader.line(node))
+            concurrencyLimit: nil, collisionStrategy: nil, paused: false, line: reader.line(node))
         var named = false
         for (key, value, keyNode) in try reader.mapping(node, base, known: deploymentKeys) {
             let path = "\(base).\(key)"
@@ -92,12 +93,18 @@ public struct DeploymentsFile: Sendable {
                 guard name == flowName else { throw reader.fail(value, path, "this worker runs only the flow '\(flowName)'; remove flow_name or set it to '\(flowName)'") }
             case "entrypoint": _ = try reader.string(value, path)
             case "concurrency_limit":
-                let at = reader.position(keyNode)
-                d.concurrencyLimitMark = at.line.map { ($0, at.column ?? 1) }
                 if case .mapping = value {
-                    for (k, v, _) in try reader.mapping(value, path, known: ["limit", "collision_strategy", "grace_period_seconds"]) where k == "limit" {
-                        d.concurrencyLimit = try reader.int(v, "\(path).limit")
+                    for (k, v, _) in try reader.mapping(value, path, known: ["limit", "collision_strategy"]) {
+                        if k == "limit" { d.concurrencyLimit = try reader.int(v, "\(path).limit") }
+                        if k == "collision_strategy" {
+                            let strategy = try reader.string(v, "\(path).collision_strategy")
+                            guard ["ENQUEUE", "CANCEL_NEW"].contains(strategy) else {
+                                throw reader.fail(v, "\(path).collision_strategy", "expected ENQUEUE (wait for a slot) or CANCEL_NEW, found '\(strategy)'")
+                            }
+                            d.collisionStrategy = strategy
+                        }
                     }
+                    if d.concurrencyLimit == nil { throw reader.fail(value, path, "a concurrency_limit mapping needs a limit") }
                 } else {
                     d.concurrencyLimit = try reader.int(value, path)
                 }

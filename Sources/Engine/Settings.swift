@@ -139,6 +139,10 @@ public struct Settings: Sendable {
     public var test: Test
     /// Automatic implement → test rounds after failing tests (`build.max_fix_rounds`).
     public var maxFixRounds: Int = 3
+    /// Times a failed stage attempt is retried (`build.stage_retries`): Prefect's task-run retries, so the server
+    /// decides (its AwaitingRetry) and the UI shows them. `build.stage_retry_delay` between them.
+    public var stageRetries: Int = 0
+    public var stageRetryDelay: Duration = .seconds(10)
     /// Projects by name (`projects:`); a `project` parameter that is not here names a folder under templates/inputs/.
     public var projects: [String: Project] = [:]
     public var webhooks: [Webhook]

@@ -32,6 +32,8 @@ public struct SettingsLoader: Sendable {
         ("test.memory_mb", "AUTONOMY_TEST_MEMORY_MB"),
         ("test.processes", "AUTONOMY_TEST_PROCESSES"),
         ("build.max_fix_rounds", "AUTONOMY_MAX_FIX_ROUNDS"),
+        ("build.stage_retries", "AUTONOMY_STAGE_RETRIES"),
+        ("build.stage_retry_delay", "AUTONOMY_STAGE_RETRY_DELAY"),
     ]
 
     static let sections: [String: [String]] = [
@@ -41,7 +43,7 @@ public struct SettingsLoader: Sendable {
         "replay": ["from"],
         "test": ["command", "timeout", "sandbox", "paths", "env_allow", "cpu_time", "memory_mb", "processes"],
         "notifications": ["webhooks"],
-        "build": ["max_fix_rounds"],
+        "build": ["max_fix_rounds", "stage_retries", "stage_retry_delay"],
     ]
     static let topLevel = ["prefect", "worker", "llm", "budget_usd", "replay", "state_dir", "gates_file", "test", "notifications", "build", "projects"]
 
@@ -243,6 +245,8 @@ public struct SettingsLoader: Sendable {
             projectRoot: root,
             configFile: absoluteConfig)
         settings.maxFixRounds = try int("build.max_fix_rounds", 3, min: 0)
+        settings.stageRetries = try int("build.stage_retries", 0, min: 0)
+        settings.stageRetryDelay = try duration("build.stage_retry_delay", .seconds(10))
         settings.llm.maxContinuations = try int("llm.max_continuations", 2, min: 0)
         settings.llm.stages = stageModels
         settings.projects = projects

@@ -59,7 +59,8 @@ public struct TokenUsage: Codable, Sendable, Hashable {
 }
 
 public struct TraceEntry: Codable, Sendable {
-    public enum Kind: String, Codable, Sendable { case stage, llm, command, decision }
+    /// `fresh`: a `fresh` build started over here; entries before it do not count.
+    public enum Kind: String, Codable, Sendable { case stage, llm, command, decision, fresh }
 
     public var id: String
     public var kind: Kind
@@ -87,6 +88,9 @@ public struct TraceEntry: Codable, Sendable {
     public var taskRunID: String?
     /// What a stage attempt found (stage entries only): the state machine's input on replay.
     public var facts: StageFacts?
+    /// `fresh` entries: how many final states (Completed, Failed, Crashed, Cancelled) the flow run had had when
+    /// the build started over. A later start that finds more has been retried since, and starts over again.
+    public var endings: Int?
     /// The previous entry's `hmac` ("" for the first): the chain that makes TRACE.json tamper-evident.
     public var previousHMAC: String?
     /// HMAC-SHA-256, keyed by the installation's `TraceKey`, of `previousHMAC` and this entry without `hmac`.
@@ -124,7 +128,7 @@ public struct TraceEntry: Codable, Sendable {
         case startedAt = "started_at", endedAt = "ended_at", promptTemplate = "prompt_template"
         case promptSHA256 = "prompt_sha256", responseSHA256 = "response_sha256", costUSD = "cost_usd"
         case requestID = "request_id", decisionRef = "decision_ref", flowRunCount = "flow_run_count"
-        case taskRunID = "task_run_id", facts, previousHMAC = "previous_hmac", hmac
+        case taskRunID = "task_run_id", facts, endings, previousHMAC = "previous_hmac", hmac
     }
 
     /// Every field is written, null where it does not apply.
@@ -152,6 +156,7 @@ public struct TraceEntry: Codable, Sendable {
         try c.encodeIfPresent(flowRunCount, forKey: .flowRunCount)
         try c.encodeIfPresent(taskRunID, forKey: .taskRunID)
         try c.encodeIfPresent(facts, forKey: .facts)
+        try c.encodeIfPresent(endings, forKey: .endings)  // only when set: entries written before it sign as they did
         try c.encodeIfPresent(previousHMAC, forKey: .previousHMAC)
         try c.encodeIfPresent(hmac, forKey: .hmac)
     }
@@ -274,28 +279,10 @@ public actor TraceWriter {
 }
 
 extension TraceDocument {
-    /// The latest completed attempt of `stage` whose outputs all still have their recorded hashes.
-    public func finishedEntry(stage: String, folder: RunFolder) -> TraceEntry? {
-        guard let last = entries.last(where: { $0.kind == .stage && $0.stage == stage }), last.status == "completed" else { return nil }
-        for output in last.outputs where folder.record(output.path)?.sha256 != output.sha256 { return nil }
-        return last
-    }
-
     /// How many attempts of `stage` have started so far.
     public func attempts(stage: String) -> Int {
         entries.filter { $0.kind == .stage && $0.stage == stage }.count
     }
 
     public var totalCostUSD: Double { entries.filter { $0.kind == .llm }.compactMap(\.costUSD).reduce(0, +) }
-
-    /// The stage's latest completed attempt, if it still counts as finished: its outputs and inputs have
-    /// their recorded hashes, it started after `notBefore` (the previous stage's end), and, when
-    /// `runCount` is given (fresh builds), it was written during that run count.
-    public func finished(stage: String, folder: RunFolder, notBefore: Date?, runCount: Int?) -> TraceEntry? {
-        guard let entry = finishedEntry(stage: stage, folder: folder) else { return nil }
-        if let runCount, entry.flowRunCount != runCount { return nil }
-        if let notBefore, entry.startedAt < notBefore { return nil }
-        for input in entry.inputs where folder.record(input.path)?.sha256 != input.sha256 { return nil }
-        return entry
-    }
 }
