@@ -1,12 +1,14 @@
+import AsyncAlgorithms
 import Foundation
 import Logging
 import PrefectAPI
+import ServiceLifecycle
 import Synchronization
 
 /// Ships run logs to Prefect's `/logs/`: one batched request about every second for all runs, flushed
 /// at run end and on shutdown. While the API is down the buffer is bounded; lines beyond it are dropped
 /// and counted.
-public final class LogShipper: Sendable {
+public final class LogShipper: Service, Sendable {
     private struct State {
         var buffer: [LogCreate] = []
         var dropped = 0
@@ -62,10 +64,14 @@ public final class LogShipper: Sendable {
         }
     }
 
-    /// Flushes every `interval` until the task is cancelled, then once more.
-    public func run(interval: Duration = .seconds(1)) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+    /// A service of the worker's group: flushes every `interval` until the group shuts it down (after the worker,
+    /// so the runs' last lines are in), then once more — in a task that is not cancelled.
+    public func run() async throws {
+        await run(interval: .seconds(1))
+    }
+
+    public func run(interval: Duration) async {
+        for await _ in AsyncTimerSequence(interval: interval, clock: .continuous).cancelOnGracefulShutdown() {
             await flush()
         }
         await flush()

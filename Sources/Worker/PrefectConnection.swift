@@ -53,9 +53,16 @@ public enum PrefectConnection {
         return api
     }
 
+    /// A page of the default UI of Prefect 3.9 (the v2 UI, served under `/v2`; the v1 UI at the root is the old one).
+    /// A `prefect.ui_url` that already points at `/v2` is used as it is.
+    public static func uiLink(_ settings: Settings, _ page: String) -> String {
+        let ui = uiURL(settings)
+        return "\(ui.hasSuffix("/v2") ? ui : ui + "/v2")/\(page)"
+    }
+
     /// The flow-run page in the default (v2) UI.
     public static func runLink(_ settings: Settings, runID: String) -> String {
-        "\(uiURL(settings))/runs/flow-run/\(runID)"
+        uiLink(settings, "runs/flow-run/\(runID)")
     }
 }
 

@@ -61,12 +61,13 @@ public struct Registration: Sendable {
             try await ensurePool(target)
             var parameters = d.parameters
             if parameters.isEmpty { parameters = ["project": "example"] }
-            let desired = DeploymentCreate(
+            var desired = DeploymentCreate(
                 name: d.name, flowID: flow.id, workPoolName: target, workQueueName: d.workQueue ?? settings.prefect.workQueue,
                 entrypoint: AutonomousBuild.entrypoint, description: d.description, version: d.version ?? AutonomousBuild.version,
                 tags: d.tags, parameters: parameters, parameterOpenAPISchema: BuildParameters.schema,
                 enforceParameterSchema: d.enforceParameterSchema, jobVariables: d.jobVariables, schedules: d.schedules,
-                concurrencyLimit: nil, paused: d.paused)
+                concurrencyLimit: d.concurrencyLimit, paused: d.paused)
+            if let strategy = d.collisionStrategy { desired.concurrencyOptions = ["collision_strategy": .string(strategy)] }
             let existing = try await client.readDeployment(flowName: AutonomousBuild.flowName, name: d.name)
             let name = "\(AutonomousBuild.flowName)/\(d.name)"
             if let existing, ownership == .workerOwned {
@@ -101,6 +102,7 @@ public struct Registration: Sendable {
         if (existing.schedules ?? []).count != desired.schedules.count { changes.append("schedules \((existing.schedules ?? []).count) → \(desired.schedules.count)") }
         if existing.workPoolName != desired.workPoolName { changes.append("work pool \(existing.workPoolName ?? "none") → \(desired.workPoolName)") }
         if existing.description != desired.description { changes.append("description") }
+        if existing.concurrencyLimit != desired.concurrencyLimit { changes.append("concurrency_limit \(existing.concurrencyLimit.map(String.init) ?? "none") → \(desired.concurrencyLimit.map(String.init) ?? "none")") }
         return changes
     }
 }

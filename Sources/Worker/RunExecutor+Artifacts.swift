@@ -89,7 +89,6 @@ extension RunExecutor {
     /// results and the latest implementation after test; the implementation after implement.
     func artifactLinks(_ run: FlowRun, firing: GateFiring) async -> [(String, String)] {
         guard let artifacts = try? await client.artifacts(flowRunID: run.id) else { return [] }
-        let ui = PrefectConnection.uiURL(settings)
         func latest(_ key: String) -> Artifact? { artifacts.first { $0.key == key } }  // newest first
         var wanted: [(String, String)] = []
         switch firing.stage {
@@ -98,7 +97,7 @@ extension RunExecutor {
         case .test: wanted = [("The test results, test by test", Self.testResultsArtifactKey), ("The implementation", Self.implementationArtifactKey)]
         default: break
         }
-        return wanted.compactMap { title, key in latest(key).map { (title, "\(ui)/artifacts/artifact/\($0.id)") } }
+        return wanted.compactMap { title, key in latest(key).map { (title, PrefectConnection.uiLink(settings, "artifacts/artifact/\($0.id)")) } }
     }
 }
 

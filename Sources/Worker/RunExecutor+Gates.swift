@@ -27,7 +27,11 @@ extension RunExecutor {
         let headline = firing.question.split(separator: "\n").first { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "# ")) } ?? firing.gate.id
         let state = StateCreate(type: .paused, name: name, message: "Decision required at gate \(firing.gate.id): \(headline)", details: details)
 
-        switch try await client.proposeFlowRunState(id: run.id, state) {
+        // A Suspended run has no process: no heartbeat may follow the state (settled before, in case one is due).
+        if suspend { stop.settle() }
+        let answer = try await client.proposeFlowRunState(id: run.id, state)
+        if suspend, answer.acceptedState == nil { stop.settle(false) }
+        switch answer {
         case .accept:
             // Only now: accepting the pause deletes any input stored under this keyset.
             try await createInput(run.id, key: keyset.schema, value: DecisionForm.schema(firing.gate).jsonText())
@@ -45,8 +49,14 @@ extension RunExecutor {
             }
             return try await waitForAnswer(run, firing: firing, keyset: keyset, deadline: ownDeadline, folder: folder, trace: trace, log: log, stop: stop)
         case .reject(let current, let reason):
-            guard current?.type == .running else {
-                return .ended(.crashed("Prefect refused to pause at gate \(firing.gate.id): \(reason)"))
+            switch current?.type {
+            case .running: break
+            // A Pause or Cancel from the UI landed as the gate fired: honoured as at a stage boundary.
+            case .paused:
+                log.info("the flow run was paused from the UI as a gate fired; releasing it", metadata: ["gate": "\(firing.gate.id)"])
+                return .ended(.released("Paused from the Prefect UI at gate \(firing.gate.id); Resume continues from the finished stages"))
+            case .cancelling, .cancelled: throw CancellationError()
+            default: return .ended(.crashed("Prefect refused to pause at gate \(firing.gate.id): \(reason)"))
             }
             log.info("this gate's pause already fired; reading the answer", metadata: ["gate": "\(firing.gate.id)", "pause_key": "\(firing.pauseKey)"])
             let answered = try await readAnswer(run, firing: firing, keyset: keyset, answeredAt: current?.timestamp ?? Date(), folder: folder, trace: trace, log: log)

@@ -52,6 +52,13 @@ public final class StopSignal: Sendable {
 
     public var current: Reason? { reason.withLock { $0 } }
 
+    private let settledFlag = Mutex(false)
+    /// The run's state is (about to be) final or Suspended, or the run is handed back: the worker stops its heartbeat
+    /// events (with the zombie automation, a heartbeat after that state could mark the run Crashed). `false` again
+    /// when the proposal was refused and the run goes on.
+    public func settle(_ settled: Bool = true) { settledFlag.withLock { $0 = settled } }
+    public var isSettled: Bool { settledFlag.withLock { $0 } }
+
     /// Returns once `stop` was called (or the calling task is cancelled).
     public func stopped() async {
         for await _ in stream { return }
@@ -112,6 +119,7 @@ public struct RunExecutor: Sendable {
             }
         }
         let intended = end
+        stop.settle()  // before the final state: no heartbeat event may follow it
         end = await uncancelled { await finish(run, intended, log: log) }
         await uncancelled { await shipper.flush() }
         return end
@@ -160,13 +168,14 @@ public struct RunExecutor: Sendable {
 
         // The build is a state machine (flows/BuildMachine.swift); TRACE.json replays what already happened,
         // so a suspended, crashed or retried run goes on exactly where it was (a run killed between
-        // implement-2 and test-2 goes on at test-2). With `fresh`, only this run count's entries count.
+        // implement-2 and test-2 goes on at test-2). With `fresh`, only entries since the build started over count.
         var machine = BuildMachine(configuration: .init(gates: gates, budgetUSD: settings.budgetUSD, maxFixRounds: settings.maxFixRounds))
         var previousTaskRunID: String?
         let document = await trace.document
+        let freshFrom = params.fresh ? try await freshStart(run, document: document, trace: trace, runCount: runCount, log: log) : 0
         let recordedDecisions = Dictionary(Decision.all(in: folder, trace: document).map { ($0.fileName, $0) }, uniquingKeysWith: { _, last in last })
-        for entry in document.entries {
-            let applies = !params.fresh || entry.flowRunCount == runCount
+        for (index, entry) in document.entries.enumerated() {
+            let applies = index >= freshFrom
             if let report = StageReport(entry) {
                 machine.replay(.stageEnded(report), applies: applies)
                 if report.completed, applies, let id = entry.taskRunID { previousTaskRunID = id }
@@ -215,8 +224,8 @@ public struct RunExecutor: Sendable {
             case .ask(let firing):
                 let decision: Decision
                 let recorded = GatePolicy.recorded(firing, folder: folder, trace: await trace.document)
-                if recorded == nil, folder.record("decisions/\(firing.pauseKey).json") != nil {
-                    log.warning("a decision file that TRACE.json does not record is ignored; the gate asks again", metadata: ["file": "decisions/\(firing.pauseKey).json"])
+                if recorded == nil, let problem = Decision.problem("decisions/\(firing.pauseKey).json", in: folder, trace: await trace.document) {
+                    log.warning("a decision file is ignored and the gate asks again: \(problem)", metadata: ["file": "decisions/\(firing.pauseKey).json"])
                 }
                 if let recorded {
                     decision = recorded
@@ -236,161 +245,18 @@ public struct RunExecutor: Sendable {
         }
     }
 
-    private enum StageResult {
-        case done(TraceEntry, taskRunID: String)
-        case ended(RunEnd)
-    }
-
-    func taskRunCreate(run: FlowRun, stage: StageName, attempt: Int, upstream: String?) -> TaskRunCreate {
-        TaskRunCreate(
-            name: "\(stage.rawValue)-\(attempt)", flowRunID: run.id, taskKey: Self.taskKeyPrefix + stage.rawValue,
-            dynamicKey: "\(stage.rawValue)-\(attempt)", tags: ["autonomy"],
-            taskInputs: upstream.map { ["wait_for": [.taskRun(id: $0)]] } ?? [:])
-    }
-
-    private func runStage(_ run: FlowRun, context: StageContext, fixRound: Int?, upstream: String?, runCount: Int, log: Logger) async throws -> StageResult {
-        let stage = context.stage
-        let taskRun = try await client.createTaskRun(taskRunCreate(run: run, stage: stage, attempt: context.attempt, upstream: upstream))
-        var stageContext = context
-        stageContext.logger = shipper.logger(label: "autonomy.task_run.\(stage.rawValue)", flowRunID: run.id, taskRunID: taskRun.id, level: logLevel)
-        stageContext.logger[metadataKey: "stage"] = "\(stage.rawValue)"
-        switch try await client.proposeTaskRunState(id: taskRun.id, StateCreate(type: .running)) {
-        case .accept, .wait: break
-        case .reject(let state, let reason):
-            if state?.type == .paused {
-                log.info("the flow run was paused from the UI; releasing it at the stage boundary", metadata: ["stage": "\(stage.rawValue)"])
-                return .ended(.released("Paused from the Prefect UI before \(stage.rawValue); Resume continues from the finished stages"))
-            }
-            return .ended(.crashed("Prefect refused to start task run \(stage.rawValue)-\(context.attempt): \(reason)"))
-        case .abort(let reason):
-            let current = try await client.readFlowRun(id: run.id)
-            switch current.stateType {
-            case .cancelling, .cancelled: throw CancellationError()
-            case .paused: return .ended(.released("Paused from the Prefect UI before \(stage.rawValue)"))
-            default: return .ended(.crashed("Prefect refused to start task run \(stage.rawValue)-\(context.attempt): \(reason)"))
-            }
-        }
-        let started = Date()
-        stageContext.logger.info("stage started", metadata: ["attempt": "\(context.attempt)"])
-        do {
-            let outcome = try await Stages.run(stageContext)
-            let llm = outcome.llm
-            var entry = TraceEntry(
-                kind: .stage, stage: stage.rawValue, attempt: context.attempt, startedAt: started, endedAt: Date(), status: "completed",
-                message: outcome.summary, provider: llm?.provider, model: llm?.model, promptTemplate: llm?.promptTemplate,
-                promptSHA256: llm?.promptSHA256, responseSHA256: llm?.responseSHA256, inputs: outcome.inputs, outputs: outcome.outputs,
-                usage: llm?.usage, costUSD: llm?.costUSD, requestID: llm?.requestID)
-            entry.flowRunCount = runCount
-            entry.taskRunID = taskRun.id
-            var facts = outcome.facts
-            facts.fixRound = fixRound
-            facts.runCostUSD = (await context.trace.document.totalCostUSD * 1_000_000).rounded() / 1_000_000
-            entry.facts = facts
-            try await context.trace.append(entry)
-            _ = try await client.setTaskRunState(id: taskRun.id, StateCreate(type: .completed, message: outcome.summary))
-            stageContext.logger.info("stage completed", metadata: ["summary": "\(outcome.summary)"])
-            return .done(entry, taskRunID: taskRun.id)
-        } catch {
-            if error is CancellationError || Task.isCancelled {
-                await uncancelled { _ = try? await client.setTaskRunState(id: taskRun.id, StateCreate(type: .cancelled, message: "The flow run was stopped."), force: true) }
-                throw CancellationError()
-            }
-            let message = "Stage \(stage.rawValue) failed: \(error)"
-            var entry = TraceEntry(kind: .stage, stage: stage.rawValue, attempt: context.attempt, startedAt: started, endedAt: Date(), status: "failed", message: message)
-            entry.flowRunCount = runCount
-            try? await context.trace.append(entry)
-            _ = try? await client.setTaskRunState(id: taskRun.id, StateCreate(type: .failed, message: message))
-            stageContext.logger.error("stage failed", metadata: ["error": "\(error)"])
-            return .ended(.failed(message))
-        }
-    }
-
-    /// Publishes the artifacts and ends the run as the state machine decided.
-    private func conclude(_ run: FlowRun, _ final: BuildMachine.Final, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> RunEnd {
-        if case .cancelled(let reason) = final { return .cancelled(reason) }
-        let document = await trace.document
-        switch final {
-        case .completed(let message): await updateProgress(run, percent: 100, note: message, log: log)
-        case .failed(let message), .cancelled(let message): await updateProgress(run, percent: 100, note: "Ended: \(message)", log: log)
-        }
-        if let verification = try? folder.readText("tests/VERIFICATION.md") {
-            try await client.createArtifact(.markdown(key: "autonomy-verification", markdown: verification, description: "tests/VERIFICATION.md of \(run.name)", flowRunID: run.id))
-        }
-        try await client.createArtifact(.table(key: "autonomy-trace", rows: TraceTable.rows(document), description: "TRACE.json of \(run.name): one row per stage attempt", flowRunID: run.id))
-        switch final {
-        case .completed(let message): return .completed(message + (await deliver(run, folder: folder, document: document, log: log)))
-        case .failed(let message): return .failed(message)
-        case .cancelled(let reason): return .cancelled(reason)
-        }
-    }
-
-    /// Where a Completed build's result is: a new branch of the project's git repository (named in the state
-    /// message, the logs and an artifact), and for every project `autonomy export`.
-    private func deliver(_ run: FlowRun, folder: RunFolder, document: TraceDocument, log: Logger) async -> String {
-        let bootstrap = document.entries.last { $0.kind == .stage && $0.stage == StageName.bootstrap.rawValue && $0.status == "completed" }
-        var text = "## Result of \(run.name)\n\n"
-        var suffix = ""
-        if let repository = bootstrap?.facts?.sourceRepository, let base = bootstrap?.facts?.sourceCommit,
-            let delivered = (try? folder.readText("RESULT.json")).flatMap({ try? JSONValue.parse($0) })?["branch"]?.stringValue
-        {
-            // Delivered before (a UI Retry of a Completed run): the same branch, not a second one.
-            text += "Branch **`\(delivered)`** of `\(repository)` (parent \(base.prefix(12))).\n\n"
-            suffix = " Result: branch \(delivered) of \(repository)."
-        } else if let repository = bootstrap?.facts?.sourceRepository, let base = bootstrap?.facts?.sourceCommit {
-            let summary = document.entries.filter { $0.kind == .stage }.map { "- \($0.stage ?? "?")-\($0.attempt ?? 1): \($0.message ?? "")" }.joined(separator: "\n")
-            let message = "autonomy: \(run.name)\n\nBuilt by Autonomy Engine, flow run \(run.id)\n\(PrefectConnection.runLink(settings, runID: run.id))\n\nTRACE.json:\n\(summary)\nLLM cost: $\(String(format: "%.4f", document.totalCostUSD))\n"
-            do {
-                let branch = try await BuildResult.commit(folder, repository: repository, base: base, name: run.name, message: message)
-                log.notice("the result is committed on a new branch", metadata: ["branch": "\(branch)", "repository": "\(repository)"])
-                _ = try? folder.write("RESULT.json", text: JSONValue.object(["branch": .string(branch), "repository": .string(repository), "parent": .string(base)]).jsonText() + "\n")
-                text += "Branch **`\(branch)`** of `\(repository)` (parent \(base.prefix(12))); your checked-out branch, index and working tree are untouched.\n\n```\ngit -C \(repository) log --stat \(branch)\ngit -C \(repository) diff \(base.prefix(12))..\(branch)\n```\n\n"
-                suffix = " Result: branch \(branch) of \(repository)."
-            } catch {
-                log.error("could not commit the result to the project's repository", metadata: ["repository": "\(repository)", "error": "\(error)"])
-                text += "The result could not be committed to `\(repository)`: \(error)\n\n"
-                suffix = " The result could not be committed to \(repository): \(error)."
-            }
-        }
-        text += "Export it anywhere: `autonomy export \(run.id) --to DIR` (or `--tar FILE`).\n"
-        _ = try? await client.createArtifact(.markdown(key: "autonomy-result", markdown: text, description: "Where the result of \(run.name) is", flowRunID: run.id))
-        return suffix
-    }
-
-    /// Proposes the final state matching `end` (force for Cancelled/Crashed, as Prefect's engine does).
-    private func finish(_ run: FlowRun, _ end: RunEnd, log: Logger) async -> RunEnd {
-        let link = PrefectConnection.runLink(settings, runID: run.id)
-        do {
-            switch end {
-            case .completed(let m):
-                let result = try await client.setFlowRunState(id: run.id, StateCreate(type: .completed, message: m))
-                if case .reject(let state, _) = result, state?.type == .cancelling {
-                    _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .cancelled, name: "Cancelled", message: "Flow run was cancelled successfully."), force: true)
-                    return .cancelled("Flow run was cancelled successfully.")
-                }
-                log.info("flow run completed", metadata: ["message": "\(m)"])
-                await notifier.send(.init(event: "completed", flowRunID: run.id, flowRunName: run.name, deployment: nil, state: "Completed", gate: nil, question: nil, url: link))
-            case .failed(let m):
-                _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .failed, message: m))
-                log.error("flow run failed", metadata: ["message": "\(m)"])
-                await notifier.send(.init(event: "failed", flowRunID: run.id, flowRunName: run.name, deployment: nil, state: "Failed", gate: nil, question: m, url: link))
-            case .cancelled(let m):
-                _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .cancelled, name: "Cancelled", message: m), force: true)
-                log.info("flow run cancelled", metadata: ["message": "\(m)"])
-            case .crashed(let m):
-                _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .crashed, name: "Crashed", message: m), force: true)
-                log.error("flow run crashed", metadata: ["message": "\(m)"])
-                await notifier.send(.init(event: "failed", flowRunID: run.id, flowRunName: run.name, deployment: nil, state: "Crashed", gate: nil, question: m, url: link))
-            case .handedBack(let m):
-                let state = StateCreate(type: .scheduled, name: "AwaitingRetry", message: m, details: StateDetails(scheduledTime: Date()))
-                _ = try await client.setFlowRunState(id: run.id, state, force: true)
-                log.warning("flow run handed back", metadata: ["message": "\(m)"])
-            case .released(let m):
-                log.info("flow run released", metadata: ["message": "\(m)"])
-            }
-        } catch {
-            log.error("could not report the run's final state", metadata: ["error": "\(error)", "intended": "\(end)"])
-        }
-        return end
+    /// Where a `fresh` build's entries begin. Fresh means fresh at the start of the run, not at every claim: a
+    /// re-claim after a hand-back (which raises run_count too) goes on from the last fresh start; a run retried
+    /// after it ended (the server's history has more final states than that start saw) starts over again.
+    private func freshStart(_ run: FlowRun, document: TraceDocument, trace: TraceWriter, runCount: Int, log: Logger) async throws -> Int {
+        let endings = try await client.flowRunStates(flowRunID: run.id).filter { $0.type.isFinal }.count
+        if let last = document.entries.lastIndex(where: { $0.kind == .fresh }), document.entries[last].endings == endings { return last }
+        var marker = TraceEntry(kind: .fresh, stage: nil, attempt: nil, status: "completed", message: "fresh build: the entries before this one do not count")
+        marker.flowRunCount = runCount
+        marker.endings = endings
+        try await trace.append(marker)
+        if !document.entries.isEmpty { log.info("fresh build: starting over; earlier attempts are kept but do not count", metadata: ["run_count": "\(runCount)"]) }
+        return document.entries.count
     }
 }
 

@@ -4,6 +4,7 @@ import Foundation
 import HTTP
 import Logging
 import PrefectAPI
+import ServiceLifecycle
 import Tasks
 
 /// The object graph shared by `autonomy worker`, `run` and `deploy`, built from resolved settings.
@@ -43,7 +44,28 @@ public struct Runtime: Sendable {
         return RunExecutor(client: PrefectConnection.patient(client, settings: settings), settings: settings, gates: report.gates, shipper: shipper, notifier: notifier, sandbox: sandbox, traceKey: traceKey, http: http, mode: mode, logLevel: logLevel)
     }
 
+    /// The worker with what it needs running around it, in start order; a graceful shutdown stops them in reverse:
+    /// the worker first (drain, hand-back), then the log shipper (its last flush), then the HTTP clients' curl threads.
+    public func services(_ worker: WorkerService) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        [
+            .init(service: HTTPClientService(client: client.http)),
+            .init(service: HTTPClientService(client: http)),
+            .init(service: shipper),
+            .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+        ]
+    }
+
     public func worker(options: WorkerService.Options, mode: RunExecutor.Mode = .worker) -> WorkerService {
         WorkerService(settings: settings, client: client, registration: registration, executor: executor(mode: mode, logLevel: options.logLevel), shipper: shipper, options: options, logger: logger)
+    }
+}
+
+/// An HTTP client's curl thread as a service: it stops when the group shuts down, after the services that use it.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        client.shutdown()
     }
 }

@@ -39,6 +39,8 @@ public final class WorkerService: Service, Sendable {
     private let flowID = Mutex<String?>(nil)
     /// Runs of other flows already reported once (so the log says it once per run, not once per poll).
     private let foreignRuns = Mutex<Set<String>>([])
+    /// Failures already logged (each once, until the call succeeds again): "heartbeat events", "cancellation filter".
+    private let failures = Mutex<Set<String>>([])
     let infrastructurePID = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
 
     public init(settings: Settings, client: PrefectClient, registration: Registration, executor: RunExecutor, shipper: LogShipper, options: Options, logger: Logger) {
@@ -62,29 +64,44 @@ public final class WorkerService: Service, Sendable {
         notify.send("READY=1\nSTATUS=polling \(pool) as \(workerName)\nMAINPID=\(getpid())")
         logger.info("worker started", metadata: ["pool": "\(pool)", "worker": "\(workerName)", "limit": "\(settings.worker.limit)"])
         try await withThrowingTaskGroup(of: Void.self) { loops in
-            loops.addTask { await self.shipper.run() }
             loops.addTask { try await self.heartbeatLoop() }
             loops.addTask { await self.watchLoop() }
             try await withThrowingDiscardingTaskGroup { runs in
                 try await self.pollLoop(runs: &runs)
                 if options.onlyRun != nil || options.runOnce {
                     // Let the claimed run(s) finish; a shutdown signal meanwhile starts the usual drain.
-                    while await registry.count > 0 {
-                        if Task.isShuttingDownGracefully {
-                            await self.drain()
-                            break
-                        }
-                        try? await Task.sleep(for: .milliseconds(100))
-                    }
+                    if await self.untilEmptyOrShutdown() { await self.drain() }
                 } else {
                     await self.drain()
                 }
             }
             loops.cancelAll()
         }
-        await shipper.flush()
+        // The log shipper (a service of its own, shut down after this one) sends what the runs logged last.
         notify.send("STOPPING=1\nSTATUS=stopped")
         logger.info("worker stopped", metadata: ["pool": "\(pool)", "worker": "\(workerName)"])
+    }
+
+    /// Waits until no run is held (false) or a graceful shutdown begins (true), whichever comes first.
+    private func untilEmptyOrShutdown() async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.registry.waitUntilEmpty(); return false }
+            group.addTask { (try? await gracefulShutdown()) != nil }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// Waits until no run is held, or until `deadline`; true when none is left.
+    private func untilEmpty(by deadline: ContinuousClock.Instant) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.registry.waitUntilEmpty(); return true }
+            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
     }
 
     // MARK: Start-up
@@ -117,9 +134,12 @@ public final class WorkerService: Service, Sendable {
         let mine = try await client.filterFlowRuns(FlowRunFilter(stateTypes: [.pending, .running], workPoolNames: [pool], limit: 200))
             .filter { $0.label("prefect.worker.name") == workerName }
         for run in mine {
-            let state = StateCreate(type: .scheduled, name: "AwaitingRetry", message: "Worker \(workerName) restarted; handed back to continue from finished stages", details: StateDetails(scheduledTime: Date()))
-            _ = try await client.setFlowRunState(id: run.id, state, force: true)
-            logger.warning("handed back a run this worker held before it restarted", metadata: ["flow_run.id": "\(run.id)"])
+            let ended = try await client.handBack(runID: run.id, message: "Worker \(workerName) restarted; handed back to continue from finished stages")
+            if case .handedBack = ended {
+                logger.warning("handed back a run this worker held before it restarted", metadata: ["flow_run.id": "\(run.id)"])
+            } else {
+                logger.info("a run this worker held before it restarted was not handed back", metadata: ["flow_run.id": "\(run.id)", "result": "\(ended.message)"])
+            }
         }
     }
 
@@ -164,11 +184,12 @@ public final class WorkerService: Service, Sendable {
                         }
                         try await claim(item.flowRun.id, runs: &runs)
                     }
+                    succeeded("polling for runs")
                 } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
                     try checkUnreachable(error)
-                    logger.warning("poll failed", metadata: ["error": "\(error.message)"])
+                    failed("polling for runs", error)
                 } catch let error as PrefectError {
-                    logger.error("poll failed", metadata: ["error": "\(error.message)"])
+                    failed("polling for runs", error)
                 }
             }
             if options.runOnce { return }
@@ -202,11 +223,21 @@ public final class WorkerService: Service, Sendable {
             if !alreadyRunning {
                 let result = try await runClient.proposeFlowRunState(id: runID, StateCreate(type: .running))
                 guard case .accept = result else {
-                    logger.warning("could not start the run; dropping it", metadata: ["flow_run.id": "\(runID)", "result": "\(result.summary)"])
+                    // Cancelled in the Pending window: Cancelling only goes to Cancelled, and there is nothing to stop.
+                    let current = try await runClient.readFlowRun(id: runID)
+                    if current.stateType == .cancelling {
+                        _ = try await runClient.cancel(runID: runID)
+                        logger.info("the run was cancelled before it started", metadata: ["flow_run.id": "\(runID)"])
+                    } else {
+                        logger.warning("could not start the run; leaving it", metadata: ["flow_run.id": "\(runID)", "result": "\(result.summary)", "state": "\(current.state?.displayName ?? "?")"])
+                    }
                     return
                 }
             }
             let run = try await runClient.readFlowRun(id: runID)
+            await registry.beat(run, flowName: AutonomousBuild.flowName)
+            // The first heartbeat at once, as Prefect's engine sends it (a short run may end before the next tick).
+            await sendHeartbeats(logFailure: false)
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { _ = await self.executor.execute(run, stop: signal) }
                 group.addTask { await signal.stopped() }
@@ -222,23 +253,24 @@ public final class WorkerService: Service, Sendable {
         }
     }
 
-    /// Graceful shutdown: no new claims; in-flight runs get `shutdown_grace`, then are handed back.
+    /// How long the hand-back after `shutdown_grace` may take: the systemd unit's TimeoutStopSec is the grace + 30 s.
+    static let handBackBound: Duration = .seconds(20)
+
+    /// Graceful shutdown: no new claims; in-flight runs get `shutdown_grace`, then are handed back (within
+    /// `handBackBound`, so the whole stop stays below the unit's TimeoutStopSec).
     private func drain() async {
         let grace = settings.worker.shutdownGrace
-        let deadline = ContinuousClock.now + grace
         let inFlight = await registry.count
-        if inFlight > 0 {
-            notify.send("STOPPING=1\nSTATUS=draining \(inFlight) run(s)")
-            logger.info("shutting down: letting in-flight runs finish", metadata: ["runs": "\(inFlight)", "grace": "\(DurationParser.format(grace))"])
-        }
-        while await registry.count > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(100))
-        }
+        guard inFlight > 0 else { return }
+        notify.send("STOPPING=1\nSTATUS=draining \(inFlight) run(s)")
+        logger.info("shutting down: letting in-flight runs finish", metadata: ["runs": "\(inFlight)", "grace": "\(DurationParser.format(grace))"])
+        if await untilEmpty(by: .now + grace) { return }
+        let unfinished = await registry.count
+        logger.warning("shutdown grace passed; handing back unfinished runs", metadata: ["runs": "\(unfinished)"])
+        await registry.stopAll(.shutdown)
+        if await untilEmpty(by: .now + Self.handBackBound) { return }
         let left = await registry.count
-        if left > 0 {
-            logger.warning("shutdown grace passed; handing back unfinished runs", metadata: ["runs": "\(left)"])
-            await registry.stopAll(.shutdown)
-        }
+        logger.error("runs were still being handed back when the stop timeout came near; leaving them to the worker's next start (it hands back what it held)", metadata: ["runs": "\(left)"])
     }
 
     // MARK: Heartbeat and watch
@@ -248,13 +280,8 @@ public final class WorkerService: Service, Sendable {
             do {
                 try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
                 contacted()
-                let ids = await registry.ids
-                if !ids.isEmpty {
-                    try await client.emitEvents(ids.map { id in
-                        Event(event: "prefect.flow-run.heartbeat", resource: ["prefect.resource.id": "prefect.flow-run.\(id)"],
-                              related: [["prefect.resource.id": "prefect.work-pool.\(poolID.withLock { $0 } ?? pool)", "prefect.resource.role": "work-pool"]])
-                    })
-                }
+                succeeded("the worker heartbeat")
+                await sendHeartbeats(logFailure: true)
             } catch let error as PrefectError where error.code == .notFound {
                 // The pool was deleted while this worker ran: made again, as Prefect's own worker does at its sync.
                 logger.warning("the work pool is gone; creating it again", metadata: ["pool": "\(pool)"])
@@ -268,11 +295,34 @@ public final class WorkerService: Service, Sendable {
                 }
             } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
                 try checkUnreachable(error)
-                logger.warning("heartbeat failed", metadata: ["error": "\(error.message)"])
+                failed("the worker heartbeat", error)
             } catch {
-                logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+                failed("the worker heartbeat", error)
             }
         }
+    }
+
+    /// Heartbeat events for the runs executing (none for a settled run).
+    private func sendHeartbeats(logFailure: Bool) async {
+        let events = await registry.heartbeatEvents()
+        guard !events.isEmpty else { return }
+        do {
+            try await client.emitEvents(events)
+            succeeded("flow-run heartbeat events")
+        } catch {
+            if logFailure { failed("flow-run heartbeat events", error, "; the zombie automation may mark runs Crashed if this goes on") }
+        }
+    }
+
+    /// Logs a failing call once, until it works again: a call made every interval would flood the log.
+    private func failed(_ what: String, _ error: any Error, _ consequence: String = "") {
+        guard failures.withLock({ $0.insert(what).inserted }) else { return }
+        let message = (error as? PrefectError)?.message ?? "\(error)"
+        logger.warning("\(what) failed\(consequence); logged once until it works again", metadata: ["error": "\(message)"])
+    }
+
+    private func succeeded(_ what: String) {
+        if failures.withLock({ $0.remove(what) }) != nil { logger.info("\(what) works again") }
     }
 
     /// One filter per interval for the in-flight runs being cancelled; one (less often) for expired gates.
@@ -282,11 +332,14 @@ public final class WorkerService: Service, Sendable {
         for await _ in AsyncTimerSequence(interval: settings.worker.pollInterval, clock: .continuous) {
             let ids = await registry.ids
             if !ids.isEmpty {
-                if let cancelling = try? await client.filterFlowRuns(FlowRunFilter(ids: ids, stateTypes: [.cancelling, .cancelled])) {
-                    for run in cancelling {
+                do {
+                    for run in try await client.filterFlowRuns(FlowRunFilter(ids: ids, stateTypes: [.cancelling, .cancelled])) {
                         logger.info("run is being cancelled; stopping it", metadata: ["flow_run.id": "\(run.id)"])
                         await registry.stop(run.id, .cancelledByUser)
                     }
+                    succeeded("the cancellation check")
+                } catch {
+                    failed("the cancellation check", error, ": a Cancel from the UI is not seen until it works again")
                 }
             }
             if options.onlyRun == nil, ContinuousClock.now - lastGateScan >= gateScanInterval {
@@ -299,13 +352,22 @@ public final class WorkerService: Service, Sendable {
     /// Runs of this pool waiting at an `on_timeout: default` gate whose deadline passed are resumed with
     /// the default answer through `/resume`, so the server still validates it.
     private func resumeExpiredGates() async {
-        guard let waiting = try? await client.filterFlowRuns(FlowRunFilter(stateTypes: [.paused], workPoolNames: [pool], limit: 200)) else { return }
+        let waiting: [FlowRun]
+        do {
+            waiting = try await client.filterFlowRuns(FlowRunFilter(stateTypes: [.paused], workPoolNames: [pool], limit: 200))
+            succeeded("the gate deadline check")
+        } catch {
+            return failed("the gate deadline check", error, ": gates past their deadline are not answered until it works again")
+        }
         await registry.setWaiting(waiting.count)
         let now = Date()
         for run in waiting {
             guard let deadline = GateDeadline(label: { run.label($0) }, currentPauseKey: run.state?.stateDetails?.pauseKey), deadline.expired(at: now) else { continue }
-            if let result = try? await client.resumeFlowRun(id: run.id, runInput: deadline.answer) {
+            do {
+                let result = try await client.resumeFlowRun(id: run.id, runInput: deadline.answer)
                 logger.notice("gate deadline passed; resumed with the default answer", metadata: ["flow_run.id": "\(run.id)", "pause_key": "\(deadline.pauseKey)", "choice": "\(deadline.defaultChoice)", "result": "\(result.summary)"])
+            } catch {
+                logger.warning("gate deadline passed, but resuming with the default answer failed; tried again at the next check", metadata: ["flow_run.id": "\(run.id)", "error": "\(error)"])
             }
         }
     }

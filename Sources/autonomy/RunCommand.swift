@@ -57,9 +57,10 @@ struct RunCommand: AsyncParsableCommand {
             options.onlyRun = runID
             options.logLevel = logger.logLevel
             let worker = runtime.worker(options: options, mode: .inProcess)
-            let group = ServiceGroup(configuration: .init(services: [ServiceGroupConfiguration.ServiceConfiguration(service: worker, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let group = ServiceGroup(configuration: .init(services: runtime.services(worker), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
-            try await exit(for: runID, client: client)
+            // The group stopped the runtime's HTTP clients with the worker: the last look takes a client of its own.
+            try await exit(for: runID, client: PrefectConnection.client(settings, logger: logger))
         } catch let code as ExitCode {
             throw code
         } catch {

@@ -34,7 +34,7 @@ struct WorkerCommand: AsyncParsableCommand {
             options.logLevel = logger.logLevel
             let worker = runtime.worker(options: options)
             let group = ServiceGroup(configuration: .init(
-                services: [ServiceGroupConfiguration.ServiceConfiguration(service: worker, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
+                services: runtime.services(worker),
                 gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [.sigquit], logger: logger))
             try await group.run()
         } catch {
