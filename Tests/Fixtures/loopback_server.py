@@ -6,7 +6,7 @@ Writes the bound port to PORT_FILE. Routes:
   GET  /hello                 200 "hello"
   GET  /conns                 200 number of TCP connections accepted so far
   POST /echo                  200 the request body; X-Seen-Auth echoes the Authorization header's scheme
-  GET  /slow?ms=N             sleeps N ms, then 200
+  GET  /slow?ms=N             sleeps N ms, then 200 (POST too: a slow webhook receiver)
   GET  /status/N              status N; ?retry_after=V adds Retry-After: V; ?fail_times=K answers N only K times
   GET  /count/NAME            how many times /status was hit with ?name=NAME
   GET  /big?bytes=N           N bytes of 'a'
@@ -97,6 +97,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.reply(403, b'{"detail":"Invalid CSRF token"}', {"Content-Type": "application/json"})
         elif self.path == "/echo":
             self.reply(200, body, {"X-Seen-Auth": auth, "X-Seen-Method": self.command})
+        elif self.path.startswith("/slow"):
+            # A slow webhook receiver: answers after ?ms=N.
+            q = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
+            time.sleep(int(q.get("ms", "1000")) / 1000)
+            self.reply(200, b"slow")
         else:
             self.reply(404, b"not found")
 

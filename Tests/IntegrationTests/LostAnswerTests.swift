@@ -1,0 +1,181 @@
+import Foundation
+import JSON
+import PrefectAPI
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A proxy between the worker and the real Prefect server (Tests/Fixtures/lossy_proxy.py) that loses the answer to
+/// a state proposal the server committed, or makes a person's Cancel or Pause land exactly as the worker proposes a
+/// state: the races a busy network and a busy person produce, made to happen every time.
+struct LossyProxy {
+    let server: FixtureServer
+    let eventsPath: String
+
+    init(_ flags: [String]) throws {
+        let upstream = try TestEnvironment.prefectURL()
+        let root = upstream.hasSuffix("/api") ? String(upstream.dropLast(4)) : upstream
+        eventsPath = FileManager.default.temporaryDirectory.appendingPathComponent("proxy-\(UUID().uuidString).jsonl").path
+        server = try FixtureServer(script: "lossy_proxy.py", arguments: [root] + flags + ["--events", eventsPath])
+    }
+
+    var apiURL: String { server.base + "/api" }
+
+    /// What the proxy did: dropped answers ("flow:PENDING") and actions ("PAUSED:cancel → ACCEPT").
+    var events: [String] {
+        let text = (try? String(contentsOfFile: eventsPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }.map { e in
+            if let dropped = e["dropped"]?.stringValue { return dropped }
+            return "\(e["before"]?.stringValue ?? "?"):\(e["action"]?.stringValue ?? "?") → \(e["result"]?.stringValue ?? e["result"].map { $0.jsonText() } ?? "?")"
+        }
+    }
+}
+
+@Suite("Prefect integration: lost answers and races", .serialized, .timeLimit(.minutes(4)))
+struct LostAnswerTests {
+    /// The server commits Pending (the claim), Running and a task run's Running, and each answer is lost; the retry
+    /// is refused as a duplicate with the current state, which is ours: the run goes on and completes.
+    @Test func lostAnswersToAClaimAndItsStartDoNotStrandTheRun() async throws {
+        let proxy = try LossyProxy(["--drop-answer", "flow:PENDING", "--drop-answer", "flow:RUNNING", "--drop-answer", "task:RUNNING"])
+        let project = try TestProject()
+        try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
+        try await withCleanup {
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .completed, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
+            #expect(proxy.events.sorted() == ["flow:PENDING", "flow:RUNNING", "task:RUNNING"])
+            #expect(try project.attempts(runID) == TestProject.offlineBuild)
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
+    /// The answer to a gate's pause is lost: the run stays Suspended at the gate with its form, never Crashed.
+    @Test func aLostAnswerToAGatePauseLeavesTheRunAtTheGate() async throws {
+        let proxy = try LossyProxy(["--drop-answer", "flow:PAUSED"])
+        let project = try TestProject()
+        try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
+        try await withCleanup {
+            let runID = try await project.prefectRun()
+            try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
+            try await Task.sleep(for: .seconds(2))
+            let waiting = try await project.client.readFlowRun(id: runID)
+            #expect(waiting.stateName == "Suspended", "\(waiting.state?.displayName ?? "?"): \(waiting.state?.message ?? "")")
+            #expect(waiting.state?.stateDetails?.pauseKey == "design-review-1")
+            #expect(try await project.client.readInput(flowRunID: runID, key: "suspended-design-review-1-schema") != nil, "the Resume form was not written")
+            #expect(proxy.events == ["flow:PAUSED"])
+            #expect(try await project.client.resumeFlowRun(id: runID, runInput: ["choice": "approve"]).acceptedState?.type == .scheduled)
+            #expect(try await project.waitFinal(runID).stateType == .completed)
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
+    /// A person cancels as the gate fires: the pause is refused (the run is Cancelling) and the run ends Cancelled,
+    /// at once, not Crashed and not after the server's clean-up.
+    @Test func aCancelLandingAsAGateFiresEndsCancelled() async throws {
+        let proxy = try LossyProxy(["--before", "PAUSED:cancel"])
+        let project = try TestProject()
+        try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
+        try await withCleanup {
+            let runID = try await project.prefectRun()
+            let run = try await project.waitFinal(runID, timeout: .seconds(45))
+            #expect(run.stateType == .cancelled, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
+            #expect(proxy.events == ["PAUSED:cancel → ACCEPT"])
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
+    /// A person pauses from the UI as the gate fires: the run is released as at a stage boundary; Resume brings it
+    /// back and the gate asks then.
+    @Test func aPauseFromTheUILandingAsAGateFiresReleasesTheRun() async throws {
+        let proxy = try LossyProxy(["--before", "PAUSED:pause"])
+        let project = try TestProject()
+        let worker = try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
+        try await withCleanup {
+            let runID = try await project.prefectRun()
+            try await project.waitFor(runID, "paused from the UI") { $0.stateType == .paused }
+            try await Task.sleep(for: .seconds(2))
+            let paused = try await project.client.readFlowRun(id: runID)
+            #expect(paused.stateType == .paused && paused.state?.stateDetails?.pauseKey == nil, "\(paused.state?.displayName ?? "?"): \(paused.state?.message ?? "")")
+            #expect(worker.output.contains("paused from the UI as a gate fired"), "\(worker.output.suffix(2000))")
+            #expect(proxy.events == ["PAUSED:pause → ACCEPT"])
+            // The UI's Resume of its own pause (no form): the worker claims the run again, and the gate fires.
+            #expect(try await project.client.resumeFlowRun(id: runID, runInput: nil).acceptedState?.type == .scheduled)
+            let gate = try await project.waitFor(runID, "Suspended at the gate") { $0.state?.stateDetails?.pauseKey == "design-review-1" }
+            #expect(gate.stateName == "Suspended")
+            _ = try await project.client.resumeFlowRun(id: runID, runInput: ["choice": "approve"])
+            #expect(try await project.waitFinal(runID).stateType == .completed)
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
+    /// Cancelled between the claim (Pending) and the start (Running): the run ends Cancelled at once.
+    @Test func aCancelInThePendingWindowIsHonoured() async throws {
+        let proxy = try LossyProxy(["--before", "RUNNING:cancel"])
+        let project = try TestProject()
+        try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
+        try await withCleanup {
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            let run = try await project.waitFinal(runID, timeout: .seconds(30))
+            #expect(run.stateType == .cancelled, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
+            #expect(proxy.events == ["RUNNING:cancel → ACCEPT"])
+            #expect(!FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/TRACE.json"), "stages ran after the cancel")
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
+    /// A Cancel landing as the worker hands the run back at shutdown wins: no Scheduled forced over Cancelling.
+    @Test func aCancelRacingAShutdownIsNotUndoneByTheHandBack() async throws {
+        let proxy = try LossyProxy(["--before", "SCHEDULED:cancel"])
+        let project = try TestProject(testCommand: "sleep 30")
+        let worker = try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
+        let runID = try await project.prefectRun(["--param", "gates=default"])
+        try await project.waitFor(runID, "in its test stage") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json") }
+        worker.signal(SIGTERM)  // shutdown_grace 2 s, then the hand-back, which the Cancel meets
+        #expect(await worker.wait(timeout: .seconds(30)) != nil, "the worker did not stop:\n\(worker.output.suffix(2000))")
+        let run = try await project.waitFinal(runID, timeout: .seconds(20))
+        #expect(run.stateType == .cancelled, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
+        #expect(proxy.events == ["SCHEDULED:cancel → ACCEPT"])
+    }
+
+    /// A failing ending refused because the run is being cancelled ends Cancelled.
+    @Test func aFailedEndingRefusedByACancelEndsCancelled() async throws {
+        let proxy = try LossyProxy(["--before", "FAILED:cancel"])
+        let project = try TestProject()
+        try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
+        try await withCleanup {
+            // A variable the operator does not allow: the run fails at once, before any stage.
+            let runID = try await project.prefectRun(["--param", "gates=default", "--job-variable", #"env={"NOT_ALLOWED": "x"}"#])
+            let run = try await project.waitFinal(runID, timeout: .seconds(30))
+            #expect(run.stateType == .cancelled, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
+            #expect(proxy.events == ["FAILED:cancel → ACCEPT"])
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
+    /// A run handed back at shutdown has no process any more: its infrastructure_pid is cleared, so a Cancel from the
+    /// UI goes straight to Cancelled instead of waiting in Cancelling for a worker that does not hold it.
+    @Test func aHandedBackRunIsCancelledDirectly() async throws {
+        let project = try TestProject(testCommand: "sleep 30")
+        let worker = try await project.startWorker()
+        let runID = try await project.prefectRun(["--param", "gates=default"])
+        try await project.waitFor(runID, "in its test stage") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json") }
+        #expect(try await project.client.readFlowRun(id: runID).infrastructurePID != nil)
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(30)) != nil)
+        let handedBack = try await project.client.readFlowRun(id: runID)
+        #expect(handedBack.stateName == "AwaitingRetry")
+        #expect(handedBack.infrastructurePID == nil, "\(handedBack.infrastructurePID ?? "")")
+        // What the UI's Cancel sends.
+        let cancel = try await project.client.setFlowRunState(id: runID, StateCreate(type: .cancelling, name: "Cancelling"))
+        let after = try await project.client.readFlowRun(id: runID)
+        #expect(after.stateType == .cancelled, "\(cancel.summary)")
+    }
+}
