@@ -74,13 +74,17 @@ let package = Package(
             swiftSettings: swiftSettings),
 
         .target(name: "TestSupport", dependencies: ["Engine"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "JSON", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "PrefectAPITests", dependencies: ["PrefectAPI", "JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "HTTP", "Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Engine", "LLM", "JSON", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
             name: "AutonomyFlowTests", dependencies: ["AutonomyFlow", "Engine", "JSON", "TestSupport"], path: "Tests/AutonomyFlowTests",
             swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WorkerTests", dependencies: ["Worker", "PrefectAPI", "Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["PrefectAPI", "HTTP", "JSON", "Engine", "Worker", "AutonomyFlow", "Tasks", "LLM", "TestSupport"],

@@ -3,7 +3,7 @@ import Testing
 
 /// A corpus of broken project files: `autonomy check` (and `autonomy worker`) must exit 64 with one line
 /// naming the file, line and key and saying how to fix it.
-@Suite("Bad input corpus")
+@Suite("Bad input corpus", .timeLimit(.minutes(5)))
 struct BadInputTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var name: String
@@ -50,7 +50,8 @@ struct BadInputTests {
         Case(name: "prefect.yaml: gates enum", file: "prefect.yaml", content: "deployments:\n  - name: default\n    parameters: {gates: sometimes}\n", expected: "deployments.default.parameters.gates: parameter 'gates' must be 'ask' or 'default'"),
         Case(name: "prefect.yaml: reserved pool", file: "prefect.yaml", content: "deployments:\n  - name: default\n    work_pool: {name: prefect-x}\n", expected: "prefect.yaml:3:23: deployments[0].work_pool.name: pool names starting with 'prefect' are reserved"),
         Case(name: "prefect.yaml: other flow", file: "prefect.yaml", content: "deployments:\n  - name: default\n    flow_name: other\n", expected: "prefect.yaml:3:16: deployments[0].flow_name: this worker runs only the flow 'autonomous-build'"),
-        Case(name: "prefect.yaml: concurrency limit", file: "prefect.yaml", content: "deployments:\n  - name: default\n    concurrency_limit: 2\n", expected: "prefect.yaml:3:5: deployments.default.concurrency_limit: concurrency_limit is not supported"),
+        Case(name: "prefect.yaml: concurrency limit zero", file: "prefect.yaml", content: "deployments:\n  - name: default\n    concurrency_limit: 0\n", expected: "prefect.yaml:3:24: deployments[0].concurrency_limit: must be at least 1"),
+        Case(name: "prefect.yaml: collision strategy", file: "prefect.yaml", content: "deployments:\n  - name: default\n    concurrency_limit: {limit: 1, collision_strategy: QUEUE}\n", expected: "deployments[0].concurrency_limit.collision_strategy: expected ENQUEUE (wait for a slot) or CANCEL_NEW, found 'QUEUE'"),
         Case(name: "prefect.yaml: schedule without kind", file: "prefect.yaml", content: "deployments:\n  - name: default\n    schedules:\n      - timezone: UTC\n", expected: "prefect.yaml:4:9: deployments[0].schedules[0]: a schedule needs one of cron, interval (seconds) or rrule"),
         Case(name: "prefect.yaml: duplicate names", file: "prefect.yaml", content: "deployments:\n  - name: a\n  - name: a\n", expected: "prefect.yaml:3: deployments: deployment name 'a' is used twice"),
         // DECISION_GATES.yml

@@ -51,76 +51,85 @@ struct BuildLoopTests {
 
     @Test func aWrongFirstImplementationIsFixedInRoundTwo() async throws {
         let build = try await Build(answers: ["design": Self.design, "implement": [Self.buggy, Self.fixed], "test": Self.tests, "verify": Self.pass])
-        defer { Task { await build.stop() } }
-        let runID = try await build.project.prefectRun(["--param", "gates=default"])
-        let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
-        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
-        #expect(run.state?.message == "Build verified: tests passed (1 test passed); the verifier's verdict is PASS.")
-        #expect(try build.project.attempts(runID) == TestProject.offlineBuild)
+        try await withCleanup {
+            let runID = try await build.project.prefectRun(["--param", "gates=default"])
+            let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            #expect(run.state?.message == "Build verified: tests passed (1 test passed); the verifier's verdict is PASS.")
+            #expect(try build.project.attempts(runID) == TestProject.offlineBuild)
 
-        let implement = try await build.requests("implement")
-        #expect(implement.count == 2)
-        let round2 = try #require(implement.last?.prompt)
-        #expect(round2.contains("FAIL: test_add_two_and_three (test_calc.AddTest"), "\(round2.suffix(1500))")
-        #expect(round2.contains("AssertionError: -1 != 5"))
-        #expect(round2.contains("return a - b"))  // the previous implementation
-        #expect(implement.last?.headers["x-autonomy-stage"] == "implement-2")
-        #expect(implement.last?.headers["x-autonomy-flow-run"] == .string(runID))
-        // No new test-writing call in the fix round: the same tests ran again.
-        #expect(try await build.requests("test").count == 1)
-        #expect(try await build.requests("verify").first?.prompt.contains("def test_add_two_and_three(self):") == true)
-        let tasks = try await build.project.client.filterTaskRuns(flowRunID: runID)
-        #expect(tasks.first(where: { $0.name == "test-1" })?.stateType == .completed)
-        let implement2 = try #require(tasks.first(where: { $0.name == "implement-2" }))
-        let test2 = try #require(tasks.first(where: { $0.name == "test-2" }))
-        #expect(test2.taskInputs?["wait_for"] == [.taskRun(id: implement2.id)])
+            let implement = try await build.requests("implement")
+            #expect(implement.count == 2)
+            let round2 = try #require(implement.last?.prompt)
+            #expect(round2.contains("FAIL: test_add_two_and_three (test_calc.AddTest"), "\(round2.suffix(1500))")
+            #expect(round2.contains("AssertionError: -1 != 5"))
+            #expect(round2.contains("return a - b"))  // the previous implementation
+            #expect(implement.last?.headers["x-autonomy-stage"] == "implement-2")
+            #expect(implement.last?.headers["x-autonomy-flow-run"] == .string(runID))
+            // No new test-writing call in the fix round: the same tests ran again.
+            #expect(try await build.requests("test").count == 1)
+            #expect(try await build.requests("verify").first?.prompt.contains("def test_add_two_and_three(self):") == true)
+            let tasks = try await build.project.client.filterTaskRuns(flowRunID: runID)
+            #expect(tasks.first(where: { $0.name == "test-1" })?.stateType == .completed)
+            let implement2 = try #require(tasks.first(where: { $0.name == "implement-2" }))
+            let test2 = try #require(tasks.first(where: { $0.name == "test-2" }))
+            #expect(test2.taskInputs?["wait_for"] == [.taskRun(id: implement2.id)])
+        } cleanup: {
+            await build.stop()
+        }
     }
 
     @Test func aQuestionFromImplementIsAnsweredInTheResumeForm() async throws {
         let question: JSONValue = .string(#"{"decision_required": {"question": "Should add() accept strings?", "options": ["numbers-only", "strings-too"], "default": "numbers-only"}}"#)
         let build = try await Build(answers: ["design": Self.design, "implement": [question, Self.fixed], "test": Self.tests, "verify": Self.pass])
-        defer { Task { await build.stop() } }
-        let runID = try await build.project.prefectRun()
-        let paused = try await build.project.waitFor(runID, "Suspended at the implementer's question") { $0.stateType == .paused }
-        #expect(paused.state?.stateDetails?.pauseKey == "implement-question-1")
-        let schema = try JSONValue.parse(try #require(try await build.project.client.readInput(flowRunID: runID, key: "suspended-implement-question-1-schema")))
-        #expect(schema["properties"]?["choice"]?["enum"] == ["numbers-only", "strings-too", "abort"])
-        #expect(schema["properties"]?["choice"]?["default"] == "numbers-only")
-        let description = try JSONValue.parse(try #require(try await build.project.client.readInput(flowRunID: runID, key: "suspended-implement-question-1-description")))
-        #expect(description.stringValue?.contains("Should add() accept strings?") == true)
+        try await withCleanup {
+            let runID = try await build.project.prefectRun()
+            let paused = try await build.project.waitFor(runID, "Suspended at the implementer's question") { $0.stateType == .paused }
+            #expect(paused.state?.stateDetails?.pauseKey == "implement-question-1")
+            let schema = try JSONValue.parse(try #require(try await build.project.client.readInput(flowRunID: runID, key: "suspended-implement-question-1-schema")))
+            #expect(schema["properties"]?["choice"]?["enum"] == ["numbers-only", "strings-too", "abort"])
+            #expect(schema["properties"]?["choice"]?["default"] == "numbers-only")
+            let description = try JSONValue.parse(try #require(try await build.project.client.readInput(flowRunID: runID, key: "suspended-implement-question-1-description")))
+            #expect(description.stringValue?.contains("Should add() accept strings?") == true)
 
-        let resumed = try await build.project.client.resumeFlowRun(id: runID, runInput: ["choice": "strings-too", "comment": "Concatenate them.", "decided_by": "ana"])
-        #expect(resumed.acceptedState?.type == .scheduled)
-        let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
-        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
-        let implement = try await build.requests("implement")
-        #expect(implement.count == 2)
-        let second = try #require(implement.last?.prompt)
-        #expect(second.contains("implement-question #1 (after implement attempt 1): strings-too — Concatenate them."), "\(second.prefix(3000))")
-        #expect(second.contains("question: The implementer asks (attempt 1) Should add() accept strings?"))
-        #expect(try build.project.attempts(runID) == ["bootstrap-1", "design-1", "implement-1", "implement-2", "test-1", "verify-1"])
+            let resumed = try await build.project.client.resumeFlowRun(id: runID, runInput: ["choice": "strings-too", "comment": "Concatenate them.", "decided_by": "ana"])
+            #expect(resumed.acceptedState?.type == .scheduled)
+            let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            let implement = try await build.requests("implement")
+            #expect(implement.count == 2)
+            let second = try #require(implement.last?.prompt)
+            #expect(second.contains("implement-question #1 (after implement attempt 1): strings-too — Concatenate them."), "\(second.prefix(3000))")
+            #expect(second.contains("question: The implementer asks (attempt 1) Should add() accept strings?"))
+            #expect(try build.project.attempts(runID) == ["bootstrap-1", "design-1", "implement-1", "implement-2", "test-1", "verify-1"])
+        } cleanup: {
+            await build.stop()
+        }
     }
 
     @Test func reviseAtTheTestFailureGateBringsTheCommentToImplement() async throws {
         let build = try await Build(answers: ["design": Self.design, "implement": [Self.buggy, Self.buggy, Self.fixed], "test": Self.tests, "verify": Self.pass], config: "build:\n  max_fix_rounds: 1\n")
-        defer { Task { await build.stop() } }
-        let runID = try await build.project.prefectRun()
-        let paused = try await build.project.waitFor(runID, timeout: .seconds(120), "Suspended at test-failure") { $0.stateType == .paused }
-        #expect(paused.state?.stateDetails?.pauseKey == "test-failure-1")
-        #expect(try build.project.attempts(runID) == ["bootstrap-1", "design-1", "implement-1", "test-1", "implement-2", "test-2"])
-        let schema = try JSONValue.parse(try #require(try await build.project.client.readInput(flowRunID: runID, key: "suspended-test-failure-1-schema")))
-        #expect(schema["properties"]?["choice"]?["enum"] == ["accept", "revise", "retest", "abort"])
+        try await withCleanup {
+            let runID = try await build.project.prefectRun()
+            let paused = try await build.project.waitFor(runID, timeout: .seconds(120), "Suspended at test-failure") { $0.stateType == .paused }
+            #expect(paused.state?.stateDetails?.pauseKey == "test-failure-1")
+            #expect(try build.project.attempts(runID) == ["bootstrap-1", "design-1", "implement-1", "test-1", "implement-2", "test-2"])
+            let schema = try JSONValue.parse(try #require(try await build.project.client.readInput(flowRunID: runID, key: "suspended-test-failure-1-schema")))
+            #expect(schema["properties"]?["choice"]?["enum"] == ["accept", "revise", "retest", "abort"])
 
-        let resumed = try await build.project.autonomy(["resume", runID, "--choice", "revise", "--comment", "add() must return the sum, not the difference.", "--decided-by", "ana"])
-        #expect(resumed.status == 0, "\(resumed.stderr)")
-        let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
-        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
-        let implement = try await build.requests("implement")
-        #expect(implement.count == 3)
-        let third = try #require(implement.last?.prompt)
-        #expect(third.contains("add() must return the sum, not the difference."))
-        #expect(third.contains("AssertionError: -1 != 5"))
-        #expect(try build.project.attempts(runID) == ["bootstrap-1", "design-1", "implement-1", "test-1", "implement-2", "test-2", "implement-3", "test-3", "verify-1"])
+            let resumed = try await build.project.autonomy(["resume", runID, "--choice", "revise", "--comment", "add() must return the sum, not the difference.", "--decided-by", "ana"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            let implement = try await build.requests("implement")
+            #expect(implement.count == 3)
+            let third = try #require(implement.last?.prompt)
+            #expect(third.contains("add() must return the sum, not the difference."))
+            #expect(third.contains("AssertionError: -1 != 5"))
+            #expect(try build.project.attempts(runID) == ["bootstrap-1", "design-1", "implement-1", "test-1", "implement-2", "test-2", "implement-3", "test-3", "verify-1"])
+        } cleanup: {
+            await build.stop()
+        }
     }
 
     @Test func perStageModelsStreamingAndPromptCaching() async throws {
@@ -128,33 +137,61 @@ struct BuildLoopTests {
             build:
               max_fix_rounds: 1
             """, llmExtra: ["model: claude-sonnet-4-5", "stages:", "  implement: {model: claude-opus-4-1, max_tokens: 20000}", "  verify: {model: claude-haiku-4-5}"])
-        defer { Task { await build.stop() } }
-        let runID = try await build.project.prefectRun(["--param", "gates=default"])
-        let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
-        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
-        for (stage, model, maxTokens) in [("design", "claude-sonnet-4-5", 16384), ("implement", "claude-opus-4-1", 20000), ("test", "claude-sonnet-4-5", 16384), ("verify", "claude-haiku-4-5", 16384)] {
-            let body = try #require(try await build.requests(stage).first?.body)
-            #expect(body["model"] == .string(model), "\(stage)")
-            #expect(body["max_tokens"] == .int(maxTokens), "\(stage)")
-            #expect(body["stream"] == true, "\(stage)")
-            // The long, repeated part (spec, and the design after it) is marked for Anthropic's prompt cache.
-            let blocks = body["messages"]?.arrayValue?.first?["content"]?.arrayValue ?? []
-            #expect(blocks.first?["cache_control"] == ["type": "ephemeral"], "\(stage)")
-            if stage != "design" { #expect(blocks.first?["text"]?.stringValue?.contains("# Architecture") == true, "\(stage)") }
+        try await withCleanup {
+            let runID = try await build.project.prefectRun(["--param", "gates=default"])
+            let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            for (stage, model, maxTokens) in [("design", "claude-sonnet-4-5", 16384), ("implement", "claude-opus-4-1", 20000), ("test", "claude-sonnet-4-5", 16384), ("verify", "claude-haiku-4-5", 16384)] {
+                let body = try #require(try await build.requests(stage).first?.body)
+                #expect(body["model"] == .string(model), "\(stage)")
+                #expect(body["max_tokens"] == .int(maxTokens), "\(stage)")
+                #expect(body["stream"] == true, "\(stage)")
+                // The long, repeated part (spec, and the design after it) is marked for Anthropic's prompt cache.
+                let blocks = body["messages"]?.arrayValue?.first?["content"]?.arrayValue ?? []
+                #expect(blocks.first?["cache_control"] == ["type": "ephemeral"], "\(stage)")
+                if stage != "design" { #expect(blocks.first?["text"]?.stringValue?.contains("# Architecture") == true, "\(stage)") }
+            }
+            let llm = (try build.project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" }
+            #expect(llm.allSatisfy { $0["usage"]?["cache_read_tokens"] == 100 })
+            #expect(llm.first { $0["stage"] == "verify" }?["model"] == "claude-haiku-4-5")
+        } cleanup: {
+            await build.stop()
         }
-        let llm = (try build.project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" }
-        #expect(llm.allSatisfy { $0["usage"]?["cache_read_tokens"] == 100 })
-        #expect(llm.first { $0["stage"] == "verify" }?["model"] == "claude-haiku-4-5")
     }
 
     @Test func unattendedWithTestsThatNeverPassEndsFailed() async throws {
         let build = try await Build(answers: ["design": Self.design, "implement": Self.buggy, "test": Self.tests, "verify": Self.pass], config: "build:\n  max_fix_rounds: 1\n")
-        defer { Task { await build.stop() } }
-        let runID = try await build.project.prefectRun(["--param", "gates=default"])
-        let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
-        #expect(run.stateType == .failed)
-        #expect(run.state?.message == "Tests failed (1 of 1 tests failed). They were accepted by gates=default, not by a person. See tests/RESULTS.md and tests/VERIFICATION.md.")
-        let decision = try JSONValue.parse(String(contentsOfFile: "\(build.project.stateDir)/runs/\(runID)/decisions/test-failure-1.json", encoding: .utf8))
-        #expect(decision["decided_by"] == "auto")
+        try await withCleanup {
+            let runID = try await build.project.prefectRun(["--param", "gates=default"])
+            let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .failed)
+            #expect(run.state?.message == "Tests failed (1 of 1 tests failed). They were accepted by gates=default, not by a person. See tests/RESULTS.md and tests/VERIFICATION.md.")
+            let decision = try JSONValue.parse(String(contentsOfFile: "\(build.project.stateDir)/runs/\(runID)/decisions/test-failure-1.json", encoding: .utf8))
+            #expect(decision["decided_by"] == "auto")
+        } cleanup: {
+            await build.stop()
+        }
+    }
+
+    /// `build.stage_retries` is Prefect's task-run retry policy: the failed try is proposed Failed, the server answers
+    /// AwaitingRetry, and the stage runs again in the same task run (no new attempt, nothing else repeated).
+    @Test func aFailedStageIsRetriedAsPrefectDecides() async throws {
+        let garbage: JSONValue = "I could not produce the files this time."
+        let build = try await Build(answers: ["design": Self.design, "implement": [garbage, Self.fixed], "test": Self.tests, "verify": Self.pass], config: "build:\n  stage_retries: 1\n  stage_retry_delay: 1s\n")
+        try await withCleanup {
+            let runID = try await build.project.prefectRun(["--param", "gates=default"])
+            let run = try await build.project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            #expect(try build.project.attempts(runID) == ["bootstrap-1", "design-1", "implement-1", "test-1", "verify-1"])
+            #expect(try await build.requests("implement").count == 2)
+            let implement = try #require(try await build.project.client.filterTaskRuns(flowRunID: runID).first { $0.name == "implement-1" })
+            #expect(implement.stateType == .completed)
+            #expect(implement.runCount == 2, "\(implement.runCount.map(String.init) ?? "nil")")
+            #expect(implement.tags == ["autonomy", "stage:implement"])
+            let states = try await build.project.client.taskRunStates(taskRunID: implement.id).map(\.displayName)
+            #expect(states.contains("AwaitingRetry"), "\(states)")
+        } cleanup: {
+            await build.stop()
+        }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite("CLI")
+@Suite("CLI", .timeLimit(.minutes(5)))
 struct CLITests {
     @Test func rootHelpIsExact() async throws {
         let result = try await runProgram(try TestEnvironment.binary(), ["--help"], environment: cleanEnvironment(["COLUMNS": "80"]))

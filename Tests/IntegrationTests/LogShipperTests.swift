@@ -5,7 +5,7 @@ import PrefectAPI
 import Testing
 import Worker
 
-@Suite("Log shipper")
+@Suite("Log shipper", .timeLimit(.minutes(5)))
 struct LogShipperTests {
     @Test func boundedBufferWhileTheAPIIsDownThenDelivered() async throws {
         // Nothing listens on port 1: every flush fails and the lines stay, up to the bound.

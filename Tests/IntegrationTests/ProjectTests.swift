@@ -116,58 +116,61 @@ struct ProjectTests {
         ]
         _ = try await runProgram("/usr/bin/curl", ["-fsS", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", answers.jsonText(), "\(model.base)/answers"])
         try await project.startWorker(env: ["ANTHROPIC_API_KEY": "sk-ant-test"])
-        defer { Task { await project.stopWorkers() } }
+        try await withCleanup {
 
-        let runID = try await project.prefectRun(["--param", "gates=default", "--param", "project=calc"])
-        let run = try await project.waitFinal(runID, timeout: .seconds(120))
-        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
-        let branch = "autonomy/\(run.name)"
-        #expect(run.state?.message?.hasSuffix("Result: branch \(branch) of \(repo.path).") == true, "\(run.state?.message ?? "")")
+            let runID = try await project.prefectRun(["--param", "gates=default", "--param", "project=calc"])
+            let run = try await project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            let branch = "autonomy/\(run.name)"
+            #expect(run.state?.message?.hasSuffix("Result: branch \(branch) of \(repo.path).") == true, "\(run.state?.message ?? "")")
 
-        // The branch: the fix, the removal, the tests; its parent is the commit the build started from.
-        #expect(try await repo.git(["show", "\(branch):calc.py"]) == "def add(a, b):\n    return a + b\n")
-        #expect(try await repo.git(["show", "\(branch):README.md"]) == "# calc\n")
-        #expect(try await repo.git(["ls-tree", "--name-only", branch]).split(separator: "\n").sorted() == ["README.md", "calc.py", "run_tests.py", "test_calc.py"])
-        #expect(try await repo.git(["rev-parse", "\(branch)^"]).trimmingCharacters(in: .whitespacesAndNewlines) == original)
-        #expect(try await repo.git(["log", "-1", "--format=%an%n%B", branch]).contains("Autonomy Engine\nautonomy: \(run.name)"))
-        // The owner's checkout, byte for byte.
-        #expect(try await repo.checkout() == before)
+            // The branch: the fix, the removal, the tests; its parent is the commit the build started from.
+            #expect(try await repo.git(["show", "\(branch):calc.py"]) == "def add(a, b):\n    return a + b\n")
+            #expect(try await repo.git(["show", "\(branch):README.md"]) == "# calc\n")
+            #expect(try await repo.git(["ls-tree", "--name-only", branch]).split(separator: "\n").sorted() == ["README.md", "calc.py", "run_tests.py", "test_calc.py"])
+            #expect(try await repo.git(["rev-parse", "\(branch)^"]).trimmingCharacters(in: .whitespacesAndNewlines) == original)
+            #expect(try await repo.git(["log", "-1", "--format=%an%n%B", branch]).contains("Autonomy Engine\nautonomy: \(run.name)"))
+            // The owner's checkout, byte for byte.
+            #expect(try await repo.checkout() == before)
 
-        // The prompts saw the existing code.
-        let seen = try JSONValue.parse(try await runProgram("/usr/bin/curl", ["-fsS", "\(model.base)/requests"]).stdout).arrayValue ?? []
-        let implementPrompt = seen.compactMap { request -> String? in
-            let content = request["body"]?["messages"]?.arrayValue?.first?["content"]
-            let text = content?.stringValue ?? (content?.arrayValue ?? []).compactMap { $0["text"]?.stringValue }.joined()
-            return text.hasPrefix("You are the implementer") ? text : nil
-        }.first ?? ""
-        #expect(implementPrompt.contains("File tree (3 files):\n- README.md\n- calc.py\n- old.py"), "\(implementPrompt.prefix(2000))")
-        #expect(implementPrompt.contains("return a - b"))
+            // The prompts saw the existing code.
+            let seen = try JSONValue.parse(try await runProgram("/usr/bin/curl", ["-fsS", "\(model.base)/requests"]).stdout).arrayValue ?? []
+            let implementPrompt = seen.compactMap { request -> String? in
+                let content = request["body"]?["messages"]?.arrayValue?.first?["content"]
+                let text = content?.stringValue ?? (content?.arrayValue ?? []).compactMap { $0["text"]?.stringValue }.joined()
+                return text.hasPrefix("You are the implementer") ? text : nil
+            }.first ?? ""
+            #expect(implementPrompt.contains("File tree (3 files):\n- README.md\n- calc.py\n- old.py"), "\(implementPrompt.prefix(2000))")
+            #expect(implementPrompt.contains("return a - b"))
 
-        // The tests, test by test, from the project's JUnit report.
-        let artifacts = try await project.client.artifacts(flowRunID: runID)
-        let table = try JSONValue.parse(artifacts.first { $0.key == "autonomy-test-results" }?.data?.stringValue ?? "")
-        #expect(table.arrayValue?.compactMap { $0["name"]?.stringValue }.sorted() == ["test_calc.AddTest.test_adds", "test_calc.AddTest.test_adds_negatives"])
-        #expect(table.arrayValue?.allSatisfy { $0["outcome"] == "passed" && $0["time"]?.stringValue?.hasSuffix(" s") == true } == true)
-        #expect(artifacts.first { $0.key == "autonomy-result" }?.data?.stringValue?.contains(branch) == true)
+            // The tests, test by test, from the project's JUnit report.
+            let artifacts = try await project.client.artifacts(flowRunID: runID)
+            let table = try JSONValue.parse(artifacts.first { $0.key == "autonomy-test-results" }?.data?.stringValue ?? "")
+            #expect(table.arrayValue?.compactMap { $0["name"]?.stringValue }.sorted() == ["test_calc.AddTest.test_adds", "test_calc.AddTest.test_adds_negatives"])
+            #expect(table.arrayValue?.allSatisfy { $0["outcome"] == "passed" && $0["time"]?.stringValue?.hasSuffix(" s") == true } == true)
+            #expect(artifacts.first { $0.key == "autonomy-result" }?.data?.stringValue?.contains(branch) == true)
 
-        // A UI Retry of the Completed run delivers the same branch again, not a second one.
-        let retry = StateCreate(type: .scheduled, name: "AwaitingRetry", message: "Retry from the UI", details: StateDetails(scheduledTime: Date()))
-        _ = try await project.client.setFlowRunState(id: runID, retry, force: true)
-        let again = try await project.waitFor(runID, timeout: .seconds(60), "completed again") { $0.stateType == .completed && ($0.runCount ?? 0) >= 2 }
-        #expect(again.state?.message?.hasSuffix("Result: branch \(branch) of \(repo.path).") == true, "\(again.state?.message ?? "")")
-        #expect(try await repo.git(["branch", "--list", "autonomy/*"]).split(separator: "\n").count == 1)
+            // A UI Retry of the Completed run delivers the same branch again, not a second one.
+            let retry = StateCreate(type: .scheduled, name: "AwaitingRetry", message: "Retry from the UI", details: StateDetails(scheduledTime: Date()))
+            _ = try await project.client.setFlowRunState(id: runID, retry, force: true)
+            let again = try await project.waitFor(runID, timeout: .seconds(60), "completed again") { $0.stateType == .completed && ($0.runCount ?? 0) >= 2 }
+            #expect(again.state?.message?.hasSuffix("Result: branch \(branch) of \(repo.path).") == true, "\(again.state?.message ?? "")")
+            #expect(try await repo.git(["branch", "--list", "autonomy/*"]).split(separator: "\n").count == 1)
 
-        // The same result, exported.
-        let out = base + "/export"
-        let export = try await project.autonomy(["export", runID, "--to", out])
-        #expect(export.status == 0, "\(export.stderr)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["README.md", "calc.py", "run_tests.py", "test_calc.py"])
-        let tar = try await project.autonomy(["export", runID, "--tar", base + "/result.tgz"])
-        #expect(tar.status == 0, "\(tar.stderr)")
-        let listing = try await runProgram("/bin/tar", ["-tzf", base + "/result.tgz"])
-        #expect(listing.stdout.contains("./calc.py"))
-        let twice = try await project.autonomy(["export", runID, "--to", out])
-        #expect(twice.status == 65)
-        #expect(twice.stderr.contains("exists and is not empty"))
+            // The same result, exported.
+            let out = base + "/export"
+            let export = try await project.autonomy(["export", runID, "--to", out])
+            #expect(export.status == 0, "\(export.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["README.md", "calc.py", "run_tests.py", "test_calc.py"])
+            let tar = try await project.autonomy(["export", runID, "--tar", base + "/result.tgz"])
+            #expect(tar.status == 0, "\(tar.stderr)")
+            let listing = try await runProgram("/bin/tar", ["-tzf", base + "/result.tgz"])
+            #expect(listing.stdout.contains("./calc.py"))
+            let twice = try await project.autonomy(["export", runID, "--to", out])
+            #expect(twice.status == 65)
+            #expect(twice.stderr.contains("exists and is not empty"))
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 }

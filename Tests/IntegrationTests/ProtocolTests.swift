@@ -15,19 +15,22 @@ struct ProtocolTests {
     @Test func runsOfOtherFlowsInThePoolAreNotClaimed() async throws {
         let project = try TestProject()
         try await project.startWorker()
-        defer { Task { await project.stopWorkers() } }
-        let other = try await project.client.createFlow(name: TestEnvironment.unique("someone-elses-flow"))
-        let deployment = try await project.client.upsertDeployment(DeploymentCreate(
-            name: "theirs", flowID: other.id, workPoolName: project.pool, workQueueName: "default", entrypoint: "flows/theirs.py:theirs",
-            description: nil, version: nil, tags: [], parameters: [:], parameterOpenAPISchema: ["type": "object", "properties": [:]], enforceParameterSchema: false))
-        let foreign = try await project.client.createFlowRun(deploymentID: deployment.id, DeploymentFlowRunCreate())
-        let ours = try await project.prefectRun(["--param", "gates=default"])
-        #expect(try await project.waitFinal(ours).stateType == .completed)
-        // Our run went through many polls meanwhile; theirs was seen by each and left alone.
-        let theirs = try await project.client.readFlowRun(id: foreign.id)
-        #expect(theirs.stateType == .scheduled, "the other flow's run is \(theirs.state?.displayName ?? "?"): \(theirs.state?.message ?? "")")
-        #expect(theirs.label("prefect.worker.name") == nil)
-        #expect(project.workers.first?.output.contains("a run of another flow waits in this pool") == true)
+        try await withCleanup {
+            let other = try await project.client.createFlow(name: TestEnvironment.unique("someone-elses-flow"))
+            let deployment = try await project.client.upsertDeployment(DeploymentCreate(
+                name: "theirs", flowID: other.id, workPoolName: project.pool, workQueueName: "default", entrypoint: "flows/theirs.py:theirs",
+                description: nil, version: nil, tags: [], parameters: [:], parameterOpenAPISchema: ["type": "object", "properties": [:]], enforceParameterSchema: false))
+            let foreign = try await project.client.createFlowRun(deploymentID: deployment.id, DeploymentFlowRunCreate())
+            let ours = try await project.prefectRun(["--param", "gates=default"])
+            #expect(try await project.waitFinal(ours).stateType == .completed)
+            // Our run went through many polls meanwhile; theirs was seen by each and left alone.
+            let theirs = try await project.client.readFlowRun(id: foreign.id)
+            #expect(theirs.stateType == .scheduled, "the other flow's run is \(theirs.state?.displayName ?? "?"): \(theirs.state?.message ?? "")")
+            #expect(theirs.label("prefect.worker.name") == nil)
+            #expect(project.workers.first?.output.contains("a run of another flow waits in this pool") == true)
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 
     /// `autonomy run` and `autonomy worker` both default to the name `<host>-<pool>`; a worker starting while an
@@ -36,33 +39,39 @@ struct ProtocolTests {
         let marker = "inprocess-\(UUID().uuidString.prefix(8))"
         let project = try TestProject(testCommand: "sleep 8 # \(marker)")
         let child = try ChildProcess(try TestEnvironment.binary(), ["run", "--gates", "default", "--deployment", project.deployment, "--config", project.configPath], environment: project.environment(), outputPath: project.dir + "/run.log")
-        defer { Task { await child.kill9() } }
-        // Wait until the in-process run is in its test stage (Running, labelled with its holder).
-        var runID: String?
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline, runID == nil {
-            let line = child.output.split(separator: "\n").first { $0.hasPrefix("flow run ") && $0.contains("(") }
-            if let line, let open = line.lastIndex(of: "("), let close = line.lastIndex(of: ")") { runID = String(line[line.index(after: open)..<close]) }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        let id = try #require(runID, "autonomy run printed no run id:\n\(child.output)")
-        try await project.waitFor(id, "test stage running") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(id)/tests/MANIFEST.json") }
-        let running = try await project.client.readFlowRun(id: id)
-        #expect(running.stateType == .running)
-        #expect(running.label("prefect.worker.name")?.hasPrefix("autonomy-run@") == true, "\(running.label("prefect.worker.name") ?? "nil")")
+        try await withCleanup {
+            // Wait until the in-process run is in its test stage (Running, labelled with its holder).
+            var runID: String?
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline, runID == nil {
+                let line = child.output.split(separator: "\n").first { $0.hasPrefix("flow run ") && $0.contains("(") }
+                if let line, let open = line.lastIndex(of: "("), let close = line.lastIndex(of: ")") { runID = String(line[line.index(after: open)..<close]) }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let id = try #require(runID, "autonomy run printed no run id:\n\(child.output)")
+            try await project.waitFor(id, "test stage running") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(id)/tests/MANIFEST.json") }
+            let running = try await project.client.readFlowRun(id: id)
+            #expect(running.stateType == .running)
+            #expect(running.label("prefect.worker.name")?.hasPrefix("autonomy-run@") == true, "\(running.label("prefect.worker.name") ?? "nil")")
 
-        // A worker with the default name starts: its reconcile hands back only its own runs.
-        try await project.startWorker(name: "\(ProcessInfo.processInfo.hostName)-\(project.pool)")
-        defer { Task { await project.stopWorkers() } }
-        try await Task.sleep(for: .seconds(2))
-        let after = try await project.client.readFlowRun(id: id)
-        #expect(after.stateType == .running, "the worker took the in-process run: \(after.state?.displayName ?? "?") \(after.state?.message ?? "")")
-        #expect(await child.wait(timeout: .seconds(90)) != nil, "autonomy run did not finish:\n\(child.output)")
-        let final = try await project.client.readFlowRun(id: id)
-        #expect(final.stateType == .completed, "\(final.state?.message ?? "")")
-        // Executed once, by the process that created it.
-        #expect(try project.attempts(id) == ["bootstrap-1", "design-1", "implement-1", "test-1", "verify-1"])
-        #expect(!project.workers.contains { $0.output.contains("handed back a run this worker held before it restarted") }, "\(project.workers.map(\.output).joined())")
+            // A worker with the default name starts: its reconcile hands back only its own runs.
+            try await project.startWorker(name: "\(ProcessInfo.processInfo.hostName)-\(project.pool)")
+            try await withCleanup {
+                try await Task.sleep(for: .seconds(2))
+                let after = try await project.client.readFlowRun(id: id)
+                #expect(after.stateType == .running, "the worker took the in-process run: \(after.state?.displayName ?? "?") \(after.state?.message ?? "")")
+                #expect(await child.wait(timeout: .seconds(90)) != nil, "autonomy run did not finish:\n\(child.output)")
+                let final = try await project.client.readFlowRun(id: id)
+                #expect(final.stateType == .completed, "\(final.state?.message ?? "")")
+                // Executed once, by the process that created it.
+                #expect(try project.attempts(id) == ["bootstrap-1", "design-1", "implement-1", "test-1", "verify-1"])
+                #expect(!project.workers.contains { $0.output.contains("handed back a run this worker held before it restarted") }, "\(project.workers.map(\.output).joined())")
+            } cleanup: {
+                await project.stopWorkers()
+            }
+        } cleanup: {
+            await child.kill9()
+        }
     }
 
     /// A worker Suspends at a gate (keyset `suspended-…`); the person answers; `autonomy run --attach` continues the
@@ -96,11 +105,14 @@ struct ProtocolTests {
         let after = Date()
         try await Task.sleep(for: .seconds(4))  // nobody claims it meanwhile
         try await project.startWorker(name: "answer-clock")
-        defer { Task { await project.stopWorkers() } }
-        #expect(try await project.waitFinal(runID).stateType == .completed)
-        let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
-        let answered = try #require(decision["answered_at"]?.stringValue.flatMap(JSONCoding.parseTimestamp))
-        #expect(answered >= before.addingTimeInterval(-1) && answered <= after.addingTimeInterval(1), "answered_at \(answered) is not the resume time \(before)…\(after)")
+        try await withCleanup {
+            #expect(try await project.waitFinal(runID).stateType == .completed)
+            let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
+            let answered = try #require(decision["answered_at"]?.stringValue.flatMap(JSONCoding.parseTimestamp))
+            #expect(answered >= before.addingTimeInterval(-1) && answered <= after.addingTimeInterval(1), "answered_at \(answered) is not the resume time \(before)…\(after)")
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 
     /// A pool deleted while the worker runs is made again at the next heartbeat (Prefect's worker does it at its
@@ -108,17 +120,20 @@ struct ProtocolTests {
     @Test func aDeletedPoolIsCreatedAgain() async throws {
         let project = try TestProject()
         try await project.startWorker()
-        defer { Task { await project.stopWorkers() } }
-        let deleted = try await runProgram("/usr/bin/curl", ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1", "-X", "DELETE", "\(project.apiURL)/work_pools/\(project.pool)"])
-        #expect(deleted.status == 0, "\(deleted.stderr)")
-        #expect(try await project.client.readWorkPool(name: project.pool) == nil)
-        let deadline = ContinuousClock.now + .seconds(20)  // the test project's heartbeat is 5 s
-        while ContinuousClock.now < deadline, try await project.client.readWorkPool(name: project.pool) == nil {
-            try await Task.sleep(for: .milliseconds(250))
+        try await withCleanup {
+            let deleted = try await runProgram("/usr/bin/curl", ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1", "-X", "DELETE", "\(project.apiURL)/work_pools/\(project.pool)"])
+            #expect(deleted.status == 0, "\(deleted.stderr)")
+            #expect(try await project.client.readWorkPool(name: project.pool) == nil)
+            let deadline = ContinuousClock.now + .seconds(20)  // the test project's heartbeat is 5 s
+            while ContinuousClock.now < deadline, try await project.client.readWorkPool(name: project.pool) == nil {
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(try await project.client.readWorkPool(name: project.pool)?.type == "swift")
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            #expect(try await project.waitFinal(runID).stateType == .completed)
+        } cleanup: {
+            await project.stopWorkers()
         }
-        #expect(try await project.client.readWorkPool(name: project.pool)?.type == "swift")
-        let runID = try await project.prefectRun(["--param", "gates=default"])
-        #expect(try await project.waitFinal(runID).stateType == .completed)
     }
 
     /// Job variables from the pool's template defaults, the deployment and the run are merged as Prefect does
@@ -128,25 +143,28 @@ struct ProtocolTests {
             testCommand: "env; python3 -m unittest discover -v", deploymentJobVariables: #"{model: offline-from-deployment, env: {FROM_DEPLOYMENT: "d"}}"#,
             testExtra: ["env_allow: [FROM_POOL, FROM_DEPLOYMENT, FROM_RUN]"])
         try await project.startWorker()
-        defer { Task { await project.stopWorkers() } }
-        // A default edited in the pool's template (what the UI's work pool page does).
-        var template = try #require(try await project.client.readWorkPool(name: project.pool)?.baseJobTemplate?.objectValue)
-        var variables = try #require(template["variables"]?.objectValue)
-        var properties = try #require(variables["properties"]?.objectValue)
-        var env = try #require(properties["env"]?.objectValue)
-        env["default"] = ["FROM_POOL": "p"]
-        properties["env"] = .object(env)
-        variables["properties"] = .object(properties)
-        template["variables"] = .object(variables)
-        try await project.client.updateWorkPool(name: project.pool, baseJobTemplate: .object(template))
+        try await withCleanup {
+            // A default edited in the pool's template (what the UI's work pool page does).
+            var template = try #require(try await project.client.readWorkPool(name: project.pool)?.baseJobTemplate?.objectValue)
+            var variables = try #require(template["variables"]?.objectValue)
+            var properties = try #require(variables["properties"]?.objectValue)
+            var env = try #require(properties["env"]?.objectValue)
+            env["default"] = ["FROM_POOL": "p"]
+            properties["env"] = .object(env)
+            variables["properties"] = .object(properties)
+            template["variables"] = .object(variables)
+            try await project.client.updateWorkPool(name: project.pool, baseJobTemplate: .object(template))
 
-        let runID = try await project.prefectRun(["--param", "gates=default", "--job-variable", #"env={"FROM_RUN": "r"}"#])
-        let run = try await project.waitFinal(runID)
-        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
-        let output = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/tests/RESULTS.json", encoding: .utf8))["output"]?.stringValue ?? ""
-        for line in ["FROM_POOL=p", "FROM_DEPLOYMENT=d", "FROM_RUN=r"] { #expect(output.contains(line), "\(line) did not reach the test command") }
-        let models = (try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" }.compactMap { $0["model"]?.stringValue }
-        #expect(!models.isEmpty && models.allSatisfy { $0 == "offline-from-deployment" }, "\(models)")
+            let runID = try await project.prefectRun(["--param", "gates=default", "--job-variable", #"env={"FROM_RUN": "r"}"#])
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            let output = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/tests/RESULTS.json", encoding: .utf8))["output"]?.stringValue ?? ""
+            for line in ["FROM_POOL=p", "FROM_DEPLOYMENT=d", "FROM_RUN=r"] { #expect(output.contains(line), "\(line) did not reach the test command") }
+            let models = (try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" }.compactMap { $0["model"]?.stringValue }
+            #expect(!models.isEmpty && models.allSatisfy { $0 == "offline-from-deployment" }, "\(models)")
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 
     /// What people change in the UI — pausing a deployment, adding a schedule, editing a default — survives a
@@ -162,16 +180,71 @@ struct ProtocolTests {
         await project.stopWorkers()
         // A new name: startWorker waits for its first heartbeat, which comes after its registration.
         try await project.startWorker(name: "keeper-again")
-        defer { Task { await project.stopWorkers() } }
+        try await withCleanup {
 
-        let after = try #require(try await project.client.readDeployment(id: deployment.id))
-        #expect(after.paused == true, "the worker unpaused the deployment")
-        #expect(after.parameters?["gates"] == "default", "the worker reverted an edited default: \(after.parameters ?? [:])")
-        #expect(after.schedules?.count == 1, "the worker deleted a schedule added in the UI")
+            let after = try #require(try await project.client.readDeployment(id: deployment.id))
+            #expect(after.paused == true, "the worker unpaused the deployment")
+            #expect(after.parameters?["gates"] == "default", "the worker reverted an edited default: \(after.parameters ?? [:])")
+            #expect(after.schedules?.count == 1, "the worker deleted a schedule added in the UI")
 
-        let deploy = try await project.autonomy(["deploy"])
-        #expect(deploy.status == 0, "\(deploy.stderr)")
-        #expect(deploy.stdout.contains("updated paused true → false, parameters, schedules 1 → 0: autonomous-build/\(project.deployment)"), "\(deploy.stdout)")
-        #expect(try await project.client.readDeployment(id: deployment.id)?.paused == false)
+            let deploy = try await project.autonomy(["deploy"])
+            #expect(deploy.status == 0, "\(deploy.stderr)")
+            #expect(deploy.stdout.contains("updated paused true → false, parameters, schedules 1 → 0: autonomous-build/\(project.deployment)"), "\(deploy.stdout)")
+            #expect(try await project.client.readDeployment(id: deployment.id)?.paused == false)
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
+    /// `fresh` means fresh at the start of the run: a re-claim after a hand-back (run_count goes up) goes on from the
+    /// finished stages instead of paying for every stage again; a UI Retry after the run ended starts over.
+    @Test func freshIsFreshAtTheStartNotAtEveryClaim() async throws {
+        let project = try TestProject(testCommand: "sleep 3 && python3 -m unittest discover -v")
+        let first = try await project.startWorker(name: "fresh-a")
+        let runID = try await project.prefectRun(["--param", "gates=default", "--param", "fresh=true"])
+        try await project.waitFor(runID, "in its test stage") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json") }
+        first.signal(SIGTERM)  // shutdown_grace 2 s < the tests' 3 s: handed back
+        #expect(await first.wait(timeout: .seconds(30)) != nil)
+        #expect(try await project.client.readFlowRun(id: runID).stateName == "AwaitingRetry")
+        try await project.startWorker(name: "fresh-b")
+        try await withCleanup {
+            let run = try await project.waitFinal(runID, timeout: .seconds(90))
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            #expect((run.runCount ?? 0) >= 2, "the run was not claimed again")
+            let attempts = try project.attempts(runID)
+            for stage in ["bootstrap-2", "design-2"] { #expect(!attempts.contains(stage), "\(stage) ran again after the hand-back: \(attempts)") }
+            // A UI Retry of the ended run starts over (a new fresh start in TRACE.json).
+            _ = try await project.client.setFlowRunState(id: runID, StateCreate(type: .scheduled, name: "AwaitingRetry", message: "Retry from the UI", details: StateDetails(scheduledTime: Date())), force: true)
+            try await project.waitFor(runID, timeout: .seconds(90), "completed again") { $0.stateType == .completed && ($0.runCount ?? 0) > (run.runCount ?? 0) }
+            let retried = try project.attempts(runID)
+            #expect(retried.contains("bootstrap-2"), "a UI Retry of a fresh run did not start over: \(retried)")
+            #expect((try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "fresh" }.count == 2)
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
+    /// `concurrency_limit` holds across workers: Prefect treats a client that is not its own as one that cannot renew
+    /// leases and keeps the slot until the run leaves Running, past the lease's expiry (30 s on the test server, whose
+    /// repossessor looks every 2 s). The second run waits in AwaitingConcurrencySlot and starts after the first ends.
+    @Test func aDeploymentConcurrencyLimitHoldsPastTheLease() async throws {
+        let project = try TestProject(testCommand: "sleep ${SLEEP:-0} && python3 -m unittest discover -v", deploymentExtra: ["concurrency_limit: 1"], testExtra: ["env_allow: [SLEEP]"])
+        try await project.startWorker(name: "slots-a")
+        try await project.startWorker(name: "slots-b")
+        try await withCleanup {
+            let first = try await project.prefectRun(["--param", "gates=default", "--job-variable", #"env={"SLEEP": "40"}"#])
+            try await project.waitFor(first, "Running") { $0.stateType == .running }
+            let second = try await project.prefectRun(["--param", "gates=default"])
+            try await project.waitFor(second, "waiting for a slot") { $0.stateName == "AwaitingConcurrencySlot" }
+            let firstRun = try await project.waitFinal(first, timeout: .seconds(120))
+            #expect(firstRun.stateType == .completed, "\(firstRun.state?.message ?? "")")
+            let secondRun = try await project.waitFinal(second, timeout: .seconds(60))
+            #expect(secondRun.stateType == .completed, "\(secondRun.state?.message ?? "")")
+            let firstEnd = try #require(try await project.client.flowRunStates(flowRunID: first).first { $0.type == .completed }?.timestamp)
+            let secondStart = try #require(try await project.client.flowRunStates(flowRunID: second).filter { $0.type == .running }.compactMap(\.timestamp).min())
+            #expect(secondStart >= firstEnd, "the second run started at \(secondStart), before the first ended at \(firstEnd): the slot was lost")
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 }

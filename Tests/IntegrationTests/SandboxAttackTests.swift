@@ -99,8 +99,7 @@ actor HostileBuild {
 
         let runID = try await project.prefectRun(["--param", "gates=default"])
         let run = try await project.waitFinal(runID, timeout: .seconds(240))
-        try await Task.sleep(for: .seconds(2))  // the log shipper flushes about every second
-        await project.stopWorkers()
+        await project.stopWorkers()  // awaited: the log shipper's last flush runs before the worker exits
         model.stop()
 
         let results = (try? String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/tests/RESULTS.json", encoding: .utf8)) ?? ""

@@ -12,7 +12,7 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
     let apiURL: String
     var workers: [ChildProcess] = []
 
-    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover -v", unreachableExitAfter: String = "30s", llm: [String] = ["provider: offline"], deploymentJobVariables: String? = nil, testExtra: [String] = []) throws {
+    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover -v", unreachableExitAfter: String = "30s", llm: [String] = ["provider: offline"], deploymentJobVariables: String? = nil, deploymentExtra: [String] = [], testExtra: [String] = []) throws {
         apiURL = try TestEnvironment.prefectURL()
         client = try TestEnvironment.client()
         pool = TestEnvironment.unique("pool")
@@ -27,6 +27,7 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
               - name: \(deployment)
                 parameters: {project: example}
                 work_pool: {name: \(pool), work_queue_name: default\(deploymentJobVariables.map { ", job_variables: \($0)" } ?? "")}
+                \(deploymentExtra.joined(separator: "\n    "))
             """.write(toFile: dir + "/prefect.yaml", atomically: true, encoding: .utf8)
         try """
             prefect:
@@ -74,7 +75,12 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
 
     /// `prefect deployment run 'autonomous-build/<deployment>' ARGS` with Prefect's own CLI → the run id.
     func prefectRun(_ args: [String] = []) async throws -> String {
-        let result = try await prefectCLI(["deployment", "run", "autonomous-build/\(deployment)"] + args)
+        var result = try await prefectCLI(["deployment", "run", "autonomous-build/\(deployment)"] + args)
+        // A SQLite-backed server answers 503 "database is locked" while other workers write; the CLI gives up.
+        for _ in 0..<3 where result.status != 0 && (result.stdout + result.stderr).contains("503 Service Unavailable") {
+            try await Task.sleep(for: .seconds(1))
+            result = try await prefectCLI(["deployment", "run", "autonomous-build/\(deployment)"] + args)
+        }
         guard result.status == 0, let range = result.stdout.range(of: #"UUID: [0-9a-f-]{36}"#, options: .regularExpression) else {
             throw TestFailure("prefect deployment run failed (\(result.status)):\n\(result.stdout)\n\(result.stderr)")
         }

@@ -3,89 +3,100 @@ import JSON
 import PrefectAPI
 import Testing
 
-@Suite("Prefect integration: worker end to end", .serialized)
+@Suite("Prefect integration: worker end to end", .serialized, .timeLimit(.minutes(5)))
 struct WorkerE2ETests {
     @Test func deploymentRunCompletesWithGraphLogsAndArtifacts() async throws {
         let canary = "sk-canary-\(UUID().uuidString)"
         let project = try TestProject(deployment: "default", testCommand: "env; python3 -m unittest discover -v")
         let worker = try await project.startWorker(env: ["ANTHROPIC_API_KEY": canary, "OPENAI_API_KEY": canary, "AUTONOMY_TEST_SECRET_TOKEN": canary])
-        defer { Task { await project.stopWorkers() } }
-        let runID = try await project.prefectRun(["--param", "gates=default"])
-        let run = try await project.waitFinal(runID)
-        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
-        #expect(run.state?.message == "Build verified: tests passed (10 tests passed); the verifier's verdict is PASS.")
-        #expect(run.label("prefect.worker.type") == "swift")
-        #expect(run.infrastructurePID?.contains(":") == true)
+        try await withCleanup {
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            #expect(run.state?.message == "Build verified: tests passed (10 tests passed); the verifier's verdict is PASS.")
+            #expect(run.label("prefect.worker.type") == "swift")
+            #expect(run.infrastructurePID?.contains(":") == true)
 
-        let tasks = try await project.client.filterTaskRuns(flowRunID: runID)
-        // The fix loop in the UI graph: test-1 failed its tests, implement-2 fixed them, test-2 passed.
-        #expect(Set(tasks.map(\.name)) == Set(TestProject.offlineBuild))
-        #expect(tasks.allSatisfy { $0.stateType == .completed })
-        let graph = try await project.client.graph(flowRunID: runID)
-        let nodes = graph["nodes"]?.arrayValue ?? []
-        let edges = nodes.compactMap { $0.arrayValue?.last?["parents"]?.arrayValue?.count }.reduce(0, +)
-        #expect(nodes.count == 7)
-        #expect(edges == 6)
+            let tasks = try await project.client.filterTaskRuns(flowRunID: runID)
+            // The fix loop in the UI graph: test-1 failed its tests, implement-2 fixed them, test-2 passed.
+            #expect(Set(tasks.map(\.name)) == Set(TestProject.offlineBuild))
+            #expect(tasks.allSatisfy { $0.stateType == .completed })
+            let graph = try await project.client.graph(flowRunID: runID)
+            let nodes = graph["nodes"]?.arrayValue ?? []
+            let edges = nodes.compactMap { $0.arrayValue?.last?["parents"]?.arrayValue?.count }.reduce(0, +)
+            #expect(nodes.count == 7)
+            #expect(edges == 6)
 
-        let artifacts = try await project.client.artifacts(flowRunID: runID)
-        #expect(artifacts.first { $0.key == "autonomy-verification" }?.data?.stringValue?.contains("Verdict: PASS") == true)
-        let table = try JSONValue.parse(artifacts.first { $0.key == "autonomy-trace" }?.data?.stringValue ?? "")
-        #expect(table.arrayValue?.count == 7)
-        // What a reviewer reads in the UI: the design, each implementation, each test run test by test, the progress.
-        let byTask = Dictionary(grouping: artifacts, by: { $0.taskRunID ?? "run" })
-        let taskNames = Dictionary(uniqueKeysWithValues: tasks.map { ($0.id, $0.name) })
-        let published = Set(byTask.flatMap { task, list in list.map { "\(taskNames[task] ?? task):\($0.key ?? $0.type ?? "")" } })
-        #expect(published.isSuperset(of: ["design-1:autonomy-design", "implement-1:autonomy-implementation", "implement-2:autonomy-implementation", "test-1:autonomy-test-results", "test-2:autonomy-test-results", "run:progress"]), "\(published.sorted())")
-        let firstTests = try JSONValue.parse(artifacts.first { $0.key == "autonomy-test-results" && taskNames[$0.taskRunID ?? ""] == "test-1" }?.data?.stringValue ?? "")
-        #expect(firstTests.arrayValue?.count == 10)
-        #expect(firstTests.arrayValue?.contains { $0["name"] == "test_textstats.TopWordsTest.test_ties_alphabetical" && $0["outcome"] == "failed" } == true, "\(firstTests.jsonText().prefix(600))")
-        #expect(artifacts.first { $0.type == "progress" }?.data == 100)
-        #expect(artifacts.first { $0.key == "autonomy-implementation" }?.data?.stringValue?.contains("## `implementations/textstats.py`") == true)
+            let artifacts = try await project.client.artifacts(flowRunID: runID)
+            #expect(artifacts.first { $0.key == "autonomy-verification" }?.data?.stringValue?.contains("Verdict: PASS") == true)
+            let table = try JSONValue.parse(artifacts.first { $0.key == "autonomy-trace" }?.data?.stringValue ?? "")
+            #expect(table.arrayValue?.count == 7)
+            // What a reviewer reads in the UI: the design, each implementation, each test run test by test, the progress.
+            let byTask = Dictionary(grouping: artifacts, by: { $0.taskRunID ?? "run" })
+            let taskNames = Dictionary(uniqueKeysWithValues: tasks.map { ($0.id, $0.name) })
+            let published = Set(byTask.flatMap { task, list in list.map { "\(taskNames[task] ?? task):\($0.key ?? $0.type ?? "")" } })
+            #expect(published.isSuperset(of: ["design-1:autonomy-design", "implement-1:autonomy-implementation", "implement-2:autonomy-implementation", "test-1:autonomy-test-results", "test-2:autonomy-test-results", "run:progress"]), "\(published.sorted())")
+            let firstTests = try JSONValue.parse(artifacts.first { $0.key == "autonomy-test-results" && taskNames[$0.taskRunID ?? ""] == "test-1" }?.data?.stringValue ?? "")
+            #expect(firstTests.arrayValue?.count == 10)
+            #expect(firstTests.arrayValue?.contains { $0["name"] == "test_textstats.TopWordsTest.test_ties_alphabetical" && $0["outcome"] == "failed" } == true, "\(firstTests.jsonText().prefix(600))")
+            #expect(artifacts.first { $0.type == "progress" }?.data == 100)
+            #expect(artifacts.first { $0.key == "autonomy-implementation" }?.data?.stringValue?.contains("## `implementations/textstats.py`") == true)
 
-        try await Task.sleep(for: .seconds(2))  // the log shipper flushes about every second
-        let logs = try await project.client.readLogs(flowRunID: runID)
-        #expect(logs.contains { $0.message.hasPrefix("stage completed") && $0.taskRunID != nil })
-        let cli = try await project.prefectCLI(["flow-run", "logs", runID])
-        #expect(cli.status == 0)
-        #expect(cli.stdout.contains("tests finished"))
+            // The log shipper sends about every second: wait for the lines, not for a fixed time.
+            var logs: [LogEntry] = []
+            let shipped = ContinuousClock.now + .seconds(15)
+            while ContinuousClock.now < shipped, !logs.contains(where: { $0.message.hasPrefix("stage completed") && $0.taskRunID != nil }) {
+                logs = try await project.client.readLogs(flowRunID: runID)
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(logs.contains { $0.message.hasPrefix("stage completed") && $0.taskRunID != nil })
+            let cli = try await project.prefectCLI(["flow-run", "logs", runID])
+            #expect(cli.status == 0)
+            #expect(cli.stdout.contains("tests finished"))
 
-        let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
-        #expect(decision["decided_by"] == "auto")
-        #expect(decision["defaulted"] == true)
-        #expect(try project.attempts(runID) == TestProject.offlineBuild)
+            let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
+            #expect(decision["decided_by"] == "auto")
+            #expect(decision["defaulted"] == true)
+            #expect(try project.attempts(runID) == TestProject.offlineBuild)
 
-        // The canary key appears nowhere: state files, TRACE.json, worker log, Prefect logs, artifacts, inputs.
-        let grep = try await runProgram("/bin/grep", ["-rl", canary, "\(project.stateDir)/runs/\(runID)", worker.outputPath])
-        #expect(grep.stdout.isEmpty, "canary found in \(grep.stdout)")
-        #expect(!logs.contains { $0.message.contains(canary) })
-        #expect(!artifacts.contains { $0.data?.jsonText().contains(canary) == true })
-        for input in try await project.client.filterInputs(flowRunID: runID, prefix: "") { #expect(!input.value.contains(canary)) }
-        #expect(try String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/tests/RESULTS.json", encoding: .utf8).contains("PATH=/usr/local/bin"))
+            // The canary key appears nowhere: state files, TRACE.json, worker log, Prefect logs, artifacts, inputs.
+            let grep = try await runProgram("/bin/grep", ["-rl", canary, "\(project.stateDir)/runs/\(runID)", worker.outputPath])
+            #expect(grep.stdout.isEmpty, "canary found in \(grep.stdout)")
+            #expect(!logs.contains { $0.message.contains(canary) })
+            #expect(!artifacts.contains { $0.data?.jsonText().contains(canary) == true })
+            for input in try await project.client.filterInputs(flowRunID: runID, prefix: "") { #expect(!input.value.contains(canary)) }
+            #expect(try String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/tests/RESULTS.json", encoding: .utf8).contains("PATH=/usr/local/bin"))
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 
     @Test func parametersJobVariablesAndRejectedParameters() async throws {
         let project = try TestProject()
         try await project.startWorker()
-        defer { Task { await project.stopWorkers() } }
-        let runID = try await project.prefectRun(["--param", "gates=default", "--param", "project=example", "--job-variable", "model=offline-custom"])
-        let run = try await project.waitFinal(runID)
-        #expect(run.stateType == .completed)
-        #expect(run.parameters["gates"] == "default")
-        let llm = (try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" }
-        #expect(!llm.isEmpty)
-        #expect(llm.allSatisfy { $0["model"] == "offline-custom" })
-        #expect(try project.trace(runID)["run"]?["parameters"]?["gates"] == "default")
+        try await withCleanup {
+            let runID = try await project.prefectRun(["--param", "gates=default", "--param", "project=example", "--job-variable", "model=offline-custom"])
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .completed)
+            #expect(run.parameters["gates"] == "default")
+            let llm = (try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" }
+            #expect(!llm.isEmpty)
+            #expect(llm.allSatisfy { $0["model"] == "offline-custom" })
+            #expect(try project.trace(runID)["run"]?["parameters"]?["gates"] == "default")
 
-        let bad = try await project.prefectCLI(["deployment", "run", "autonomous-build/\(project.deployment)", "--param", "gates=sometimes"])
-        #expect(bad.status != 0)
-        #expect((bad.stdout + bad.stderr).contains("'sometimes' is not one of ['ask', 'default']"))
-        let unknown = try await project.prefectCLI(["deployment", "run", "autonomous-build/\(project.deployment)", "--param", "colour=red"])
-        #expect(unknown.status != 0)
+            let bad = try await project.prefectCLI(["deployment", "run", "autonomous-build/\(project.deployment)", "--param", "gates=sometimes"])
+            #expect(bad.status != 0)
+            #expect((bad.stdout + bad.stderr).contains("'sometimes' is not one of ['ask', 'default']"))
+            let unknown = try await project.prefectCLI(["deployment", "run", "autonomous-build/\(project.deployment)", "--param", "colour=red"])
+            #expect(unknown.status != 0)
 
-        let missing = try await project.prefectRun(["--param", "project=nope", "--param", "gates=default"])
-        let failed = try await project.waitFinal(missing)
-        #expect(failed.stateType == .failed)
-        #expect(failed.state?.message?.contains("project 'nope' is not in config.yml's projects and has no folder templates/inputs/nope; available: example") == true)
+            let missing = try await project.prefectRun(["--param", "project=nope", "--param", "gates=default"])
+            let failed = try await project.waitFinal(missing)
+            #expect(failed.stateType == .failed)
+            #expect(failed.state?.message?.contains("project 'nope' is not in config.yml's projects and has no folder templates/inputs/nope; available: example") == true)
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 
     @Test func gateSuspendsResumeFormValidatesAndReviseAddsAnAttempt() async throws {
@@ -99,103 +110,112 @@ struct WorkerE2ETests {
                 - url: http://127.0.0.1:1/dead
             """)
         try await project.startWorker()
-        defer { Task { await project.stopWorkers() } }
-        let runID = try await project.prefectRun()
-        let paused = try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
-        #expect(paused.stateName == "Suspended")
-        let details = try #require(paused.state?.stateDetails)
-        #expect(details.pauseKey == "design-review-1")
-        #expect(details.pauseReschedule == true)
-        #expect(details.runInputKeyset == RunInputKeyset(base: "suspended-design-review-1"))
-        let schema = try JSONValue.parse(try #require(try await project.client.readInput(flowRunID: runID, key: "suspended-design-review-1-schema")))
-        #expect(schema["additionalProperties"] == false)
-        #expect(schema["required"] == ["choice"])
-        #expect(schema["properties"]?["choice"]?["enum"] == ["approve", "revise", "abort"])
-        #expect(schema["properties"]?["choice"]?["default"] == "approve")
-        #expect(schema["properties"]?["comment"]?["default"] == "")
-        #expect(schema["properties"]?["decided_by"]?["type"] == "string")
-        let description = try JSONValue.parse(try #require(try await project.client.readInput(flowRunID: runID, key: "suspended-design-review-1-description")))
-        #expect(description.stringValue?.contains("digit-only tokens") == true)
-        // The design is an artifact already, and the form links to it.
-        let design = try #require(try await project.client.artifacts(flowRunID: runID).first { $0.key == "autonomy-design" })
-        #expect(design.data?.stringValue?.hasPrefix("# Architecture: textstats") == true)
-        #expect(description.stringValue?.contains("[The design (designs/ARCHITECTURE.md)](\(project.apiURL.replacingOccurrences(of: "/api", with: ""))/artifacts/artifact/\(design.id))") == true, "\(description.stringValue ?? "")")
+        try await withCleanup {
+            let runID = try await project.prefectRun()
+            let paused = try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
+            #expect(paused.stateName == "Suspended")
+            let details = try #require(paused.state?.stateDetails)
+            #expect(details.pauseKey == "design-review-1")
+            #expect(details.pauseReschedule == true)
+            #expect(details.runInputKeyset == RunInputKeyset(base: "suspended-design-review-1"))
+            let schema = try JSONValue.parse(try #require(try await project.client.readInput(flowRunID: runID, key: "suspended-design-review-1-schema")))
+            #expect(schema["additionalProperties"] == false)
+            #expect(schema["required"] == ["choice"])
+            #expect(schema["properties"]?["choice"]?["enum"] == ["approve", "revise", "abort"])
+            #expect(schema["properties"]?["choice"]?["default"] == "approve")
+            #expect(schema["properties"]?["comment"]?["default"] == "")
+            #expect(schema["properties"]?["decided_by"]?["type"] == "string")
+            let description = try JSONValue.parse(try #require(try await project.client.readInput(flowRunID: runID, key: "suspended-design-review-1-description")))
+            #expect(description.stringValue?.contains("digit-only tokens") == true)
+            // The design is an artifact already, and the form links to it.
+            let design = try #require(try await project.client.artifacts(flowRunID: runID).first { $0.key == "autonomy-design" })
+            #expect(design.data?.stringValue?.hasPrefix("# Architecture: textstats") == true)
+            #expect(description.stringValue?.contains("[The design (designs/ARCHITECTURE.md)](\(project.apiURL.replacingOccurrences(of: "/api", with: ""))/v2/artifacts/artifact/\(design.id))") == true, "\(description.stringValue ?? "")")
 
-        // The worker let go: nothing of this pool is running while the run waits.
-        #expect(try await project.client.filterFlowRuns(FlowRunFilter(stateTypes: [.running], workPoolNames: [project.pool])).isEmpty)
+            // The worker let go: nothing of this pool is running while the run waits.
+            #expect(try await project.client.filterFlowRuns(FlowRunFilter(stateTypes: [.running], workPoolNames: [project.pool])).isEmpty)
 
-        let rejected = try await project.autonomy(["resume", runID, "--choice", "maybe"])
-        #expect(rejected.status == 65)
-        #expect(rejected.stderr.contains("Reason: Validation failed for field 'choice'. Failure reason: 'maybe' is not one of ['approve', 'revise', 'abort']"))
-        #expect(try await project.client.readFlowRun(id: runID).stateType == .paused)
+            let rejected = try await project.autonomy(["resume", runID, "--choice", "maybe"])
+            #expect(rejected.status == 65)
+            #expect(rejected.stderr.contains("Reason: Validation failed for field 'choice'. Failure reason: 'maybe' is not one of ['approve', 'revise', 'abort']"))
+            #expect(try await project.client.readFlowRun(id: runID).stateType == .paused)
 
-        let list = try await project.autonomy(["resume", "--list"])
-        #expect(list.stdout.contains(runID))
-        #expect(list.stdout.contains("approve|revise|abort"))
+            let list = try await project.autonomy(["resume", "--list"])
+            #expect(list.stdout.contains(runID))
+            #expect(list.stdout.contains("approve|revise|abort"))
 
-        let ok = try await project.autonomy(["resume", runID, "--choice", "revise", "--comment", "Count digit-only tokens as words.", "--decided-by", "alice"])
-        #expect(ok.status == 0, "\(ok.stderr)")
-        let run = try await project.waitFinal(runID)
-        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            let ok = try await project.autonomy(["resume", runID, "--choice", "revise", "--comment", "Count digit-only tokens as words.", "--decided-by", "alice"])
+            #expect(ok.status == 0, "\(ok.stderr)")
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
 
-        let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
-        for key in ["gate", "n", "question", "options", "choice", "comment", "decided_by", "defaulted", "answered_at", "flow_run_id", "pause_key", "trace_entry_id", "prompt_sha256"] {
-            #expect(decision[key] != nil, "decision lacks \(key)")
+            let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
+            for key in ["gate", "n", "question", "options", "choice", "comment", "decided_by", "defaulted", "answered_at", "flow_run_id", "pause_key", "trace_entry_id", "prompt_sha256"] {
+                #expect(decision[key] != nil, "decision lacks \(key)")
+            }
+            #expect(decision["choice"] == "revise")
+            #expect(decision["comment"] == "Count digit-only tokens as words.")
+            #expect(decision["decided_by"] == "alice")
+            #expect(decision["defaulted"] == false)
+            #expect(decision["pause_key"] == "design-review-1")
+            let architecture = try String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/designs/ARCHITECTURE.md", encoding: .utf8)
+            #expect(architecture.contains("Count digit-only tokens as words."))
+            let names = try await project.client.filterTaskRuns(flowRunID: runID).map(\.name).sorted()
+            #expect(names == ["bootstrap-1", "design-1", "design-2", "implement-1", "implement-2", "test-1", "test-2", "verify-1"])
+            #expect((try project.trace(runID)["entries"]?.arrayValue ?? []).contains { $0["kind"] == "decision" && $0["decision_ref"] == "decisions/design-review-1.json" })
+
+            let hooks = try JSONValue.parse(try await HTTPFetch.get(hook.base + "/requests")).arrayValue ?? []
+            let waiting = try #require(hooks.first { $0["body"]?["event"] == "waiting" })
+            #expect(waiting["body"]?["flow_run_id"]?.stringValue == runID)
+            #expect(waiting["body"]?["gate"] == "design-review")
+            #expect(waiting["body"]?["url"]?.stringValue?.hasSuffix("/v2/runs/flow-run/\(runID)") == true)
+            #expect(hooks.contains { $0["body"]?["event"] == "completed" })
+        } cleanup: {
+            await project.stopWorkers()
         }
-        #expect(decision["choice"] == "revise")
-        #expect(decision["comment"] == "Count digit-only tokens as words.")
-        #expect(decision["decided_by"] == "alice")
-        #expect(decision["defaulted"] == false)
-        #expect(decision["pause_key"] == "design-review-1")
-        let architecture = try String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/designs/ARCHITECTURE.md", encoding: .utf8)
-        #expect(architecture.contains("Count digit-only tokens as words."))
-        let names = try await project.client.filterTaskRuns(flowRunID: runID).map(\.name).sorted()
-        #expect(names == ["bootstrap-1", "design-1", "design-2", "implement-1", "implement-2", "test-1", "test-2", "verify-1"])
-        #expect((try project.trace(runID)["entries"]?.arrayValue ?? []).contains { $0["kind"] == "decision" && $0["decision_ref"] == "decisions/design-review-1.json" })
-
-        let hooks = try JSONValue.parse(try await HTTPFetch.get(hook.base + "/requests")).arrayValue ?? []
-        let waiting = try #require(hooks.first { $0["body"]?["event"] == "waiting" })
-        #expect(waiting["body"]?["flow_run_id"]?.stringValue == runID)
-        #expect(waiting["body"]?["gate"] == "design-review")
-        #expect(waiting["body"]?["url"]?.stringValue?.hasSuffix("/runs/flow-run/\(runID)") == true)
-        #expect(hooks.contains { $0["body"]?["event"] == "completed" })
     }
 
     @Test func abortAnswerEndsTheRunCancelled() async throws {
         let project = try TestProject()
         try await project.startWorker()
-        defer { Task { await project.stopWorkers() } }
-        let runID = try await project.prefectRun()
-        try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
-        let result = try await project.client.resumeFlowRun(id: runID, runInput: ["choice": "abort", "comment": "not now"])
-        #expect(result.acceptedState?.type == .scheduled)
-        let run = try await project.waitFinal(runID)
-        #expect(run.stateType == .cancelled)
-        #expect(run.state?.message == "Aborted at gate design-review: not now")
+        try await withCleanup {
+            let runID = try await project.prefectRun()
+            try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
+            let result = try await project.client.resumeFlowRun(id: runID, runInput: ["choice": "abort", "comment": "not now"])
+            #expect(result.acceptedState?.type == .scheduled)
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .cancelled)
+            #expect(run.state?.message == "Aborted at gate design-review: not now")
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 
     @Test func cancelWhileTestsRunStopsEveryDescendant() async throws {
         let marker = "autonomy-cancel-\(UUID().uuidString.prefix(8))"
         let project = try TestProject(testCommand: "sh -c 'sleep 300 # \(marker)' & sleep 301 # \(marker)")
         try await project.startWorker()
-        defer { Task { await project.stopWorkers() } }
-        let runID = try await project.prefectRun(["--param", "gates=default"])
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            if try await project.client.filterTaskRuns(flowRunID: runID).contains(where: { $0.name == "test-1" && $0.stateType == .running }), try await pgrep(marker) > 0 { break }
-            try await Task.sleep(for: .milliseconds(200))
+        try await withCleanup {
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline {
+                if try await project.client.filterTaskRuns(flowRunID: runID).contains(where: { $0.name == "test-1" && $0.stateType == .running }), try await pgrep(marker) > 0 { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(try await pgrep(marker) > 0)
+            let start = ContinuousClock.now
+            let cancel = try await project.prefectCLI(["flow-run", "cancel", runID])
+            #expect(cancel.status == 0, "\(cancel.stdout)\(cancel.stderr)")
+            let run = try await project.waitFinal(runID, timeout: .seconds(20))
+            #expect(run.stateType == .cancelled)
+            #expect(ContinuousClock.now - start < .seconds(5))
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await pgrep(marker) == 0)
+            let test = try await project.client.filterTaskRuns(flowRunID: runID).first { $0.name == "test-1" }
+            #expect(test?.stateType == .cancelled)
+        } cleanup: {
+            await project.stopWorkers()
         }
-        #expect(try await pgrep(marker) > 0)
-        let start = ContinuousClock.now
-        let cancel = try await project.prefectCLI(["flow-run", "cancel", runID])
-        #expect(cancel.status == 0, "\(cancel.stdout)\(cancel.stderr)")
-        let run = try await project.waitFinal(runID, timeout: .seconds(20))
-        #expect(run.stateType == .cancelled)
-        #expect(ContinuousClock.now - start < .seconds(5))
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(try await pgrep(marker) == 0)
-        let test = try await project.client.filterTaskRuns(flowRunID: runID).first { $0.name == "test-1" }
-        #expect(test?.stateType == .cancelled)
     }
 
     @Test func twoWorkersTenRunsEachExecutedOnce() async throws {
@@ -210,16 +230,19 @@ struct WorkerE2ETests {
         }
         try await project.startWorker(name: "alpha", extraArgs: ["--limit", "2"])
         try await project.startWorker(name: "beta", extraArgs: ["--limit", "2"])
-        defer { Task { await project.stopWorkers() } }
-        var workersSeen = Set<String>()
-        for id in runs {
-            let run = try await project.waitFinal(id, timeout: .seconds(120))
-            #expect(run.stateType == .completed)
-            workersSeen.insert(run.label("prefect.worker.name") ?? "?")
-            // Counted from TRACE.json, not from claims: each stage attempt ran exactly once.
-            #expect(try project.attempts(id) == TestProject.offlineBuild, "run \(id)")
+        try await withCleanup {
+            var workersSeen = Set<String>()
+            for id in runs {
+                let run = try await project.waitFinal(id, timeout: .seconds(120))
+                #expect(run.stateType == .completed)
+                workersSeen.insert(run.label("prefect.worker.name") ?? "?")
+                // Counted from TRACE.json, not from claims: each stage attempt ran exactly once.
+                #expect(try project.attempts(id) == TestProject.offlineBuild, "run \(id)")
+            }
+            #expect(workersSeen.isSubset(of: ["alpha", "beta"]))
+        } cleanup: {
+            await project.stopWorkers()
         }
-        #expect(workersSeen.isSubset(of: ["alpha", "beta"]))
     }
 
     @Test func sigtermHandsBackAndRestartContinues() async throws {
@@ -238,10 +261,13 @@ struct WorkerE2ETests {
         // Restart with a quick test command: the run continues from its finished stages.
         try String(contentsOfFile: project.configPath, encoding: .utf8).replacingOccurrences(of: "command: \"sleep 30\"", with: "command: \"python3 -m unittest discover\"").write(toFile: project.configPath, atomically: true, encoding: .utf8)
         try await project.startWorker(name: "steady")
-        defer { Task { await project.stopWorkers() } }
-        let run = try await project.waitFinal(runID)
-        #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
-        #expect(try project.attempts(runID) == TestProject.offlineBuild)
+        try await withCleanup {
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            #expect(try project.attempts(runID) == TestProject.offlineBuild)
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 
     @Test func restartReconcilesRunsLeftRunning() async throws {
@@ -255,10 +281,13 @@ struct WorkerE2ETests {
         #expect(try await project.client.readFlowRun(id: runID).stateType == .running)
         try String(contentsOfFile: project.configPath, encoding: .utf8).replacingOccurrences(of: "command: \"sleep 30\"", with: "command: \"python3 -m unittest discover\"").write(toFile: project.configPath, atomically: true, encoding: .utf8)
         try await project.startWorker(name: "crashy")
-        defer { Task { await project.stopWorkers() } }
-        let run = try await project.waitFinal(runID)
-        #expect(run.stateType == .completed)
-        #expect(try project.attempts(runID) == TestProject.offlineBuild)
+        try await withCleanup {
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .completed)
+            #expect(try project.attempts(runID) == TestProject.offlineBuild)
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 
     @Test func killedWhileWaitingThenResumedCompletesWithoutRedoingDesign() async throws {
@@ -268,15 +297,18 @@ struct WorkerE2ETests {
         try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
         await worker.kill9()
         try await project.startWorker(name: "sleeper")
-        defer { Task { await project.stopWorkers() } }
-        let ok = try await project.autonomy(["resume", runID, "--choice", "approve"])
-        #expect(ok.status == 0, "\(ok.stderr)")
-        let run = try await project.waitFinal(runID)
-        #expect(run.stateType == .completed)
-        let llm = (try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" && $0["stage"] == "design" }
-        #expect(llm.count == 1)
-        let design = try await project.client.filterTaskRuns(flowRunID: runID).filter { $0.name.hasPrefix("design") }
-        #expect(design.count == 1)
+        try await withCleanup {
+            let ok = try await project.autonomy(["resume", runID, "--choice", "approve"])
+            #expect(ok.status == 0, "\(ok.stderr)")
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .completed)
+            let llm = (try project.trace(runID)["entries"]?.arrayValue ?? []).filter { $0["kind"] == "llm" && $0["stage"] == "design" }
+            #expect(llm.count == 1)
+            let design = try await project.client.filterTaskRuns(flowRunID: runID).filter { $0.name.hasPrefix("design") }
+            #expect(design.count == 1)
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 
     @Test func gateTimeouts() async throws {
@@ -301,28 +333,31 @@ struct WorkerE2ETests {
             """
         let project = try TestProject(gates: gates)
         try await project.startWorker()
-        defer { Task { await project.stopWorkers() } }
-        let runID = try await project.prefectRun()
-        // quick: no pause_timeout on the server; the worker answers with the default after the deadline.
-        let first = try await project.waitFor(runID, "Suspended at quick") { $0.stateType == .paused }
-        #expect(first.state?.stateDetails?.pauseTimeout == nil)
-        // Written right after the pause is accepted, so it may trail the state by a few milliseconds.
-        var deadlineInput: String?
-        for _ in 0..<50 where deadlineInput == nil {
-            deadlineInput = try await project.client.readInput(flowRunID: runID, key: "suspended-quick-1-deadline")
-            if deadlineInput == nil { try await Task.sleep(for: .milliseconds(100)) }
+        try await withCleanup {
+            let runID = try await project.prefectRun()
+            // quick: no pause_timeout on the server; the worker answers with the default after the deadline.
+            let first = try await project.waitFor(runID, "Suspended at quick") { $0.stateType == .paused }
+            #expect(first.state?.stateDetails?.pauseTimeout == nil)
+            // Written right after the pause is accepted, so it may trail the state by a few milliseconds.
+            var deadlineInput: String?
+            for _ in 0..<50 where deadlineInput == nil {
+                deadlineInput = try await project.client.readInput(flowRunID: runID, key: "suspended-quick-1-deadline")
+                if deadlineInput == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(try JSONValue.parse(try #require(deadlineInput))["default"] == "approve")
+            // strict: the server enforces pause_timeout and fails the run.
+            let second = try await project.waitFor(runID, timeout: .seconds(30), "Suspended at strict") { $0.state?.stateDetails?.pauseKey == "strict-1" }
+            #expect(second.state?.stateDetails?.pauseTimeout != nil)
+            let run = try await project.waitFinal(runID, timeout: .seconds(30))
+            #expect(run.stateType == .failed)
+            #expect(run.state?.message == "The flow was paused and never resumed.")
+            let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/quick-1.json", encoding: .utf8))
+            #expect(decision["defaulted"] == true)
+            #expect(decision["decided_by"] == "timeout")
+            #expect(decision["choice"] == "approve")
+        } cleanup: {
+            await project.stopWorkers()
         }
-        #expect(try JSONValue.parse(try #require(deadlineInput))["default"] == "approve")
-        // strict: the server enforces pause_timeout and fails the run.
-        let second = try await project.waitFor(runID, timeout: .seconds(30), "Suspended at strict") { $0.state?.stateDetails?.pauseKey == "strict-1" }
-        #expect(second.state?.stateDetails?.pauseTimeout != nil)
-        let run = try await project.waitFinal(runID, timeout: .seconds(30))
-        #expect(run.stateType == .failed)
-        #expect(run.state?.message == "The flow was paused and never resumed.")
-        let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/quick-1.json", encoding: .utf8))
-        #expect(decision["defaulted"] == true)
-        #expect(decision["decided_by"] == "timeout")
-        #expect(decision["choice"] == "approve")
     }
 
     @Test func inProcessRunCompletesAndTraceCommand() async throws {
@@ -357,66 +392,78 @@ struct WorkerE2ETests {
     @Test func inProcessRunWaitsAtABlockingPause() async throws {
         let project = try TestProject()
         let child = try ChildProcess(try TestEnvironment.binary(), ["run", "--config", project.configPath], environment: project.environment(), outputPath: project.dir + "/run.log")
-        defer { Task { await child.kill9() } }
-        var runID: String?
-        let deadline = ContinuousClock.now + .seconds(60)
-        while runID == nil, ContinuousClock.now < deadline {
-            if let r = child.output.range(of: #"\(([0-9a-f-]{36})\)"#, options: .regularExpression) { runID = String(child.output[r].dropFirst().dropLast()) }
-            try await Task.sleep(for: .milliseconds(100))
+        try await withCleanup {
+            var runID: String?
+            let deadline = ContinuousClock.now + .seconds(60)
+            while runID == nil, ContinuousClock.now < deadline {
+                if let r = child.output.range(of: #"\(([0-9a-f-]{36})\)"#, options: .regularExpression) { runID = String(child.output[r].dropFirst().dropLast()) }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let id = try #require(runID)
+            let paused = try await project.waitFor(id, "Paused") { $0.stateType == .paused }
+            #expect(paused.stateName == "Paused")
+            #expect(paused.state?.stateDetails?.pauseReschedule == false)
+            #expect(paused.state?.stateDetails?.runInputKeyset?.schema == "paused-design-review-1-schema")
+            // The process dies while it waits; `autonomy run --attach` continues once a person answers.
+            await child.kill9()
+            #expect(try await project.client.readFlowRun(id: id).stateType == .paused)
+            let attached = try ChildProcess(try TestEnvironment.binary(), ["run", "--config", project.configPath, "--attach", id], environment: project.environment(), outputPath: project.dir + "/attach.log")
+            try await withCleanup {
+                let ok = try await project.autonomy(["resume", id, "--choice", "approve"])
+                #expect(ok.status == 0)
+                #expect(await attached.wait(timeout: .seconds(60)) == 0, "\(attached.output.suffix(2000))")
+                #expect(try await project.client.readFlowRun(id: id).stateType == .completed)
+                #expect(try project.stageEntries(id, stage: "design").count == 1)
+            } cleanup: {
+                await attached.kill9()
+            }
+        } cleanup: {
+            await child.kill9()
         }
-        let id = try #require(runID)
-        let paused = try await project.waitFor(id, "Paused") { $0.stateType == .paused }
-        #expect(paused.stateName == "Paused")
-        #expect(paused.state?.stateDetails?.pauseReschedule == false)
-        #expect(paused.state?.stateDetails?.runInputKeyset?.schema == "paused-design-review-1-schema")
-        // The process dies while it waits; `autonomy run --attach` continues once a person answers.
-        await child.kill9()
-        #expect(try await project.client.readFlowRun(id: id).stateType == .paused)
-        let attached = try ChildProcess(try TestEnvironment.binary(), ["run", "--config", project.configPath, "--attach", id], environment: project.environment(), outputPath: project.dir + "/attach.log")
-        defer { Task { await attached.kill9() } }
-        let ok = try await project.autonomy(["resume", id, "--choice", "approve"])
-        #expect(ok.status == 0)
-        #expect(await attached.wait(timeout: .seconds(60)) == 0, "\(attached.output.suffix(2000))")
-        #expect(try await project.client.readFlowRun(id: id).stateType == .completed)
-        #expect(try project.stageEntries(id, stage: "design").count == 1)
     }
 
     @Test func uiPauseReleasesAtTheNextStageBoundaryAndResumeContinues() async throws {
         let project = try TestProject(testCommand: "sleep 3; python3 -m unittest discover")
         try await project.startWorker()
-        defer { Task { await project.stopWorkers() } }
-        let runID = try await project.prefectRun(["--param", "gates=default"])
-        try await project.waitFor(runID, "test stage running") { _ in
-            FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json")
+        try await withCleanup {
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            try await project.waitFor(runID, "test stage running") { _ in
+                FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json")
+            }
+            // What the UI's Pause button sends: a forced Suspended state without a form.
+            let pause = StateCreate(type: .paused, name: "Suspended", details: StateDetails(pauseTimeout: Date().addingTimeInterval(300), pauseReschedule: true))
+            #expect(try await project.client.setFlowRunState(id: runID, pause, force: true).acceptedState?.type == .paused)
+            try await Task.sleep(for: .seconds(5))
+            let paused = try await project.client.readFlowRun(id: runID)
+            #expect(paused.stateType == .paused)
+            let tasks = try await project.client.filterTaskRuns(flowRunID: runID)
+            #expect(tasks.first { $0.name == "test-1" }?.stateType == .completed)
+            #expect(!tasks.contains { $0.name.hasPrefix("verify") && $0.stateType == .running })
+            #expect(try await project.client.resumeFlowRun(id: runID, runInput: nil).acceptedState?.type == .scheduled)
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .completed)
+            #expect(try project.attempts(runID) == TestProject.offlineBuild)
+        } cleanup: {
+            await project.stopWorkers()
         }
-        // What the UI's Pause button sends: a forced Suspended state without a form.
-        let pause = StateCreate(type: .paused, name: "Suspended", details: StateDetails(pauseTimeout: Date().addingTimeInterval(300), pauseReschedule: true))
-        #expect(try await project.client.setFlowRunState(id: runID, pause, force: true).acceptedState?.type == .paused)
-        try await Task.sleep(for: .seconds(5))
-        let paused = try await project.client.readFlowRun(id: runID)
-        #expect(paused.stateType == .paused)
-        let tasks = try await project.client.filterTaskRuns(flowRunID: runID)
-        #expect(tasks.first { $0.name == "test-1" }?.stateType == .completed)
-        #expect(!tasks.contains { $0.name.hasPrefix("verify") && $0.stateType == .running })
-        #expect(try await project.client.resumeFlowRun(id: runID, runInput: nil).acceptedState?.type == .scheduled)
-        let run = try await project.waitFinal(runID)
-        #expect(run.stateType == .completed)
-        #expect(try project.attempts(runID) == TestProject.offlineBuild)
     }
 
     @Test func uiRetrySkipsFinishedStagesUnlessFresh() async throws {
         let project = try TestProject()
         try await project.startWorker()
-        defer { Task { await project.stopWorkers() } }
-        for fresh in [false, true] {
-            let runID = try await project.prefectRun(["--param", "gates=default", "--param", "fresh=\(fresh)"])
-            #expect(try await project.waitFinal(runID).stateType == .completed)
-            // What the UI's Retry does: back to Scheduled "AwaitingRetry".
-            let retry = StateCreate(type: .scheduled, name: "AwaitingRetry", message: "Retry from the UI", details: StateDetails(scheduledTime: Date()))
-            _ = try await project.client.setFlowRunState(id: runID, retry, force: true)
-            let run = try await project.waitFor(runID, "completed again") { $0.stateType == .completed && ($0.runCount ?? 0) >= 2 }
-            #expect(run.stateType == .completed)
-            #expect(try project.attempts(runID) == (fresh ? TestProject.offlineBuild + TestProject.offlineBuild.map { Self.next($0) } : TestProject.offlineBuild), "fresh=\(fresh)")
+        try await withCleanup {
+            for fresh in [false, true] {
+                let runID = try await project.prefectRun(["--param", "gates=default", "--param", "fresh=\(fresh)"])
+                #expect(try await project.waitFinal(runID).stateType == .completed)
+                // What the UI's Retry does: back to Scheduled "AwaitingRetry".
+                let retry = StateCreate(type: .scheduled, name: "AwaitingRetry", message: "Retry from the UI", details: StateDetails(scheduledTime: Date()))
+                _ = try await project.client.setFlowRunState(id: runID, retry, force: true)
+                let run = try await project.waitFor(runID, "completed again") { $0.stateType == .completed && ($0.runCount ?? 0) >= 2 }
+                #expect(run.stateType == .completed)
+                #expect(try project.attempts(runID) == (fresh ? TestProject.offlineBuild + TestProject.offlineBuild.map { Self.next($0) } : TestProject.offlineBuild), "fresh=\(fresh)")
+            }
+        } cleanup: {
+            await project.stopWorkers()
         }
     }
 

@@ -45,3 +45,17 @@ public final class ChildProcess: @unchecked Sendable {  // pid and paths are imm
 
     deinit { kill(-pid, SIGKILL) }
 }
+
+/// Runs `body`, then `cleanup`, awaited whether `body` threw or not: a test's workers and servers are stopped before
+/// the test ends (a `defer { Task { … } }` only starts the clean-up, which may outlive the test).
+public func withCleanup<T>(_ body: () async throws -> T, cleanup: () async -> Void) async throws -> T {
+    let value: T
+    do {
+        value = try await body()
+    } catch {
+        await cleanup()
+        throw error
+    }
+    await cleanup()
+    return value
+}
