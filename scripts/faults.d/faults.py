@@ -49,6 +49,13 @@ def stop(p):
 
 def create(dep): return call("POST", f"/deployments/{dep}/create_flow_run", json={"parameters": {}})["id"]
 
+def wait_until(what, done, timeout=120, step=0.2):
+    """Polls done() until it holds; after `timeout` seconds the fault run stops with what it waited for."""
+    t0 = time.time()
+    while not done():
+        if time.time() - t0 > timeout: raise TimeoutError(f"waited {timeout} s for {what}")
+        time.sleep(step)
+
 def final(rid, timeout=300):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -77,13 +84,14 @@ def server_restart():
     d, pool, dep = project("restart", test_command="sleep 6; python3 -m unittest discover")
     w = worker(d, "w-restart")
     rid = create(dep)
-    while not os.path.exists(f"{d}/state/runs/{rid}/tests/MANIFEST.json"): time.sleep(0.2)
+    wait_until("the run's test stage", lambda: os.path.exists(f"{d}/state/runs/{rid}/tests/MANIFEST.json"))
     pid = int(open(f"{os.environ['FAULTS_HOME']}/server.pid").read())
     t0 = time.time()
     os.killpg(pid, signal.SIGTERM)
-    while True:
-        try: os.kill(pid, 0); time.sleep(0.2)
-        except ProcessLookupError: break
+    def gone():
+        try: os.kill(pid, 0); return False
+        except ProcessLookupError: return True
+    wait_until("the Prefect server to exit", gone, timeout=60)
     subprocess.run(["bash", "-c", f"source {ROOT}/scripts/lib.sh && start_server {os.environ['FAULTS_PORT']} {os.environ['FAULTS_HOME']}"], check=True)
     down = time.time() - t0
     r = final(rid)
@@ -127,7 +135,7 @@ def flaky_api(runs=4):
     pf = f"{OUT}/flaky.port"
     if os.path.exists(pf): os.remove(pf)
     proxy = subprocess.Popen([f"{VENV}/bin/python", f"{ROOT}/scripts/faults.d/fault_proxy.py", pf, API.rsplit('/api', 1)[0]], start_new_session=True)
-    while not os.path.exists(pf): time.sleep(0.05)
+    wait_until("the fault proxy's port", lambda: os.path.exists(pf), timeout=30, step=0.05)
     port = open(pf).read()
     w = worker(d, "w-flaky", env={"PREFECT_API_URL": f"http://127.0.0.1:{port}/api"})
     ids = [create(dep) for _ in range(runs)]
