@@ -35,29 +35,33 @@ struct LossyProxy {
 
 @Suite("Prefect integration: lost answers and races", .serialized, .timeLimit(.minutes(4)))
 struct LostAnswerTests {
-    /// The server commits Pending (the claim), Running and a task run's Running, and each answer is lost; the retry
-    /// is refused as a duplicate with the current state, which is ours: the run goes on and completes.
-    @Test func lostAnswersToAClaimAndItsStartDoNotStrandTheRun() async throws {
-        let proxy = try LossyProxy(["--drop-answer", "flow:PENDING", "--drop-answer", "flow:RUNNING", "--drop-answer", "task:RUNNING"])
-        let project = try TestProject()
-        try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
+    /// A worker that reaches the real server through the proxy with `flags`; stopped (awaited) after `body`.
+    static func throughProxy(_ flags: [String], testCommand: String = "python3 -m unittest discover -v", _ body: (LossyProxy, TestProject, ChildProcess) async throws -> Void) async throws {
+        let proxy = try LossyProxy(flags)
+        let project = try TestProject(testCommand: testCommand)
+        let worker = try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
         try await withCleanup {
-            let runID = try await project.prefectRun(["--param", "gates=default"])
-            let run = try await project.waitFinal(runID)
-            #expect(run.stateType == .completed, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
-            #expect(proxy.events.sorted() == ["flow:PENDING", "flow:RUNNING", "task:RUNNING"])
-            #expect(try project.attempts(runID) == TestProject.offlineBuild)
+            try await body(proxy, project, worker)
         } cleanup: {
             await project.stopWorkers()
         }
     }
 
+    /// The server commits Pending (the claim), Running and a task run's Running, and each answer is lost; the retry
+    /// is refused as a duplicate with the current state, which is ours: the run goes on and completes.
+    @Test func lostAnswersToAClaimAndItsStartDoNotStrandTheRun() async throws {
+        try await Self.throughProxy(["--drop-answer", "flow:PENDING", "--drop-answer", "flow:RUNNING", "--drop-answer", "task:RUNNING"]) { proxy, project, _ in
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            let run = try await project.waitFinal(runID)
+            #expect(run.stateType == .completed, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
+            #expect(proxy.events.sorted() == ["flow:PENDING", "flow:RUNNING", "task:RUNNING"])
+            #expect(try project.attempts(runID) == TestProject.offlineBuild)
+        }
+    }
+
     /// The answer to a gate's pause is lost: the run stays Suspended at the gate with its form, never Crashed.
     @Test func aLostAnswerToAGatePauseLeavesTheRunAtTheGate() async throws {
-        let proxy = try LossyProxy(["--drop-answer", "flow:PAUSED"])
-        let project = try TestProject()
-        try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
-        try await withCleanup {
+        try await Self.throughProxy(["--drop-answer", "flow:PAUSED"]) { proxy, project, _ in
             let runID = try await project.prefectRun()
             try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
             try await Task.sleep(for: .seconds(2))
@@ -68,34 +72,24 @@ struct LostAnswerTests {
             #expect(proxy.events == ["flow:PAUSED"])
             #expect(try await project.client.resumeFlowRun(id: runID, runInput: ["choice": "approve"]).acceptedState?.type == .scheduled)
             #expect(try await project.waitFinal(runID).stateType == .completed)
-        } cleanup: {
-            await project.stopWorkers()
         }
     }
 
     /// A person cancels as the gate fires: the pause is refused (the run is Cancelling) and the run ends Cancelled,
     /// at once, not Crashed and not after the server's clean-up.
     @Test func aCancelLandingAsAGateFiresEndsCancelled() async throws {
-        let proxy = try LossyProxy(["--before", "PAUSED:cancel"])
-        let project = try TestProject()
-        try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
-        try await withCleanup {
+        try await Self.throughProxy(["--before", "PAUSED:cancel"]) { proxy, project, _ in
             let runID = try await project.prefectRun()
             let run = try await project.waitFinal(runID, timeout: .seconds(45))
             #expect(run.stateType == .cancelled, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
             #expect(proxy.events == ["PAUSED:cancel → ACCEPT"])
-        } cleanup: {
-            await project.stopWorkers()
         }
     }
 
     /// A person pauses from the UI as the gate fires: the run is released as at a stage boundary; Resume brings it
     /// back and the gate asks then.
     @Test func aPauseFromTheUILandingAsAGateFiresReleasesTheRun() async throws {
-        let proxy = try LossyProxy(["--before", "PAUSED:pause"])
-        let project = try TestProject()
-        let worker = try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
-        try await withCleanup {
+        try await Self.throughProxy(["--before", "PAUSED:pause"]) { proxy, project, worker in
             let runID = try await project.prefectRun()
             try await project.waitFor(runID, "paused from the UI") { $0.stateType == .paused }
             try await Task.sleep(for: .seconds(2))
@@ -109,54 +103,41 @@ struct LostAnswerTests {
             #expect(gate.stateName == "Suspended")
             _ = try await project.client.resumeFlowRun(id: runID, runInput: ["choice": "approve"])
             #expect(try await project.waitFinal(runID).stateType == .completed)
-        } cleanup: {
-            await project.stopWorkers()
         }
     }
 
     /// Cancelled between the claim (Pending) and the start (Running): the run ends Cancelled at once.
     @Test func aCancelInThePendingWindowIsHonoured() async throws {
-        let proxy = try LossyProxy(["--before", "RUNNING:cancel"])
-        let project = try TestProject()
-        try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
-        try await withCleanup {
+        try await Self.throughProxy(["--before", "RUNNING:cancel"]) { proxy, project, _ in
             let runID = try await project.prefectRun(["--param", "gates=default"])
             let run = try await project.waitFinal(runID, timeout: .seconds(30))
             #expect(run.stateType == .cancelled, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
             #expect(proxy.events == ["RUNNING:cancel → ACCEPT"])
             #expect(!FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/TRACE.json"), "stages ran after the cancel")
-        } cleanup: {
-            await project.stopWorkers()
         }
     }
 
     /// A Cancel landing as the worker hands the run back at shutdown wins: no Scheduled forced over Cancelling.
     @Test func aCancelRacingAShutdownIsNotUndoneByTheHandBack() async throws {
-        let proxy = try LossyProxy(["--before", "SCHEDULED:cancel"])
-        let project = try TestProject(testCommand: "sleep 30")
-        let worker = try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
-        let runID = try await project.prefectRun(["--param", "gates=default"])
-        try await project.waitFor(runID, "in its test stage") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json") }
-        worker.signal(SIGTERM)  // shutdown_grace 2 s, then the hand-back, which the Cancel meets
-        #expect(await worker.wait(timeout: .seconds(30)) != nil, "the worker did not stop:\n\(worker.output.suffix(2000))")
-        let run = try await project.waitFinal(runID, timeout: .seconds(20))
-        #expect(run.stateType == .cancelled, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
-        #expect(proxy.events == ["SCHEDULED:cancel → ACCEPT"])
+        try await Self.throughProxy(["--before", "SCHEDULED:cancel"], testCommand: "sleep 30") { proxy, project, worker in
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            try await project.waitFor(runID, "in its test stage") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json") }
+            worker.signal(SIGTERM)  // shutdown_grace 2 s, then the hand-back, which the Cancel meets
+            #expect(await worker.wait(timeout: .seconds(30)) != nil, "the worker did not stop:\n\(worker.output.suffix(2000))")
+            let run = try await project.waitFinal(runID, timeout: .seconds(20))
+            #expect(run.stateType == .cancelled, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
+            #expect(proxy.events == ["SCHEDULED:cancel → ACCEPT"])
+        }
     }
 
     /// A failing ending refused because the run is being cancelled ends Cancelled.
     @Test func aFailedEndingRefusedByACancelEndsCancelled() async throws {
-        let proxy = try LossyProxy(["--before", "FAILED:cancel"])
-        let project = try TestProject()
-        try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
-        try await withCleanup {
+        try await Self.throughProxy(["--before", "FAILED:cancel"]) { proxy, project, _ in
             // A variable the operator does not allow: the run fails at once, before any stage.
             let runID = try await project.prefectRun(["--param", "gates=default", "--job-variable", #"env={"NOT_ALLOWED": "x"}"#])
             let run = try await project.waitFinal(runID, timeout: .seconds(30))
             #expect(run.stateType == .cancelled, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
             #expect(proxy.events == ["FAILED:cancel → ACCEPT"])
-        } cleanup: {
-            await project.stopWorkers()
         }
     }
 
