@@ -56,6 +56,35 @@ start_server() {
   say "Prefect server did not answer /health within 120 s; log:"; tail -20 "$home/server.log" >&2; return 1
 }
 
+# start_postgres DIR PORT: a project-local PostgreSQL cluster (Debian's postgresql package) in DIR, listening on
+# 127.0.0.1:PORT only (its socket in DIR), with a database "prefect" owned by the user "prefect" (trust auth, loopback
+# only). initdb refuses root: as root the cluster belongs to Debian's "postgres" user. Stop it with stop_postgres DIR.
+start_postgres() {
+  local dir=$1 port=$2 bin as=()
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$bin" ] || { say "PostgreSQL is not installed (Debian package postgresql)"; return 1; }
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir"; as=(setpriv --reuid=postgres --regid=postgres --init-groups --); fi
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U prefect -E UTF8 >"$dir/initdb.log" 2>&1 || { tail -5 "$dir/initdb.log" >&2; return 1; }
+  fi
+  say "starting PostgreSQL on 127.0.0.1:$port (${dir#$ROOT/})"
+  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null \
+    || { tail -5 "$dir/postgres.log" >&2; return 1; }
+  "$bin/psql" -h 127.0.0.1 -p "$port" -U prefect -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='prefect'" | grep -q 1 \
+    || "$bin/createdb" -h 127.0.0.1 -p "$port" -U prefect prefect
+}
+
+# stop_postgres DIR: stops the cluster in DIR by its postmaster's PID (a fast shutdown), waiting up to 30 s.
+stop_postgres() {
+  local dir=$1 pid
+  [ -f "$dir/data/postmaster.pid" ] || return 0
+  pid=$(head -1 "$dir/data/postmaster.pid")
+  kill -INT "$pid" 2>/dev/null || return 0
+  local i; for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
 # stop_server_pid PID: stops one server's whole process group.
 stop_server_pid() {
   local pid=$1

@@ -12,9 +12,9 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
     let apiURL: String
     var workers: [ChildProcess] = []
 
-    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover -v", unreachableExitAfter: String = "30s", llm: [String] = ["provider: offline"], deploymentJobVariables: String? = nil, deploymentExtra: [String] = [], testExtra: [String] = []) throws {
-        apiURL = try TestEnvironment.prefectURL()
-        client = try TestEnvironment.client()
+    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover -v", unreachableExitAfter: String = "30s", llm: [String] = ["provider: offline"], deploymentJobVariables: String? = nil, deploymentExtra: [String] = [], testExtra: [String] = [], api: String? = nil) throws {
+        apiURL = try api ?? TestEnvironment.prefectURL()
+        client = try TestEnvironment.client(url: apiURL)
         pool = TestEnvironment.unique("pool")
         self.deployment = deployment
         let base = try TestEnvironment.require("AUTONOMY_TEST_TMP")

@@ -18,6 +18,8 @@ enum TestEnvironment {
     }
 
     static func prefectURL() throws -> String { try require("AUTONOMY_TEST_PREFECT_URL") }
+    /// The server on PostgreSQL (several workers, tag concurrency limits).
+    static func postgresPrefectURL() throws -> String { try require("AUTONOMY_TEST_PG_PREFECT_URL") }
     static var root: String { env["AUTONOMY_TEST_ROOT"] ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path }
     static func binary() throws -> String { try require("AUTONOMY_TEST_BINARY") }
     static func prefectCLI() throws -> String { try require("AUTONOMY_TEST_PREFECT_CLI") }
