@@ -39,7 +39,7 @@ public final class WorkerService: Service, Sendable {
     private let flowID = Mutex<String?>(nil)
     /// Runs of other flows already reported once (so the log says it once per run, not once per poll).
     private let foreignRuns = Mutex<Set<String>>([])
-    /// Failures already logged (each once, until the call succeeds again): "heartbeat events", "cancellation filter".
+    /// Failing calls already logged (each once, until it works again): "the worker heartbeat", "polling for runs", …
     private let failures = Mutex<Set<String>>([])
     let infrastructurePID = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
 
