@@ -35,6 +35,13 @@ struct LossyProxy {
 
 @Suite("Prefect integration: lost answers and races", .serialized, .timeLimit(.minutes(4)))
 struct LostAnswerTests {
+    /// The run once it is Paused, as it is 2 s later: a refused pause would have ended it Crashed by then.
+    static func pausedAndStaying(_ project: TestProject, _ runID: String) async throws -> FlowRun {
+        try await project.waitFor(runID, "Paused") { $0.stateType == .paused }
+        try await Task.sleep(for: .seconds(2))
+        return try await project.client.readFlowRun(id: runID)
+    }
+
     /// A worker that reaches the real server through the proxy with `flags`; stopped (awaited) after `body`.
     static func throughProxy(_ flags: [String], testCommand: String = "python3 -m unittest discover -v", _ body: (LossyProxy, TestProject, ChildProcess) async throws -> Void) async throws {
         let proxy = try LossyProxy(flags)
@@ -63,9 +70,7 @@ struct LostAnswerTests {
     @Test func aLostAnswerToAGatePauseLeavesTheRunAtTheGate() async throws {
         try await Self.throughProxy(["--drop-answer", "flow:PAUSED"]) { proxy, project, _ in
             let runID = try await project.prefectRun()
-            try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
-            try await Task.sleep(for: .seconds(2))
-            let waiting = try await project.client.readFlowRun(id: runID)
+            let waiting = try await Self.pausedAndStaying(project, runID)
             #expect(waiting.stateName == "Suspended", "\(waiting.state?.displayName ?? "?"): \(waiting.state?.message ?? "")")
             #expect(waiting.state?.stateDetails?.pauseKey == "design-review-1")
             #expect(try await project.client.readInput(flowRunID: runID, key: "suspended-design-review-1-schema") != nil, "the Resume form was not written")
@@ -91,9 +96,7 @@ struct LostAnswerTests {
     @Test func aPauseFromTheUILandingAsAGateFiresReleasesTheRun() async throws {
         try await Self.throughProxy(["--before", "PAUSED:pause"]) { proxy, project, worker in
             let runID = try await project.prefectRun()
-            try await project.waitFor(runID, "paused from the UI") { $0.stateType == .paused }
-            try await Task.sleep(for: .seconds(2))
-            let paused = try await project.client.readFlowRun(id: runID)
+            let paused = try await Self.pausedAndStaying(project, runID)
             #expect(paused.stateType == .paused && paused.state?.stateDetails?.pauseKey == nil, "\(paused.state?.displayName ?? "?"): \(paused.state?.message ?? "")")
             #expect(worker.output.contains("paused from the UI as a gate fired"), "\(worker.output.suffix(2000))")
             #expect(proxy.events == ["PAUSED:pause → ACCEPT"])
