@@ -6,6 +6,14 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The commit `autonomy --version` names: AUTONOMY_GIT_COMMIT when a script sets it (scripts/package does), else the
+/// checkout's HEAD, with "-dirty" when the tree had uncommitted changes.
+let gitCommit: String = {
+    if let commit = Context.environment["AUTONOMY_GIT_COMMIT"], !commit.isEmpty { return commit }
+    guard let git = Context.gitInformation else { return "unknown" }
+    return git.currentCommit + (git.hasUncommittedChanges ? "-dirty" : "")
+}()
+
 let package = Package(
     name: "autonomy-engine",
     platforms: [.macOS(.v15)],
@@ -25,6 +33,8 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Linux calls Glibc does not import (prctl, posix_spawn's closefrom/chdir): header only.
         .systemLibrary(name: "CSystem"),
+        // The build's git commit for `autonomy --version` (a C string: Swift has no valued compile-time defines).
+        .target(name: "CBuildInfo", cSettings: [.define("AUTONOMY_GIT_COMMIT", to: "\"\(gitCommit)\"")]),
 
         .target(name: "JSON", swiftSettings: swiftSettings),
         .target(
@@ -55,7 +65,7 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "PrefectAPI", "Engine", "LLM", "Tasks", "AutonomyFlow", "HTTP", "JSON",
+                "PrefectAPI", "Engine", "LLM", "Tasks", "AutonomyFlow", "HTTP", "JSON", "CBuildInfo",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),

@@ -146,11 +146,12 @@ public struct Settings: Sendable {
     /// Projects by name (`projects:`); a `project` parameter that is not here names a folder under templates/inputs/.
     public var projects: [String: Project] = [:]
     public var webhooks: [Webhook]
-    /// The folder config.yml is in; templates/ and prefect.yaml are found here.
+    /// The folder config.yml is in; prefect.yaml is found here.
     public var projectRoot: String
     public var configFile: String
-
-    public var templatesDir: String { projectRoot + "/templates" }
+    /// Prompts, gates and example projects (`templates_dir`; default templates/ next to config.yml; the Debian
+    /// package's config says /usr/share/autonomy/templates).
+    public var templatesDir: String = ""
 
     /// The base URL a provider's requests (and key) go to: its entry in `llm.base_urls`, else `llm.base_url`
     /// when it is the configured provider, else nil (the provider's official endpoint).

@@ -26,6 +26,7 @@ public struct SettingsLoader: Sendable {
         ("replay.from", "AUTONOMY_REPLAY_FROM"),
         ("state_dir", "AUTONOMY_STATE_DIR"),
         ("gates_file", "AUTONOMY_GATES_FILE"),
+        ("templates_dir", "AUTONOMY_TEMPLATES_DIR"),
         ("test.command", "AUTONOMY_TEST_COMMAND"),
         ("test.timeout", "AUTONOMY_TEST_TIMEOUT"),
         ("test.cpu_time", "AUTONOMY_TEST_CPU_TIME"),
@@ -45,7 +46,7 @@ public struct SettingsLoader: Sendable {
         "notifications": ["webhooks"],
         "build": ["max_fix_rounds", "stage_retries", "stage_retry_delay"],
     ]
-    static let topLevel = ["prefect", "worker", "llm", "budget_usd", "replay", "state_dir", "gates_file", "test", "notifications", "build", "projects"]
+    static let topLevel = ["prefect", "worker", "llm", "budget_usd", "replay", "state_dir", "gates_file", "templates_dir", "test", "notifications", "build", "projects"]
 
     /// Where a raw value came from, for error messages.
     struct Raw {
@@ -239,11 +240,12 @@ public struct SettingsLoader: Sendable {
             budgetUSD: budget,
             replayFrom: string("replay.from"),
             stateDir: path("state_dir", "state"),
-            gatesFile: path("gates_file", "templates/DECISION_GATES.yml"),
+            gatesFile: path("gates_file", path("templates_dir", "templates") + "/DECISION_GATES.yml"),
             test: test,
             webhooks: webhooks,
             projectRoot: root,
             configFile: absoluteConfig)
+        settings.templatesDir = path("templates_dir", "templates")
         settings.maxFixRounds = try int("build.max_fix_rounds", 3, min: 0)
         settings.stageRetries = try int("build.stage_retries", 0, min: 0)
         settings.stageRetryDelay = try duration("build.stage_retry_delay", .seconds(10))

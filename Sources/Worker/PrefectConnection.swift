@@ -1,3 +1,4 @@
+import CBuildInfo
 import Engine
 import Foundation
 import HTTP
@@ -67,5 +68,9 @@ public enum PrefectConnection {
 }
 
 public enum AutonomyVersion {
-    public static let string = "0.1.0"
+    public static let string = "0.2.0"
+    /// The git commit the binary was built from (see Package.swift).
+    public static let commit = String(cString: autonomy_build_commit())
+    /// What `autonomy --version` prints.
+    public static let long = "\(string) (git \(commit))"
 }

@@ -11,7 +11,7 @@ struct Autonomy: AsyncParsableCommand {
             Exit codes: 0 ok / run Completed, 1 run Failed or Crashed, 3 run Cancelled, 64 usage or invalid \
             configuration, 65 input rejected by the server, 69 Prefect API unreachable, 77 credentials rejected.
             """,
-        version: AutonomyVersion.string,
+        version: AutonomyVersion.long,
         subcommands: [CheckCommand.self, WorkerCommand.self, DeployCommand.self, RunCommand.self, ResumeCommand.self, TraceCommand.self, ExportCommand.self, SystemdUnitCommand.self])
 
     /// ArgumentParser's own main, after the process hardened itself (see `ProcessHardening`).
