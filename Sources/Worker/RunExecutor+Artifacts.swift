@@ -59,18 +59,19 @@ extension RunExecutor {
         return text
     }
 
-    /// The run's progress artifact: created at the run's start (or found again after a resume) and moved at
-    /// every stage end.
-    func updateProgress(_ run: FlowRun, percent: Double, note: String, log: Logger) async {
+    /// The run's progress artifact: created at the run's start (or found again after a resume: one read per
+    /// execution) and moved at every stage end. Returns its id, which the caller passes back the next time.
+    func updateProgress(_ run: FlowRun, id known: String?, percent: Double, note: String, log: Logger) async -> String? {
         do {
-            let existing = try await client.artifacts(flowRunID: run.id).first { $0.type == "progress" && $0.taskRunID == nil }
-            if let existing {
-                try await client.updateArtifact(id: existing.id, data: .double(percent), description: note)
-            } else {
-                _ = try await client.createArtifact(.progress(key: nil, percent: percent, description: note, flowRunID: run.id))
+            let id = if let known { known } else { try await client.artifacts(flowRunID: run.id).first { $0.type == "progress" && $0.taskRunID == nil }?.id }
+            if let id {
+                try await client.updateArtifact(id: id, data: .double(percent), description: note)
+                return id
             }
+            return try await client.createArtifact(.progress(key: nil, percent: percent, description: note, flowRunID: run.id)).id
         } catch {
             log.warning("could not update the progress artifact", metadata: ["error": "\(error)"])
+            return nil
         }
     }
 

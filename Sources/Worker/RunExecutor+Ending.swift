@@ -10,12 +10,12 @@ import Tasks
 /// How a run ends: the artifacts, the result's delivery, and the final state proposed to Prefect.
 extension RunExecutor {
     /// Publishes the artifacts and ends the run as the state machine decided.
-    func conclude(_ run: FlowRun, _ final: BuildMachine.Final, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> RunEnd {
+    func conclude(_ run: FlowRun, _ final: BuildMachine.Final, folder: RunFolder, trace: TraceWriter, progressID: String?, log: Logger) async throws -> RunEnd {
         if case .cancelled(let reason) = final { return .cancelled(reason) }
         let document = await trace.document
         switch final {
-        case .completed(let message): await updateProgress(run, percent: 100, note: message, log: log)
-        case .failed(let message), .cancelled(let message): await updateProgress(run, percent: 100, note: "Ended: \(message)", log: log)
+        case .completed(let message): _ = await updateProgress(run, id: progressID, percent: 100, note: message, log: log)
+        case .failed(let message), .cancelled(let message): _ = await updateProgress(run, id: progressID, percent: 100, note: "Ended: \(message)", log: log)
         }
         if let verification = try? folder.readText("tests/VERIFICATION.md") {
             try await client.createArtifact(.markdown(key: "autonomy-verification", markdown: verification, description: "tests/VERIFICATION.md of \(run.name)", flowRunID: run.id))

@@ -171,6 +171,7 @@ public struct RunExecutor: Sendable {
         // implement-2 and test-2 goes on at test-2). With `fresh`, only entries since the build started over count.
         var machine = BuildMachine(configuration: .init(gates: gates, budgetUSD: settings.budgetUSD, maxFixRounds: settings.maxFixRounds))
         var previousTaskRunID: String?
+        var progressID: String?  // the progress artifact, looked up once per execution
         let document = await trace.document
         let freshFrom = params.fresh ? try await freshStart(run, document: document, trace: trace, runCount: runCount, log: log) : 0
         let recordedDecisions = Dictionary(Decision.all(in: folder, trace: document).map { ($0.fileName, $0) }, uniquingKeysWith: { _, last in last })
@@ -188,7 +189,7 @@ public struct RunExecutor: Sendable {
             try Task.checkCancellation()
             switch machine.action {
             case .finish(let final):
-                return try await conclude(run, final, folder: folder, trace: trace, log: log)
+                return try await conclude(run, final, folder: folder, trace: trace, progressID: progressID, log: log)
             case .run(let stage, let attempt, let input):
                 var context = StageContext(
                     folder: folder, trace: trace, stage: stage, attempt: attempt, project: params.project, templatesDir: settings.templatesDir,
@@ -215,7 +216,7 @@ public struct RunExecutor: Sendable {
                     if let report = StageReport(entry) {
                         // Published before any gate asks about it: the Resume form links to it.
                         await publishArtifacts(run, report: report, taskRunID: taskRunID, folder: folder, log: log)
-                        await updateProgress(run, percent: Self.progress(after: stage), note: "\(stage.rawValue)-\(attempt): \(entry.message ?? "done")", log: log)
+                        progressID = await updateProgress(run, id: progressID, percent: Self.progress(after: stage), note: "\(stage.rawValue)-\(attempt): \(entry.message ?? "done")", log: log)
                         machine.handle(.stageEnded(report))
                     }
                 case .ended(let end):
