@@ -6,13 +6,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
-/// The commit `autonomy --version` names: AUTONOMY_GIT_COMMIT when a script sets it (scripts/package does), else the
-/// checkout's HEAD, with "-dirty" when the tree had uncommitted changes.
-let gitCommit: String = {
-    if let commit = Context.environment["AUTONOMY_GIT_COMMIT"], !commit.isEmpty { return commit }
-    guard let git = Context.gitInformation else { return "unknown" }
-    return git.currentCommit + (git.hasUncommittedChanges ? "-dirty" : "")
-}()
+/// The commit `autonomy --version` names: AUTONOMY_GIT_COMMIT, which the scripts set (scripts/lib.sh git_commit);
+/// "unknown" without it. Not `Context.gitInformation`: SwiftPM caches the manifest's evaluation across commits, so an
+/// incremental build would name an old commit; a changed environment variable makes it read the manifest again.
+let gitCommit = Context.environment["AUTONOMY_GIT_COMMIT"].flatMap { $0.isEmpty ? nil : $0 } ?? "unknown"
 
 let package = Package(
     name: "autonomy-engine",

@@ -99,9 +99,18 @@ stop_servers() {
   STARTED_PGIDS=()
 }
 
+# git_commit: the checkout's HEAD, with -dirty when tracked files have uncommitted changes ("unknown" outside git).
+# Builds pass it as AUTONOMY_GIT_COMMIT for `autonomy --version` (SwiftPM re-reads Package.swift when it changes).
+git_commit() {
+  local commit
+  commit=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null) || { echo unknown; return; }
+  [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ] || commit="$commit-dirty"
+  echo "$commit"
+}
+
 # build_autonomy [debug|release]: builds the CLI and prints its path.
 build_autonomy() {
   local config=${1:-debug}
-  (cd "$ROOT" && swift build -c "$config" --product autonomy >&2)
+  (cd "$ROOT" && AUTONOMY_GIT_COMMIT=$(git_commit) swift build -c "$config" --product autonomy >&2)
   echo "$ROOT/.build/$config/autonomy"
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Worker
 
 @Suite("CLI", .timeLimit(.minutes(5)))
 struct CLITests {
@@ -49,7 +50,10 @@ struct CLITests {
 
     @Test func versionAndUsageErrors() async throws {
         let binary = try TestEnvironment.binary()
-        #expect(try await runProgram(binary, ["--version"], environment: cleanEnvironment([:])).stdout == "0.1.0\n")
+        // The version and the commit the binary was built from (scripts/test builds it from this checkout's HEAD).
+        let head = try await runProgram("/usr/bin/git", ["-C", TestEnvironment.root, "rev-parse", "HEAD"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let version = try await runProgram(binary, ["--version"], environment: cleanEnvironment([:])).stdout
+        #expect(head.count == 40 && [head, head + "-dirty"].map { "\(AutonomyVersion.string) (git \($0))\n" }.contains(version), "\(version) (HEAD \(head))")
         let unknown = try await runProgram(binary, ["frobnicate"], environment: cleanEnvironment([:]))
         #expect(unknown.status == 64)
         #expect(unknown.stderr.contains("Error: Unexpected argument 'frobnicate'"))
