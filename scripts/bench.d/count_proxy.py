@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Counts the requests a worker sends: a loopback HTTP/1.1 forwarder. Usage: count_proxy.py PORT_FILE UPSTREAM
-GET /__count returns the number of requests forwarded so far (not counted itself)."""
-import http.client, http.server, os, socketserver, sys, threading, urllib.parse
+GET /__count returns the number of requests forwarded so far (not counted itself). With a third argument LOG,
+each request is appended to LOG as "start end METHOD path status" (epoch seconds), for the per-stage breakdown."""
+import http.client, http.server, os, socketserver, sys, threading, time, urllib.parse
 
 count = 0
 lock = threading.Lock()
 upstream = urllib.parse.urlparse(sys.argv[2])
 local = threading.local()
+log = open(sys.argv[3], "a", buffering=1) if len(sys.argv) > 3 else None
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -19,6 +21,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); return
         with lock:
             count += 1
+        started = time.time()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         if not hasattr(local, "conn"):
@@ -39,6 +42,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        if log:
+            with lock: log.write(f"{started:.4f} {time.time():.4f} {self.command} {self.path.split('?')[0]} {resp.status}\n")
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = forward
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
