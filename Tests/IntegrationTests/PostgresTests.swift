@@ -48,17 +48,74 @@ struct PostgresTests {
         let project = try TestProject(api: try TestEnvironment.postgresPrefectURL())
         try await withCleanup {
             for name in ["pg-a", "pg-b", "pg-c"] { try await project.startWorker(name: name) }
-            var runs: [String] = []
-            for _ in 0..<30 { runs.append(try await project.prefectRun(["--param", "gates=default"])) }
-            var byWorker: [String: Int] = [:]
-            for runID in runs {
-                let run = try await project.waitFinal(runID, timeout: .seconds(240))
-                #expect(run.stateType == .completed, "\(runID): \(run.state?.displayName ?? "?") \(run.state?.message ?? "")")
-                #expect(try project.attempts(runID) == TestProject.offlineBuild, "\(runID)")
-                byWorker[run.label("prefect.worker.name") ?? "?", default: 0] += 1
+            try await Self.completeSpread(project, runs: 30)
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
+    /// Starts `runs` unattended builds on the project's running workers: every run Completed with each stage attempt
+    /// executed exactly once (counted from TRACE.json, not from claims), and the runs spread over at least two workers.
+    static func completeSpread(_ project: TestProject, runs count: Int) async throws {
+        var runs: [String] = []
+        for _ in 0..<count { runs.append(try await project.prefectRun(["--param", "gates=default"])) }
+        var byWorker: [String: Int] = [:]
+        for runID in runs {
+            let run = try await project.waitFinal(runID, timeout: .seconds(240))
+            #expect(run.stateType == .completed, "\(runID): \(run.state?.displayName ?? "?") \(run.state?.message ?? "")")
+            #expect(try project.attempts(runID) == TestProject.offlineBuild, "\(runID)")
+            byWorker[run.label("prefect.worker.name") ?? "?", default: 0] += 1
+        }
+        #expect(byWorker.values.reduce(0, +) == count)
+        #expect(byWorker.count >= 2, "one worker took every run: \(byWorker)")
+    }
+
+    /// The multi-host story of the README's "Scaling out", on one machine: three workers, each in its own mount
+    /// namespace (bubblewrap) where /srv/autonomy is its own copy of the project (config, prefect.yaml, templates),
+    /// /tmp is its own and the test's folders are hidden; they share only the state folder (bound at
+    /// /var/lib/autonomy) and the server. Every run Completed, each stage attempt once, runs spread over the hosts; a
+    /// run suspended on a host that then stops is continued by another.
+    @Test func workersOnSeparateHostsShareOnlyTheStateFolder() async throws {
+        let project = try TestProject(api: try TestEnvironment.postgresPrefectURL())
+        let tmp = try TestEnvironment.require("AUTONOMY_TEST_TMP")
+        try FileManager.default.createDirectory(atPath: project.stateDir, withIntermediateDirectories: true)
+        func namespace(_ host: String) -> [String] {
+            ["/usr/bin/bwrap", "--die-with-parent", "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "--bind", "/proc", "/proc",
+             "--tmpfs", "/tmp", "--tmpfs", tmp, "--tmpfs", "/srv", "--bind", host, "/srv/autonomy",
+             "--tmpfs", "/var/lib", "--bind", project.stateDir, "/var/lib/autonomy"]
+        }
+        var hosts: [String: String] = [:]
+        for name in ["host-a", "host-b", "host-c"] {
+            let host = "\(project.dir)/\(name)"
+            try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
+            for file in ["config.yml", "prefect.yaml", "templates"] { try FileManager.default.copyItem(atPath: "\(project.dir)/\(file)", toPath: "\(host)/\(file)") }
+            try (name + "\n").write(toFile: host + "/HOST", atomically: true, encoding: .utf8)
+            hosts[name] = host
+        }
+        // What a host sees: its own project, not the others' nor the test's folders; the shared state folder.
+        let view = try await runProgram(namespace(hosts["host-b"]!)[0], Array(namespace(hosts["host-b"]!).dropFirst()) + ["/bin/sh", "-c", "cat /srv/autonomy/HOST; ls -A \(tmp) | wc -l; test -d /var/lib/autonomy && echo shared"])
+        #expect(view.stdout.split(separator: "\n") == ["host-b", "0", "shared"], "\(view.stdout)\(view.stderr)")
+        try await withCleanup {
+            for (name, host) in hosts.sorted(by: { $0.key < $1.key }) {
+                try await project.startWorker(name: name, env: ["AUTONOMY_STATE_DIR": "/var/lib/autonomy"], launcher: namespace(host), config: "/srv/autonomy/config.yml")
             }
-            #expect(byWorker.values.reduce(0, +) == 30)
-            #expect(byWorker.count >= 2, "one worker took every run: \(byWorker)")
+            try await Self.completeSpread(project, runs: 12)
+            // A run waits at a gate on one host, that host goes away, and another host continues the run from the
+            // shared folder after the answer: design is not done again.
+            let gated = try await project.prefectRun()
+            let waiting = try await project.waitFor(gated, timeout: .seconds(60), "Suspended at the gate") { $0.state?.stateDetails?.pauseKey == "design-review-1" }
+            let first = try #require(waiting.label("prefect.worker.name"))
+            let index = try #require(hosts.keys.sorted().firstIndex(of: first))
+            project.workers[index].signal(SIGTERM)
+            _ = await project.workers[index].wait(timeout: .seconds(10))
+            _ = try await project.client.resumeFlowRun(id: gated, runInput: ["choice": "approve"])
+            let continued = try await project.waitFinal(gated, timeout: .seconds(120))
+            #expect(continued.stateType == .completed, "\(continued.state?.displayName ?? "?"): \(continued.state?.message ?? "")")
+            #expect(continued.label("prefect.worker.name") != first, "the host that went away finished the run")
+            let attempts = try project.attempts(gated)
+            #expect(attempts.prefix(2) == ["bootstrap-1", "design-1"] && Set(attempts).count == attempts.count, "\(attempts)")
+            // Nothing of a run was written outside the shared folder: the hosts' own copies hold no state.
+            for host in hosts.values { #expect(!FileManager.default.fileExists(atPath: host + "/state"), "\(host)/state") }
         } cleanup: {
             await project.stopWorkers()
         }

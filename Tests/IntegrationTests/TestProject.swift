@@ -56,12 +56,12 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
         cleanEnvironment(["PREFECT_API_URL": apiURL].merging(extra) { _, b in b })
     }
 
-    /// Starts `autonomy worker` and waits until its pool has a heartbeat from it.
+    /// Starts `autonomy worker` and waits until its pool has a heartbeat from it. `launcher`: a program and its
+    /// arguments that start the worker (bubblewrap for a worker in its own mount namespace), with `config` as it sees it.
     @discardableResult
-    func startWorker(name: String = TestEnvironment.unique("w"), extraArgs: [String] = [], env: [String: String] = [:]) async throws -> ChildProcess {
-        let worker = try ChildProcess(
-            try TestEnvironment.binary(), ["worker", "--config", configPath, "--name", name] + extraArgs,
-            environment: environment(env), outputPath: "\(dir)/\(name).log")
+    func startWorker(name: String = TestEnvironment.unique("w"), extraArgs: [String] = [], env: [String: String] = [:], launcher: [String] = [], config: String? = nil) async throws -> ChildProcess {
+        let command = launcher + [try TestEnvironment.binary(), "worker", "--config", config ?? configPath, "--name", name] + extraArgs
+        let worker = try ChildProcess(command[0], Array(command.dropFirst()), environment: environment(env), outputPath: "\(dir)/\(name).log")
         workers.append(worker)
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
