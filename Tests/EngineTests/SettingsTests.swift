@@ -62,6 +62,18 @@ struct SettingsTests {
         #expect(s.test.sandbox == "bubblewrap" && s.test.envAllow.isEmpty && s.test.memoryMB == 2048)
     }
 
+    /// `templates_dir` (the package keeps templates under /usr/share/autonomy): relative to config.yml's folder, or from
+    /// AUTONOMY_TEMPLATES_DIR; the gates file's default follows it, an explicit gates_file stays.
+    @Test func templatesDirMovesPromptsAndTheDefaultGatesFile() throws {
+        let s = try load("templates_dir: /usr/share/autonomy/templates\n")
+        #expect(s.templatesDir == "/usr/share/autonomy/templates")
+        #expect(s.gatesFile == "/usr/share/autonomy/templates/DECISION_GATES.yml")
+        #expect(try load("templates_dir: shared/t\n").templatesDir == dir.path + "/shared/t")
+        #expect(try load("").templatesDir == dir.path + "/templates")
+        let fromEnv = try load("gates_file: g.yml\n", env: ["AUTONOMY_TEMPLATES_DIR": "/srv/t"])
+        #expect(fromEnv.templatesDir == "/srv/t" && fromEnv.gatesFile == dir.path + "/g.yml")
+    }
+
     @Test func emptyFileGivesDefaults() throws {
         let s = try load("")
         #expect(s.prefect.workPool == "autonomy")
