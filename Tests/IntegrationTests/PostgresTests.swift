@@ -79,9 +79,11 @@ struct PostgresTests {
         let project = try TestProject(api: try TestEnvironment.postgresPrefectURL())
         let tmp = try TestEnvironment.require("AUTONOMY_TEST_TMP")
         try FileManager.default.createDirectory(atPath: project.stateDir, withIntermediateDirectories: true)
+        // The binary is bound in too: the checkout may be under /tmp (a CI clone), which each host has its own of.
+        let binary = try TestEnvironment.binary()
         func namespace(_ host: String) -> [String] {
             ["/usr/bin/bwrap", "--die-with-parent", "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "--bind", "/proc", "/proc",
-             "--tmpfs", "/tmp", "--tmpfs", tmp, "--tmpfs", "/srv", "--bind", host, "/srv/autonomy",
+             "--tmpfs", "/tmp", "--tmpfs", tmp, "--tmpfs", "/srv", "--bind", host, "/srv/autonomy", "--ro-bind", binary, "/srv/bin/autonomy",
              "--tmpfs", "/var/lib", "--bind", project.stateDir, "/var/lib/autonomy"]
         }
         var hosts: [String: String] = [:]
@@ -97,7 +99,7 @@ struct PostgresTests {
         #expect(view.stdout.split(separator: "\n") == ["host-b", "0", "shared"], "\(view.stdout)\(view.stderr)")
         try await withCleanup {
             for (name, host) in hosts.sorted(by: { $0.key < $1.key }) {
-                try await project.startWorker(name: name, env: ["AUTONOMY_STATE_DIR": "/var/lib/autonomy"], launcher: namespace(host), config: "/srv/autonomy/config.yml")
+                try await project.startWorker(name: name, env: ["AUTONOMY_STATE_DIR": "/var/lib/autonomy"], launcher: namespace(host), binary: "/srv/bin/autonomy", config: "/srv/autonomy/config.yml")
             }
             try await Self.completeSpread(project, runs: 12)
             // A run waits at a gate on one host, that host goes away, and another host continues the run from the

@@ -57,10 +57,11 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
     }
 
     /// Starts `autonomy worker` and waits until its pool has a heartbeat from it. `launcher`: a program and its
-    /// arguments that start the worker (bubblewrap for a worker in its own mount namespace), with `config` as it sees it.
+    /// arguments that start the worker (bubblewrap for a worker in its own mount namespace), with the binary and
+    /// `config` at the paths it sees there.
     @discardableResult
-    func startWorker(name: String = TestEnvironment.unique("w"), extraArgs: [String] = [], env: [String: String] = [:], launcher: [String] = [], config: String? = nil) async throws -> ChildProcess {
-        let command = launcher + [try TestEnvironment.binary(), "worker", "--config", config ?? configPath, "--name", name] + extraArgs
+    func startWorker(name: String = TestEnvironment.unique("w"), extraArgs: [String] = [], env: [String: String] = [:], launcher: [String] = [], binary: String? = nil, config: String? = nil) async throws -> ChildProcess {
+        let command = launcher + [try binary ?? TestEnvironment.binary(), "worker", "--config", config ?? configPath, "--name", name] + extraArgs
         let worker = try ChildProcess(command[0], Array(command.dropFirst()), environment: environment(env), outputPath: "\(dir)/\(name).log")
         workers.append(worker)
         let deadline = ContinuousClock.now + .seconds(30)
