@@ -1,4 +1,5 @@
 import Foundation
+import PrefectAPI
 import Testing
 import Worker
 
@@ -25,6 +26,8 @@ struct PackageTests {
         #expect(fields.stdout.contains("Version: \(AutonomyVersion.string)"), "\(fields.stdout)")
         #expect(fields.stdout.contains("bubblewrap") && fields.stdout.contains("libcurl4"), "\(fields.stdout)")
         #expect(!fields.stdout.lowercased().contains("swift"), "\(fields.stdout)")
+        // The binary's relative relocations are packed (DT_RELR), which glibc reads from 2.36 on.
+        #expect(fields.stdout.contains("libc6 (>= 2.36)"), "\(fields.stdout)")
         let control = try TempDir()
         let extracted = try await runProgram("/usr/bin/dpkg-deb", ["-e", try Self.deb(), control.path + "/DEBIAN"])
         #expect(extracted.status == 0, "\(extracted.stderr)")
@@ -58,6 +61,24 @@ struct PackageTests {
         #expect(config.contains("templates_dir: /usr/share/autonomy/templates"))
         #expect(FileManager.default.fileExists(atPath: root + "/usr/share/autonomy/templates/DECISION_GATES.yml"))
         #expect(FileManager.default.fileExists(atPath: root + "/usr/share/autonomy/templates/prompts/design.md"))
+        withExtendedLifetime(unpacked) {}
+    }
+
+    /// The packaged binary (its own link: static runtime, lld, packed relocations, no exported symbols) as a worker:
+    /// an unattended offline build from start to Completed, every stage attempt in TRACE.json.
+    @Test("installed: the packaged binary runs a build to Completed")
+    func installedWorkerBuilds() async throws {
+        let unpacked = try await Self.unpack()
+        let project = try TestProject()
+        try await withCleanup {
+            try await project.startWorker(binary: unpacked.path + "/usr/bin/autonomy")
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            let run = try await project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .completed, "\(run.state?.displayName ?? "?") \(run.state?.message ?? "")")
+            #expect(try project.attempts(runID) == TestProject.offlineBuild)
+        } cleanup: {
+            await project.stopWorkers()
+        }
         withExtendedLifetime(unpacked) {}
     }
 
