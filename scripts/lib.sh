@@ -108,6 +108,11 @@ git_commit() {
   echo "$commit"
 }
 
+# How scripts/package links the worker after the Swift driver's -use-ld=lld (scripts/bench links its reference
+# programs the same way): the PIE's relative relocations packed as DT_RELR (glibc >= 2.36) and no dynamic symbol
+# table for the binary's own functions. Both for idle memory: see scripts/package.
+LINK_FLAGS=(-Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic)
+
 # build_autonomy [debug|release]: builds the CLI and prints its path.
 build_autonomy() {
   local config=${1:-debug}

@@ -331,8 +331,8 @@ final class CurlMulti: Sendable {
                 continue
             }
             guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            let name = line[..<colon].trimmingWhitespace().lowercased()
+            let value = line[line.index(after: colon)...].trimmingWhitespace()
             headers[name] = value
         }
         return headers
@@ -345,5 +345,15 @@ final class CurlMulti: Sendable {
         components.password = nil
         components.query = nil
         return components.string ?? "<invalid URL>"
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing whitespace and newlines (Unicode's), in Swift. Foundation's
+    /// `trimmingCharacters(in:)` goes through NSString and CFCharacterSet on Linux; this runs for every header of
+    /// every response, the idle worker's polls included.
+    public func trimmingWhitespace() -> String {
+        guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
+        return String(self[first...last])
     }
 }

@@ -8,7 +8,7 @@ extension PrefectClient {
     /// `GET /health` → true when the server answers.
     public func health() async throws -> Bool {
         let response = try await call(.get, "/health")
-        return response.text.trimmingCharacters(in: .whitespacesAndNewlines) == "true"
+        return response.text.trimmingWhitespace() == "true"
     }
 
     /// The server's Prefect version, e.g. `3.9.1`.

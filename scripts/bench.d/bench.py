@@ -10,7 +10,7 @@ import httpx
 API = os.environ["BENCH_API"]; ROOT = os.environ["BENCH_ROOT"]; BIN = os.environ["BENCH_BIN"]
 VENV = os.environ["BENCH_VENV"]; OUT = os.environ["BENCH_OUT"]; QUICK = os.environ.get("BENCH_QUICK") == "1"
 DB = os.environ.get("BENCH_DB", "sqlite")
-VARIANTS = {"shared runtime": os.environ.get("BENCH_BIN_DYNAMIC"), "static runtime": os.environ.get("BENCH_BIN_STATIC"), "static runtime, -Osize (the package)": BIN}
+VARIANTS = {"shared runtime": os.environ.get("BENCH_BIN_DYNAMIC"), "static runtime": os.environ.get("BENCH_BIN_STATIC"), "static runtime, -Osize, lld with packed relocations (the package)": BIN}
 N_RUNS = 6 if QUICK else 20; N_PAUSES = 3 if QUICK else 10; N_E2E = 10 if QUICK else 50
 IDLE_SECONDS = 15 if QUICK else 60; WAITING = [0, 5] if QUICK else [0, 10, 100]
 # 1,000 runs waiting at a gate: the Swift worker only (the Python side would start 1,000 processes first), on PostgreSQL.
@@ -165,12 +165,16 @@ if "2" in PHASES:
     variants = {label: b for label, b in VARIANTS.items() if b}
     workers = {label: start_swift(f"idle-swift-{i}", binary=b) for i, (label, b) in enumerate(variants.items())}
     py = start_python("idle-python")
+    # The floor under the worker: small programs linked like the package's binary, idle in the same window.
+    refdir = os.environ.get("BENCH_REFERENCE")
+    references = {name: subprocess.Popen([f"{refdir}/{name}"], stdout=subprocess.DEVNULL, start_new_session=True)
+                  for name in sorted(f for f in os.listdir(refdir) if not f.endswith(".log"))} if refdir else {}
     t0 = time.time()
     while not (all(heartbeat_seen("bench-swift", f"idle-swift-{i}", t0) for i in range(len(workers))) and heartbeat_seen("bench-python", "idle-python", t0)):
         if time.time() - t0 > 120: raise SystemExit("idle workers did not heartbeat")
         time.sleep(0.1)
     time.sleep(3)
-    procs = dict(workers, python=py)
+    procs = dict(workers, python=py, **{f"reference {n}": p for n, p in references.items()})
     c0 = {k: cpu_ticks(tree(p.pid)) for k, p in procs.items()}
     samples = {k: [] for k in procs}; private = {k: [] for k in procs}
     for _ in range(IDLE_SECONDS):
@@ -184,6 +188,11 @@ if "2" in PHASES:
         metric(f"idle RSS, worker + children (median), Swift {label}", "MB", round(med(label, samples), 1), round(med("python", samples), 1),
                note="RSS includes shared library pages; USS (next row) only what this process alone holds")
         metric(f"idle USS, worker + children (median), Swift {label}", "MB", round(med(label, private), 1), round(med("python", private), 1))
+    labels = {"1-runtime": "the static Swift runtime, idle", "2-libcurl": "+ Debian's libcurl initialised (OpenSSL)",
+              "3-foundation": "+ JSON through the full Foundation (Yams links it)", "4-essentials": "3 with FoundationEssentials only"}
+    for n in references:
+        metric(f"idle RSS, reference program {n}: {labels.get(n, n)}", "MB", round(med(f"reference {n}", samples), 1), round(med("python", samples), 1),
+               note=f"USS {round(med(f'reference {n}', private), 1)} MB; scripts/bench.d/reference/{n}.swift, linked as the package's binary")
     main = list(workers)[-1]
     metric(f"idle CPU over {IDLE_SECONDS} s", "CPU-s", round(cpu[main], 3), round(cpu["python"], 3), note="Swift polls every 0.5 s, Python every 10 s (defaults)")
     for p in procs.values(): stop(p)
