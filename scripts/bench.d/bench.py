@@ -192,7 +192,7 @@ if "2" in PHASES:
               "3-foundation": "+ JSON through the full Foundation (Yams links it)", "4-essentials": "3 with FoundationEssentials only"}
     for n in references:
         metric(f"idle RSS, reference program {n}: {labels.get(n, n)}", "MB", round(med(f"reference {n}", samples), 1), round(med("python", samples), 1),
-               note=f"USS {round(med(f'reference {n}', private), 1)} MB; scripts/bench.d/reference/{n}.swift, linked as the package's binary")
+               note=f"USS {round(med(f'reference {n}', private), 1)} MB; scripts/bench.d/reference/, linked as the package's binary")
     main = list(workers)[-1]
     metric(f"idle CPU over {IDLE_SECONDS} s", "CPU-s", round(cpu[main], 3), round(cpu["python"], 3), note="Swift polls every 0.5 s, Python every 10 s (defaults)")
     for p in procs.values(): stop(p)

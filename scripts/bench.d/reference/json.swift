@@ -1,6 +1,12 @@
-// scripts/bench reference program 3: + JSON through the full Foundation, which the worker links because Yams (the
-// YAML reader over libyaml the project uses) imports it; no dates, no Calendar. Then idle.
+// scripts/bench reference programs 3 and 4: program 2 and JSON. 3-foundation: through the full Foundation, which the
+// worker links because Yams (the YAML reader over libyaml the project uses) imports it; 4-essentials (built with
+// -D ESSENTIALS): FoundationEssentials only, what the worker could link without Yams. No dates, no Calendar. Then idle.
+#if ESSENTIALS
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 @_silgen_name("curl_global_init") func curl_global_init(_ flags: Int) -> Int32
 precondition(curl_global_init(3) == 0)
