@@ -37,7 +37,7 @@ public enum JSONCoding {
     /// it truncates, and a parsed `.404` is a Double just under it, so every read-and-write of TRACE.json
     /// took a millisecond off half the timestamps (found by scripts/fuzz). Nor ISO8601FormatStyle at all: it goes
     /// through Calendar and TimeZone, which with the full Foundation linked are ICU's, and the worker formats a
-    /// timestamp on every poll; UTC needs only the civil calendar's arithmetic (2 MB less idle memory, measured).
+    /// timestamp on every poll; UTC needs only the civil calendar's arithmetic (0.8 MB less idle memory, measured).
     public static func formatTimestamp(_ date: Date) -> String {
         let ms = (date.timeIntervalSince1970 * 1000).rounded()
         guard ms.isFinite, abs(ms) < 253_402_300_800_000 else { return date.formatted(Date.ISO8601FormatStyle()) }
@@ -76,10 +76,9 @@ public enum JSONCoding {
                 guard any else { return nil }
             }
         }
-        var offset = 0
-        if scanner.skip("Z") || scanner.skip("z") {
-        } else if let sign = scanner.sign() {
-            guard let hours = scanner.number(2) else { return nil }
+        var offset = 0  // seconds east of UTC; none after Z
+        if !(scanner.skip("Z") || scanner.skip("z")) {
+            guard let sign = scanner.sign(), let hours = scanner.number(2) else { return nil }
             var minutes = 0
             if scanner.skip(":") {
                 guard let m = scanner.number(2) else { return nil }
@@ -89,8 +88,6 @@ public enum JSONCoding {
             }
             guard hours <= 23, minutes <= 59 else { return nil }
             offset = sign * (hours * 3600 + minutes * 60)
-        } else {
-            return nil
         }
         guard scanner.atEnd, (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day),
               hour <= 23, minute <= 59, second <= 59
