@@ -51,7 +51,7 @@ struct CLITests {
     @Test func versionAndUsageErrors() async throws {
         let binary = try TestEnvironment.binary()
         // The version and the commit the binary was built from (scripts/test builds it from this checkout's HEAD).
-        let head = try await runProgram("/usr/bin/git", ["-C", TestEnvironment.root, "rev-parse", "HEAD"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let head = try await TestEnvironment.headCommit()
         let version = try await runProgram(binary, ["--version"], environment: cleanEnvironment([:])).stdout
         #expect(head.count == 40 && [head, head + "-dirty"].map { "\(AutonomyVersion.string) (git \($0))\n" }.contains(version), "\(version) (HEAD \(head))")
         let unknown = try await runProgram(binary, ["frobnicate"], environment: cleanEnvironment([:]))

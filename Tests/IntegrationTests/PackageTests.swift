@@ -47,8 +47,7 @@ struct PackageTests {
         #expect(!ldd.stdout.contains("not found"), "\(ldd.stdout)")
 
         let version = try await runProgram(binary, ["--version"], environment: cleanEnvironment([:]))
-        let head = try await runProgram("/usr/bin/git", ["-C", TestEnvironment.root, "rev-parse", "HEAD"])
-        let commit = head.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let commit = try await TestEnvironment.headCommit()
         #expect(version.status == 0)
         #expect(version.stdout.hasPrefix("\(AutonomyVersion.string) (git \(commit)"), "\(version.stdout)")
 

@@ -22,6 +22,10 @@ enum TestEnvironment {
     static func postgresPrefectURL() throws -> String { try require("AUTONOMY_TEST_PG_PREFECT_URL") }
     static var root: String { env["AUTONOMY_TEST_ROOT"] ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path }
     static func binary() throws -> String { try require("AUTONOMY_TEST_BINARY") }
+    /// The checkout's HEAD, which scripts/test builds the binaries from (`autonomy --version` names it).
+    static func headCommit() async throws -> String {
+        try await runProgram("/usr/bin/git", ["-C", root, "rev-parse", "HEAD"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
     static func prefectCLI() throws -> String { try require("AUTONOMY_TEST_PREFECT_CLI") }
 
     static func client(url: String? = nil, auth: String? = nil) throws -> PrefectClient {

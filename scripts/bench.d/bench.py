@@ -2,7 +2,8 @@
 """scripts/bench driver: the Swift worker vs `prefect worker start --type process`, same server, same run,
 interleaved. Writes .bench/results-<db>.json and .bench/results-<db>.md and prints the table.
 Environment (set by scripts/bench): BENCH_API, BENCH_ROOT, BENCH_BIN (the package's binary), BENCH_BIN_DYNAMIC,
-BENCH_BIN_STATIC, BENCH_VENV, BENCH_OUT, BENCH_DB (sqlite|postgres), BENCH_QUICK."""
+BENCH_BIN_STATIC, BENCH_REFERENCE (the reference programs' folder), BENCH_VENV, BENCH_OUT, BENCH_DB (sqlite|postgres),
+BENCH_QUICK."""
 import json, os, shutil, signal, statistics, subprocess, sys, time
 from datetime import datetime
 import httpx
