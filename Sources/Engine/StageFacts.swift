@@ -40,6 +40,9 @@ public struct StageFacts: Codable, Sendable, Hashable {
     /// bootstrap: the git repository the source came from and the commit it was at (the result branch's parent).
     public var sourceRepository: String?
     public var sourceCommit: String?
+    /// bootstrap: the repository's git folder and the source folder's path inside the repository ("" for its top).
+    public var sourceGitDirectory: String?
+    public var sourcePrefix: String?
 
     public init(openQuestions: [String]? = nil, testsPassed: Bool? = nil, testSummary: String? = nil, testCommand: String? = nil, testMode: String? = nil, fixRound: Int? = nil, verdict: String? = nil, decisionRequired: DecisionRequest? = nil, runCostUSD: Double? = nil) {
         self.openQuestions = openQuestions
@@ -58,5 +61,6 @@ public struct StageFacts: Codable, Sendable, Hashable {
         case testCommand = "test_command", testMode = "test_mode", fixRound = "fix_round", verdict
         case decisionRequired = "decision_required", runCostUSD = "run_cost_usd"
         case sourceRepository = "source_repository", sourceCommit = "source_commit"
+        case sourceGitDirectory = "source_git_dir", sourcePrefix = "source_prefix"
     }
 }

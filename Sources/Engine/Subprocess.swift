@@ -45,8 +45,11 @@ public struct Subprocess: Sendable {
     public var workingDirectory: String
     public var timeout: Duration
     public var outputLimit: Int
+    /// A file the child reads as its standard input (else /dev/null).
+    public var input: String?
 
-    public init(executable: String, arguments: [String], environment: [String: String], workingDirectory: String, timeout: Duration, outputLimit: Int = 256 * 1024) {
+    public init(executable: String, arguments: [String], environment: [String: String], workingDirectory: String, timeout: Duration, outputLimit: Int = 256 * 1024, input: String? = nil) {
+        self.input = input
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
@@ -56,9 +59,26 @@ public struct Subprocess: Sendable {
     }
 
     public func run() async throws -> Result {
+        try await run { output, _ in Self.readTail(output, limit: outputLimit) }
+    }
+
+    /// Runs the program and returns its whole output as bytes (stdout and stderr together), refusing more than
+    /// `outputLimit` bytes: for a program whose output is data (git cat-file), not a log to show.
+    public func runForData() async throws -> (result: Result, data: Data) {
+        var data = Data()
+        let result = try await run { output, _ in
+            var info = stat()
+            guard fstat(output, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= outputLimit else { return ("", true) }
+            data = Self.readAll(output, size: Int(info.st_size))
+            return ("", false)
+        }
+        return (result, data)
+    }
+
+    private func run(reading: (Int32, Int) -> (String, Bool)) async throws -> Result {
         let output = try Self.privateOutputFile()
         defer { close(output) }
-        let pid = try Self.spawn(executable, arguments, environment: environment, output: .descriptor(output), workingDirectory: workingDirectory)
+        let pid = try Self.spawn(executable, arguments, environment: environment, output: .descriptor(output), workingDirectory: workingDirectory, input: input)
         let start = ContinuousClock.now
         var status: Int32 = 0
         var timedOut = false
@@ -83,7 +103,7 @@ public struct Subprocess: Sendable {
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
         if cancelled { throw CancellationError() }
-        let (text, truncated) = Self.readTail(output, limit: outputLimit)
+        let (text, truncated) = reading(output, outputLimit)
         let exited = (status & 0x7f) == 0
         return Result(
             exitCode: exited && !timedOut ? (status >> 8) & 0xff : nil,
@@ -103,9 +123,9 @@ public struct Subprocess: Sendable {
         return fd
     }
 
-    /// posix_spawn in a new process group with default signal handling, stdin from /dev/null, stdout and
-    /// stderr to `output`, descriptors above 2 closed, in `workingDirectory` when given. Returns the pid (= pgid).
-    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String]?, output: Output, workingDirectory: String? = nil) throws -> pid_t {
+    /// posix_spawn in a new process group with default signal handling, stdin from `input` (else /dev/null), stdout
+    /// and stderr to `output`, descriptors above 2 closed, in `workingDirectory` when given. Returns the pid (= pgid).
+    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String]?, output: Output, workingDirectory: String? = nil, input: String? = nil) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -121,7 +141,7 @@ public struct Subprocess: Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, input ?? "/dev/null", O_RDONLY, 0)
         switch output {
         case .null: posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         case .file(let path, let append): posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o600)
@@ -146,6 +166,21 @@ public struct Subprocess: Sendable {
             throw EngineError(code: .io, message: "cannot start \(executable): \(String(cString: strerror(rc)))", file: executable)
         }
         return pid
+    }
+
+    /// The first `size` bytes of the file behind `fd`.
+    static func readAll(_ fd: Int32, size: Int) -> Data {
+        var data = Data(count: size)
+        var done = 0
+        data.withUnsafeMutableBytes { buffer in
+            while done < size {
+                let n = pread(fd, buffer.baseAddress! + done, size - done, off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                done += n
+            }
+        }
+        return data.prefix(done)
     }
 
     /// The tail of the file behind `fd` (at most `limit` bytes); only a regular file is read.

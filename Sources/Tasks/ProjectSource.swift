@@ -17,37 +17,48 @@ public enum ProjectSource {
     public static let manifestPath = "SOURCE.json"
 
     public struct Snapshot: Sendable {
-        /// The repository's top folder, when the source is a git repository.
-        public var repository: String?
+        /// The repository the source lies in, when it is one (see `GitRepository.resolve`).
+        public var git: GitRepository?
         public var commit: String?
         public var files: [FileRecord]
+        /// The repository's top folder, when the source is a git repository.
+        public var repository: String? { git?.top }
     }
 
-    /// Copies the source into `source/` of the run and writes SOURCE.json.
+    /// Copies the source into `source/` of the run and writes SOURCE.json: a repository's regular files at HEAD
+    /// under the source's prefix, read as raw blobs (nothing of its working tree or index, no filter), or a plain
+    /// folder's regular files.
     public static func snapshot(from source: String, into folder: RunFolder) async throws -> Snapshot {
         let destination = folder.root + "/source"
         try? FileManager.default.removeItem(atPath: destination)
         try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
-        var repository: String?
+        let git = try GitRepository.resolve(source)
         var commit: String?
-        if let top = try? await git(source, ["rev-parse", "--show-toplevel"]).trimmingCharacters(in: .whitespacesAndNewlines), !top.isEmpty {
-            // A repository: its tracked files at HEAD, through `git archive` (nothing of the working tree or index).
-            commit = try await git(source, ["rev-parse", "--verify", "HEAD^{commit}"]).trimmingCharacters(in: .whitespacesAndNewlines)
-            repository = top
-            let tar = FileManager.default.temporaryDirectory.path + "/autonomy-source-\(UUID().uuidString).tar"
-            defer { unlink(tar) }
-            _ = try await git(source, ["archive", "--format=tar", "-o", tar, "HEAD"])
-            _ = try await run("/bin/tar", ["--extract", "--no-same-owner", "--no-same-permissions", "--file", tar, "--directory", destination], what: "unpacking the repository's HEAD")
+        if let git {
+            let head = try await git.headCommit()
+            commit = head
+            let entries = try await git.files(at: head).filter { $0.size <= maxFileBytes }
+            guard entries.count <= maxFiles, entries.reduce(0, { $0 + $1.size }) <= maxTotalBytes else { throw tooLarge }
+            let contents = try await git.contents(of: entries.map(\.blob), totalLimit: maxTotalBytes)
+            for (entry, data) in zip(entries, contents) {
+                guard (try? RunFolder.checkRelative(entry.path)) != nil else { continue }
+                try RunFolder.atomicWrite(data, to: destination + "/" + entry.path)
+            }
         } else {
             try copyRegularFiles(from: source, to: destination)
         }
         let files = try prune(destination, folder: folder)
         let manifest: JSONValue = [
-            "repository": repository.map { .string($0) } ?? .null, "commit": commit.map { .string($0) } ?? .null,
+            "repository": git.map { .string($0.top) } ?? .null, "prefix": git.map { .string($0.prefix) } ?? .null,
+            "commit": commit.map { .string($0) } ?? .null,
             "files": .array(files.map { ["path": .string(String($0.path.dropFirst("source/".count))), "sha256": .string($0.sha256)] }),
         ]
         _ = try folder.write(manifestPath, text: manifest.jsonText() + "\n")
-        return Snapshot(repository: repository, commit: commit, files: files)
+        return Snapshot(git: git, commit: commit, files: files)
+    }
+
+    static var tooLarge: EngineError {
+        EngineError(code: .invalidInput, message: "the project's source has more than \(maxFiles) files or \(maxTotalBytes >> 20) MiB (files over \(maxFileBytes >> 20) MiB are left out); point projects.<name>.source at a smaller tree")
     }
 
     /// SOURCE.json of a run, if it started from a source.
@@ -74,9 +85,7 @@ public enum ProjectSource {
                 continue
             }
             total += Int(info.st_size)
-            guard records.count < maxFiles, total <= maxTotalBytes else {
-                throw EngineError(code: .invalidInput, message: "the project's source has more than \(maxFiles) files or \(maxTotalBytes >> 20) MiB (files over \(maxFileBytes >> 20) MiB are left out); point projects.<name>.source at a smaller tree")
-            }
+            guard records.count < maxFiles, total <= maxTotalBytes else { throw tooLarge }
             if let record = folder.record("source/" + item) { records.append(record) }
         }
         return records
@@ -142,24 +151,6 @@ public enum ProjectSource {
         }
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
-
-    // MARK: - Running git and tar
-
-    /// git on `repository`, which may belong to another user (it is only read, or written through plumbing).
-    public static func git(_ repository: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> String {
-        try await run("/usr/bin/git", ["-c", "safe.directory=*", "-C", repository] + arguments, what: "git \(arguments.first ?? "")", environment: environment)
-    }
-
-    /// Runs a tool with a clean environment and returns its output; a failure is an error with its output.
-    static func run(_ executable: String, _ arguments: [String], what: String, environment: [String: String] = [:]) async throws -> String {
-        var env = ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent", "GIT_TERMINAL_PROMPT": "0"]
-        env.merge(environment) { _, new in new }
-        let result = try await Subprocess(executable: executable, arguments: arguments, environment: env, workingDirectory: "/", timeout: .seconds(120), outputLimit: 1 << 20).run()
-        guard result.exitCode == 0 else {
-            throw EngineError(code: .io, message: "\(what) failed (\(result.exitCode.map { "exit \($0)" } ?? "killed")): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300))")
-        }
-        return result.output
-    }
 }
 
 /// The result of a build: the merged tree (source, implementation, the model's tests) as files, and, for a
@@ -192,17 +183,16 @@ public enum BuildResult {
     }
 
     /// Commits the result onto `refs/heads/autonomy/<name>` (or `<name>-2`, … when taken) of `repository`, with
-    /// `base` as parent. Returns the branch name.
-    public static func commit(_ folder: RunFolder, repository: String, base: String, name: String, message: String) async throws -> String {
+    /// `base` as parent, under the repository's prefix. Returns the branch name.
+    public static func commit(_ folder: RunFolder, repository: GitRepository, base: String, name: String, message: String) async throws -> String {
         let index = FileManager.default.temporaryDirectory.path + "/autonomy-index-\(UUID().uuidString)"
         defer { unlink(index) }
         let env = [
             "GIT_INDEX_FILE": index, "GIT_AUTHOR_NAME": "Autonomy Engine", "GIT_AUTHOR_EMAIL": "autonomy-engine@localhost",
             "GIT_COMMITTER_NAME": "Autonomy Engine", "GIT_COMMITTER_EMAIL": "autonomy-engine@localhost",
         ]
-        func git(_ args: [String]) async throws -> String {
-            try await ProjectSource.git(repository, args, environment: env).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
+        func git(_ args: [String]) async throws -> String { try await repository.git(args, environment: env) }
+        let prefix = repository.prefix.isEmpty ? "" : repository.prefix + "/"
         _ = try await git(["read-tree", base])
         let staging = FileManager.default.temporaryDirectory.path + "/autonomy-result-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: staging) }
@@ -217,10 +207,10 @@ public enum BuildResult {
             let slice = Array(changed[batch..<min(batch + 200, changed.count)])
             let blobs = try await git(["hash-object", "-w", "--no-filters", "--"] + slice.map(\.file)).split(separator: "\n").map(String.init)
             guard blobs.count == slice.count else { throw EngineError(code: .io, message: "git hash-object gave \(blobs.count) ids for \(slice.count) files") }
-            _ = try await git(["update-index", "--add"] + zip(blobs, slice).flatMap { ["--cacheinfo", "100644,\($0.0),\($0.1.path)"] })
+            _ = try await git(["update-index", "--add"] + zip(blobs, slice).flatMap { ["--cacheinfo", "100644,\($0.0),\(prefix)\($0.1.path)"] })
         }
         let deleted = ProjectSource.deletedPaths(folder)
-        if !deleted.isEmpty { _ = try await git(["update-index", "--force-remove", "--"] + deleted) }
+        if !deleted.isEmpty { _ = try await git(["update-index", "--force-remove", "--"] + deleted.map { prefix + $0 }) }
         let tree = try await git(["write-tree"])
         let messageFile = staging + "/message"
         try RunFolder.atomicWrite(Data(message.utf8), to: messageFile)
@@ -230,6 +220,6 @@ public enum BuildResult {
             // The all-zero old value: create only, never move an existing branch.
             if (try? await git(["update-ref", "refs/heads/\(branch)", commit, String(repeating: "0", count: 40)])) != nil { return branch }
         }
-        throw EngineError(code: .io, message: "branches autonomy/\(name) to autonomy/\(name)-20 all exist in \(repository)")
+        throw EngineError(code: .io, message: "branches autonomy/\(name) to autonomy/\(name)-20 all exist in \(repository.top)")
     }
 }

@@ -55,6 +55,8 @@ public enum Stages {
             if let record = c.folder.record(ProjectSource.manifestPath) { outputs.append(record) }
             facts.sourceRepository = snapshot.repository
             facts.sourceCommit = snapshot.commit
+            facts.sourceGitDirectory = snapshot.git?.gitDirectory
+            facts.sourcePrefix = snapshot.git?.prefix
             summary += "; source: \(snapshot.files.count) file(s)\(snapshot.commit.map { " at \($0.prefix(12))" } ?? "")"
         }
         c.logger.info("bootstrapped the project", metadata: ["inputs": "\(files.count)", "source": "\(c.projectSource ?? "none")"])

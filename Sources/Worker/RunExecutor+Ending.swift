@@ -44,7 +44,8 @@ extension RunExecutor {
             let summary = document.entries.filter { $0.kind == .stage }.map { "- \($0.stage ?? "?")-\($0.attempt ?? 1): \($0.message ?? "")" }.joined(separator: "\n")
             let message = "autonomy: \(run.name)\n\nBuilt by Autonomy Engine, flow run \(run.id)\n\(PrefectConnection.runLink(settings, runID: run.id))\n\nTRACE.json:\n\(summary)\nLLM cost: $\(String(format: "%.4f", document.totalCostUSD))\n"
             do {
-                let branch = try await BuildResult.commit(folder, repository: repository, base: base, name: run.name, message: message)
+                let git = try GitRepository.reopen(top: repository, gitDirectory: bootstrap?.facts?.sourceGitDirectory, prefix: bootstrap?.facts?.sourcePrefix)
+                let branch = try await BuildResult.commit(folder, repository: git, base: base, name: run.name, message: message)
                 log.notice("the result is committed on a new branch", metadata: ["branch": "\(branch)", "repository": "\(repository)"])
                 _ = try? folder.write("RESULT.json", text: JSONValue.object(["branch": .string(branch), "repository": .string(repository), "parent": .string(base)]).jsonText() + "\n")
                 text += "Branch **`\(branch)`** of `\(repository)` (parent \(base.prefix(12))); your checked-out branch, index and working tree are untouched.\n\n```\ngit -C \(repository) log --stat \(branch)\ngit -C \(repository) diff \(base.prefix(12))..\(branch)\n```\n\n"
