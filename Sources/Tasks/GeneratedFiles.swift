@@ -121,7 +121,7 @@ public struct GeneratedFiles: Sendable {
             guard let path = item["path"]?.stringValue, let content = item["content"]?.stringValue else {
                 throw EngineError(code: .invalidInput, message: "a file in the model's \(stage) answer lacks a string \"path\" or \"content\"; nothing was written")
             }
-            try RunFolder.checkRelative(path)
+            try ModelPaths.check(path, stage: stage)
             if path.utf8.count > maxPathBytes {
                 throw EngineError(code: .unsafePath, message: "a path in the model's \(stage) answer is longer than \(maxPathBytes) bytes; nothing was written", key: String(path.prefix(80)))
             }
@@ -156,7 +156,7 @@ public struct GeneratedFiles: Sendable {
             guard let paths = list.arrayValue?.compactMap(\.stringValue), paths.count == list.arrayValue?.count, paths.count <= maxFiles * 10 else {
                 throw EngineError(code: .invalidInput, message: "the model's \(stage) answer has a \"deleted\" that is not a list of paths; nothing was written")
             }
-            for path in paths { try RunFolder.checkRelative(path) }
+            for path in paths { try ModelPaths.check(path, stage: stage) }
             result.deleted = paths
         }
         return result

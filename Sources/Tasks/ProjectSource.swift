@@ -168,17 +168,28 @@ public enum BuildResult {
         return tree.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
+    /// The result's files, each checked: a path a build may not write (`ModelPaths`) that the project's source did not
+    /// already hold refuses the whole delivery (run folders from before the check, or edited by hand).
+    static func deliverable(_ folder: RunFolder) throws -> [(path: String, data: Data)] {
+        let files = try files(folder)
+        let source = Set(ProjectSource.manifest(in: folder)?.paths ?? [])
+        for file in files {
+            try RunFolder.checkRelative(file.path)
+            if let reason = ModelPaths.refusal(file.path), !source.contains(file.path) {
+                throw EngineError(code: .unsafePath, message: "the result holds '\(file.path)', which a build may not write (\(reason)); nothing was delivered", key: file.path)
+            }
+        }
+        return files
+    }
+
     /// Writes the result into `directory` (created; refused when it exists and is not empty).
     public static func export(_ folder: RunFolder, to directory: String) throws -> Int {
         if let existing = try? FileManager.default.contentsOfDirectory(atPath: directory), !existing.isEmpty {
             throw EngineError(code: .invalidInput, message: "\(directory) exists and is not empty; export into a new or empty folder")
         }
+        let files = try deliverable(folder)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let files = try files(folder)
-        for file in files {
-            try RunFolder.checkRelative(file.path)
-            try RunFolder.atomicWrite(file.data, to: directory + "/" + file.path)
-        }
+        for file in files { try RunFolder.atomicWrite(file.data, to: directory + "/" + file.path) }
         return files.count
     }
 
@@ -198,7 +209,7 @@ public enum BuildResult {
         defer { try? FileManager.default.removeItem(atPath: staging) }
         var changed: [(path: String, file: String)] = []
         let sourceHashes = Dictionary(uniqueKeysWithValues: (ProjectSource.manifest(in: folder).map { _ in folder.files(in: "source") } ?? []).compactMap { f in folder.record(f).map { (String(f.dropFirst("source/".count)), $0.sha256) } })
-        for (i, file) in try files(folder).enumerated() where sourceHashes[file.path] != SHA256.hex(file.data) {
+        for (i, file) in try deliverable(folder).enumerated() where sourceHashes[file.path] != SHA256.hex(file.data) {
             let staged = "\(staging)/\(i)"
             try RunFolder.atomicWrite(file.data, to: staged)
             changed.append((file.path, staged))
