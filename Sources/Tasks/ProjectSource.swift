@@ -91,18 +91,16 @@ public enum ProjectSource {
         return records
     }
 
+    /// A plain folder's regular files (links, devices and `.git` left out), each read without following a link.
     static func copyRegularFiles(from source: String, to destination: String) throws {
-        guard let walker = FileManager.default.enumerator(atPath: source) else {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isFolder), isFolder.boolValue else {
             throw EngineError(code: .missingFile, message: "cannot read the project's source folder \(source)")
         }
-        while let item = walker.nextObject() as? String {
-            let parts = item.split(separator: "/")
-            if parts.contains(".git") { continue }
-            let full = source + "/" + item
-            var info = stat()
-            guard lstat(full, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= maxFileBytes else { continue }
-            guard let data = FileManager.default.contents(atPath: full) else { continue }
-            try RunFolder.atomicWrite(data, to: destination + "/" + item)
+        for entry in FileTree.entries(source, skipFolder: { ($0 as NSString).lastPathComponent == ".git" }) {
+            guard case .file(let size) = entry.kind, size <= maxFileBytes, (entry.path as NSString).lastPathComponent != ".git" else { continue }
+            guard let data = try? FileTree.readRegular(root: source, relative: entry.path, limit: maxFileBytes) else { continue }
+            try RunFolder.atomicWrite(data, to: destination + "/" + entry.path)
         }
     }
 

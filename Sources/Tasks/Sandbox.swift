@@ -144,26 +144,11 @@ public struct Sandbox: Sendable {
         /// A file the sandboxed command wrote (a JUnit report), read without trusting it: every component is
         /// opened without following links, only a regular file is read, and at most `limit` bytes.
         public func readResult(_ relative: String, limit: Int) throws -> Data {
-            try RunFolder.checkRelative(relative)
-            var fd = open(build, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else { throw EngineError(code: .io, message: "cannot open the scratch folder") }
-            let parts = relative.split(separator: "/").map(String.init)
-            for (index, part) in parts.enumerated() {
-                let last = index == parts.count - 1
-                let next = openat(fd, part, (last ? O_RDONLY | O_NONBLOCK : O_RDONLY | O_DIRECTORY) | O_NOFOLLOW | O_CLOEXEC)
-                close(fd)
-                guard next >= 0 else {
-                    throw EngineError(code: .missingFile, message: "\(relative) was not written by the test command (or is a link): \(String(cString: strerror(errno)))")
-                }
-                fd = next
+            do {
+                return try FileTree.readRegular(root: build, relative: relative, limit: limit)
+            } catch let error as EngineError where error.code == .missingFile {
+                throw EngineError(code: .missingFile, message: "\(relative) was not written by the test command (or is a link): \(error.message)")
             }
-            defer { close(fd) }
-            var info = stat()
-            guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw EngineError(code: .invalidInput, message: "\(relative) is not a regular file") }
-            guard Int(info.st_size) <= limit else { throw EngineError(code: .invalidInput, message: "\(relative) is larger than \(limit >> 20) MiB") }
-            var data = Data(count: Int(info.st_size))
-            let read = data.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            return data.prefix(max(0, read))
         }
 
         /// When the worker is root, the sandbox runs as the real uid 65534: it must own its copy.

@@ -17,6 +17,9 @@ public enum Stages {
         }
     }
 
+    static let maxSpecFileBytes = 2 << 20
+    static let maxSpecBytes = 8 << 20
+
     /// Copies the project's spec (`projects.<name>.spec`, or `templates/inputs/<project>`) into `inputs/`, refusing a
     /// skeleton that is still unfilled, and snapshots its source (if any) into `source/` with SOURCE.json.
     static func bootstrap(_ c: StageContext) async throws -> StageOutcome {
@@ -27,19 +30,22 @@ public enum Stages {
             let available = ((try? FileManager.default.contentsOfDirectory(atPath: c.templatesDir + "/inputs")) ?? []).filter { !$0.hasPrefix("_") && !$0.hasPrefix(".") }.sorted()
             throw EngineError(code: .invalidInput, message: "project '\(c.project)' is not in config.yml's projects and has no folder templates/inputs/\(c.project); available: \(available.joined(separator: ", "))")
         }
-        guard let enumerator = FileManager.default.enumerator(atPath: source) else {
-            throw EngineError(code: .io, message: "cannot read \(shown)")
-        }
+        // Links are refused, not followed: `environment.md -> /proc/self/environ` would send the worker's keys to the model.
         var outputs: [FileRecord] = []
         var unfilled: [String] = []
         var files: [(String, Data)] = []
-        while let item = enumerator.nextObject() as? String {
-            let full = source + "/" + item
-            var dir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: full, isDirectory: &dir), !dir.boolValue, !item.hasPrefix(".") else { continue }
-            guard let data = FileManager.default.contents(atPath: full) else { continue }
-            if String(decoding: data, as: UTF8.self).contains("<FILL IN") { unfilled.append(item) }
-            files.append((item, data))
+        var total = 0
+        for entry in FileTree.entries(source, skipFolder: { ($0 as NSString).lastPathComponent.hasPrefix(".") }) where !(entry.path as NSString).lastPathComponent.hasPrefix(".") {
+            guard case .file(let size) = entry.kind else {
+                throw EngineError(code: .invalidInput, message: "\(shown) holds \(entry.path), which is \(entry.kind == .link ? "a symbolic link" : "not a regular file"): the spec may hold regular files only, so that nothing outside it reaches the model. Copy the file in instead")
+            }
+            total += size
+            guard size <= Self.maxSpecFileBytes, total <= Self.maxSpecBytes else {
+                throw EngineError(code: .invalidInput, message: "\(shown) is too large at \(entry.path) (files up to \(Self.maxSpecFileBytes >> 20) MiB, \(Self.maxSpecBytes >> 20) MiB in all): keep the spec to what the build needs and point projects.<name>.source at the code")
+            }
+            let data = try FileTree.readRegular(root: source, relative: entry.path, limit: Self.maxSpecFileBytes)
+            if String(decoding: data, as: UTF8.self).contains("<FILL IN") { unfilled.append(entry.path) }
+            files.append((entry.path, data))
         }
         guard unfilled.isEmpty else {
             throw EngineError(code: .invalidInput, message: "\(shown) is an unfilled skeleton: replace every <FILL IN …> in \(unfilled.sorted().joined(separator: ", ")) first")
