@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "PrefectAPITests", dependencies: ["PrefectAPI", "JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "HTTP", "Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Engine", "LLM", "JSON", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Engine", "CSystem", "LLM", "JSON", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
             name: "AutonomyFlowTests", dependencies: ["AutonomyFlow", "Engine", "JSON", "TestSupport"], path: "Tests/AutonomyFlowTests",
             swiftSettings: swiftSettings),

@@ -4,6 +4,7 @@
 // posix_spawn_file_actions_addclosefrom_np (glibc >= 2.34) only for _GNU_SOURCE.
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/fsuid.h>
 
 extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
 extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *actions, const char *path);
@@ -23,4 +24,6 @@ static inline int csystem_set_not_dumpable(void) { return prctl(PR_SET_DUMPABLE,
 
 /// PR_GET_DUMPABLE.
 static inline int csystem_dumpable(void) { return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0); }
+/// setfsuid(2): this thread's file-system uid (tests simulate an unprivileged worker with it).
+static inline int csystem_setfsuid(unsigned int uid) { return setfsuid(uid); }
 #endif

@@ -83,3 +83,94 @@ public enum FileTree {
         return data.prefix(done)
     }
 }
+
+extension FileTree {
+    /// Removes the tree at `path` whatever its shape: folders of any depth (one descriptor at a time, no path-length
+    /// limit), folders without permissions (made searchable and writable as the walk enters them), names that are not
+    /// UTF-8, links removed and never followed. Each step back up is checked against the folder the walk came from,
+    /// so a folder moved meanwhile cannot turn the walk elsewhere. Throws, naming what stayed, when something cannot
+    /// be removed.
+    public static func remove(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return }
+            throw removeError(path, errno)
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            guard unlink(path) == 0 else { throw removeError(path, errno) }
+            return
+        }
+        var fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0, errno == EACCES, chmod(path, 0o700) == 0 { fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        guard fd >= 0 else { throw removeError(path, errno) }
+        // The folders above the current one: their identity, and the name (raw bytes) of the next one down in each.
+        var ancestors: [(device: UInt64, inode: UInt64, name: [CChar])] = []
+        func shown(_ last: [CChar]? = nil) -> String {
+            ([path] + (ancestors.map(\.name) + (last.map { [$0] } ?? [])).map { String(decoding: $0.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self) }).joined(separator: "/")
+        }
+        defer { if fd >= 0 { close(fd) } }
+        while true {
+            _ = fchmod(fd, 0o700)
+            var subfolder: [CChar]?
+            for name in names(in: fd) {
+                var entry = stat()
+                guard fstatat(fd, name, &entry, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                if entry.st_mode & S_IFMT == S_IFDIR {
+                    if subfolder == nil { subfolder = name }
+                } else if unlinkat(fd, name, 0) != 0 {
+                    throw removeError(shown(name), errno)
+                }
+            }
+            if let name = subfolder {
+                var child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if child < 0, errno == EACCES, fchmodat(fd, name, 0o700, 0) == 0 { child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+                guard child >= 0 else { throw removeError(shown(name), errno) }
+                var here = stat()
+                fstat(fd, &here)
+                ancestors.append((UInt64(here.st_dev), UInt64(here.st_ino), name))
+                close(fd)
+                fd = child
+                continue
+            }
+            // Empty: step back up and remove it, or remove the top.
+            guard let parent = ancestors.last else {
+                close(fd)
+                fd = -1
+                guard rmdir(path) == 0 else { throw removeError(path, errno) }
+                return
+            }
+            let up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            var upInfo = stat()
+            guard up >= 0, fstat(up, &upInfo) == 0, UInt64(upInfo.st_dev) == parent.device, UInt64(upInfo.st_ino) == parent.inode else {
+                if up >= 0 { close(up) }
+                throw EngineError(code: .io, message: "cannot remove \(path): a folder inside it was moved while it was being removed; remove it by hand (rm -rf as root)")
+            }
+            close(fd)
+            fd = up
+            guard unlinkat(fd, parent.name, AT_REMOVEDIR) == 0 else { throw removeError(shown(), errno) }
+            ancestors.removeLast()
+        }
+    }
+
+    /// The names (NUL-terminated bytes) in the folder behind `fd`, without `.` and `..`; `fd` stays open.
+    static func names(in fd: Int32) -> [[CChar]] {
+        let copy = dup(fd)
+        guard copy >= 0 else { return [] }
+        guard let dir = fdopendir(copy) else {
+            close(copy)
+            return []
+        }
+        defer { closedir(dir) }
+        rewinddir(dir)
+        var names: [[CChar]] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 }).map { CChar(bitPattern: $0) }) + [0] }
+            if name != [46, 0] && name != [46, 46, 0] { names.append(name) }
+        }
+        return names
+    }
+
+    static func removeError(_ path: String, _ code: Int32) -> EngineError {
+        EngineError(code: .io, message: "cannot remove \(path.count > 300 ? "…" + path.suffix(300) : Substring(path)): \(String(cString: strerror(code))); remove it by hand (rm -rf as root)", file: String(path.prefix(1024)))
+    }
+}

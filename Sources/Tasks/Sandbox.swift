@@ -81,7 +81,16 @@ public struct Sandbox: Sendable {
             return "\(tool) is missing: install it (apt-get install \(package))"
         }
         guard let workspace = try? Workspace() else { return "cannot create a scratch folder in \(FileManager.default.temporaryDirectory.path)" }
-        defer { workspace.remove() }
+        let unavailable = probe(in: workspace)
+        do {
+            try workspace.remove()
+        } catch {
+            return unavailable ?? "the sandbox's scratch folder cannot be removed: \(error)"
+        }
+        return unavailable
+    }
+
+    private func probe(in workspace: Workspace) -> String? {
         workspace.handOver()
         do {
             let output = try Subprocess.privateOutputFile()
@@ -139,7 +148,8 @@ public struct Sandbox: Sendable {
             chmod(root + "/group", 0o644)
         }
 
-        public func remove() { try? FileManager.default.removeItem(atPath: root) }
+        /// Removes the workspace whatever the sandboxed code left in it (FileTree.remove); throws when something stays.
+        public func remove() throws { try FileTree.remove(root) }
 
         /// A file the sandboxed command wrote (a JUnit report), read without trusting it: every component is
         /// opened without following links, only a regular file is read, and at most `limit` bytes.
@@ -199,6 +209,32 @@ public struct Sandbox: Sendable {
         // The run's allowed variables reach the test command alone, not bwrap or prlimit.
         argv += ["/usr/bin/env"] + environment.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" } + ["/bin/sh", "-c", command]
         return argv
+    }
+
+    /// Runs `command` on a new workspace holding `files`, lets `inspect` read what the command left, and removes the
+    /// workspace. A workspace that cannot be removed is an error (logged by the caller), never ignored.
+    public func runOnCopy<T>(
+        _ files: [(path: String, data: Data)], command: String, timeout: Duration, environment: [String: String] = [:],
+        inspect: (Workspace, Subprocess.Result) throws -> T
+    ) async throws -> (Subprocess.Result, T) {
+        let workspace = try Workspace()
+        let outcome: Result<(Subprocess.Result, T), any Error>
+        do {
+            for file in files { try RunFolder.atomicWrite(file.data, to: workspace.build + "/" + file.path) }
+            let result = try await run(command: command, in: workspace, timeout: timeout, environment: environment)
+            outcome = .success((result, try inspect(workspace, result)))
+        } catch {
+            outcome = .failure(error)
+        }
+        do {
+            try workspace.remove()
+        } catch {
+            if case .failure(let first) = outcome {
+                throw EngineError(code: .io, message: "\(first); and the test's scratch folder could not be removed: \(error)")
+            }
+            throw EngineError(code: .io, message: "the test's scratch folder could not be removed after the run: \(error)")
+        }
+        return try outcome.get()
     }
 
     /// Runs `command` (a shell command line) on the workspace's build folder. `environment` holds the

@@ -173,26 +173,24 @@ public enum Stages {
 
         // Scratch copy: the source (less what was deleted), the implementation on top, then the tests; outside the
         // run folder, and the only thing the sandbox sees.
-        let workspace = try Sandbox.Workspace()
-        defer { workspace.remove() }
-        for file in try ProjectSource.mergedTree(c.folder) { try RunFolder.atomicWrite(file.data, to: workspace.build + "/" + file.path) }
-        for file in testFiles { try RunFolder.atomicWrite(file.content, to: workspace.build + "/" + file.path) }
         c.logger.info("running the tests", metadata: ["command": "\(c.testCommand)", "mode": "\(c.rerunTests ? "rerun" : "write")", "sandbox": "\(c.sandbox.mode.rawValue)", "protections": "\(c.sandbox.protections.joined(separator: "; "))"])
         let started = Date()
-        let result = try await c.sandbox.run(command: c.testCommand, in: workspace, timeout: c.testTimeout, environment: c.testEnvironment)
-        let passed = result.exitCode == 0
+        let copy = try ProjectSource.mergedTree(c.folder) + testFiles.map { (path: $0.path, data: $0.content) }
         // Per-test results: the project's JUnit XML when it has one (read safely: model code wrote it), else the
         // runner's verbose lines.
-        var perTest = TestReport.parse(result.output)
         var junitNote: String?
-        if let junit = c.junit {
+        let (result, junitRows) = try await c.sandbox.runOnCopy(copy, command: c.testCommand, timeout: c.testTimeout, environment: c.testEnvironment) { workspace, _ -> [TestReport.Row]? in
+            guard let junit = c.junit else { return nil }
             do {
-                perTest = try JUnitReport.parse(try workspace.readResult(junit, limit: 8 << 20))
+                return try JUnitReport.parse(try workspace.readResult(junit, limit: 8 << 20))
             } catch {
                 junitNote = "\(error)"
                 c.logger.warning("the JUnit file could not be read", metadata: ["junit": "\(junit)", "error": "\(error)"])
+                return nil
             }
         }
+        let passed = result.exitCode == 0
+        let perTest = junitRows ?? TestReport.parse(result.output)
         let summary = testSummary(result, tests: c.junit != nil && junitNote == nil ? perTest : nil)
         let limits = c.sandbox.limits.json(wallSeconds: c.testTimeout.seconds).mapValues { JSONValue.double($0) }
         let results: JSONValue = [

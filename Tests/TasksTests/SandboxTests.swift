@@ -22,7 +22,7 @@ struct SandboxTests {
 
     func run(_ sandbox: Sandbox, _ command: String, environment: [String: String] = [:], timeout: Duration = .seconds(30), prepare: (Sandbox.Workspace) throws -> Void = { _ in }) async throws -> Subprocess.Result {
         let workspace = try Sandbox.Workspace()
-        defer { workspace.remove() }
+        defer { #expect(throws: Never.self) { try workspace.remove() } }
         try prepare(workspace)
         return try await sandbox.run(command: command, in: workspace, timeout: timeout, environment: environment)
     }
@@ -181,7 +181,7 @@ struct SandboxTests {
         #expect(s.mode == .bubblewrap)
         #expect(s.unavailable == "/nonexistent/bwrap is missing: install it (apt-get install bubblewrap)")
         let workspace = try Sandbox.Workspace()
-        defer { workspace.remove() }
+        defer { #expect(throws: Never.self) { try workspace.remove() } }
         await #expect(throws: EngineError.self) { try await s.run(command: "echo RAN", in: workspace, timeout: .seconds(5)) }
         do {
             _ = try await s.run(command: "echo RAN", in: workspace, timeout: .seconds(5))
