@@ -30,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Linux calls Glibc does not import (prctl, posix_spawn's closefrom/chdir): header only.
         .systemLibrary(name: "CSystem"),
+        // libseccomp: the test sandbox's system-call filter (bubblewrap --seccomp).
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         // The build's git commit for `autonomy --version` (a C string: Swift has no valued compile-time defines).
         .target(name: "CBuildInfo", cSettings: [.define("AUTONOMY_GIT_COMMIT", to: "\"\(gitCommit)\"")]),
 
@@ -52,7 +54,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "Tasks",
-            dependencies: ["Engine", "LLM", "JSON", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Engine", "LLM", "CSeccomp", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .target(
             name: "AutonomyFlow",

@@ -44,6 +44,27 @@ public enum FileTree {
         return found.sorted { $0.0 < $1.0 }
     }
 
+    /// The disk space taken below `root` (blocks of files and folders, links never followed), counting stops once it
+    /// is over `stopAbove`.
+    public static func diskUsage(_ root: String, stopAbove: Int = .max) -> Int {
+        var total = 0
+        // Paths as bytes: the names sandboxed code makes need not be UTF-8.
+        var pending: [[CChar]] = [Array(root.utf8CString)]
+        while let folder = pending.popLast(), total <= stopAbove {
+            guard let dir = opendir(folder) else { continue }
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 }).map { CChar(bitPattern: $0) }) }
+                if name == [46] || name == [46, 46] { continue }
+                var info = stat()
+                guard fstatat(dirfd(dir), name + [0], &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                total += Int(info.st_blocks) * 512
+                if info.st_mode & S_IFMT == S_IFDIR { pending.append(folder.dropLast() + [47] + name + [0]) }
+            }
+            closedir(dir)
+        }
+        return total
+    }
+
     /// The regular file at `relative` below `root`, opened component by component without following a link, at most
     /// `limit` bytes (a larger file is refused).
     public static func readRegular(root: String, relative: String, limit: Int) throws -> Data {

@@ -87,6 +87,10 @@ public struct Settings: Sendable {
         public var cpuTime: Duration = .seconds(120)
         public var memoryMB: Int = 2048
         public var processes: Int = 256
+        /// The size of the sandbox's /tmp.
+        public var tmpMB: Int = 256
+        /// The most the test may leave in its workspace (the project's copy included).
+        public var diskMB: Int = 1024
 
         public init(command: String, timeout: Duration) {
             self.command = command

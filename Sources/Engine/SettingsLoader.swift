@@ -32,6 +32,8 @@ public struct SettingsLoader: Sendable {
         ("test.cpu_time", "AUTONOMY_TEST_CPU_TIME"),
         ("test.memory_mb", "AUTONOMY_TEST_MEMORY_MB"),
         ("test.processes", "AUTONOMY_TEST_PROCESSES"),
+        ("test.tmp_mb", "AUTONOMY_TEST_TMP_MB"),
+        ("test.disk_mb", "AUTONOMY_TEST_DISK_MB"),
         ("build.max_fix_rounds", "AUTONOMY_MAX_FIX_ROUNDS"),
         ("build.stage_retries", "AUTONOMY_STAGE_RETRIES"),
         ("build.stage_retry_delay", "AUTONOMY_STAGE_RETRY_DELAY"),
@@ -42,7 +44,7 @@ public struct SettingsLoader: Sendable {
         "worker": ["name", "limit", "poll_interval", "heartbeat_interval", "shutdown_grace", "api_unreachable_exit_after"],
         "llm": ["provider", "model", "base_url", "base_urls", "max_tokens", "timeout", "prices", "stream", "max_continuations", "stages"],
         "replay": ["from"],
-        "test": ["command", "timeout", "sandbox", "paths", "env_allow", "cpu_time", "memory_mb", "processes"],
+        "test": ["command", "timeout", "sandbox", "paths", "env_allow", "cpu_time", "memory_mb", "processes", "tmp_mb", "disk_mb"],
         "notifications": ["webhooks"],
         "build": ["max_fix_rounds", "stage_retries", "stage_retry_delay"],
     ]
@@ -192,6 +194,8 @@ public struct SettingsLoader: Sendable {
         test.cpuTime = try duration("test.cpu_time", .seconds(120))
         test.memoryMB = try int("test.memory_mb", 2048, min: 64)
         test.processes = try int("test.processes", 256, min: 8)
+        test.tmpMB = try int("test.tmp_mb", 256, min: 16)
+        test.diskMB = try int("test.disk_mb", 1024, min: 16)
         var budget: Double?
         if let r = resolved["budget_usd"] {
             guard let v = Double(r.text), v >= 0 else { throw fail(r, "budget_usd", "expected a number of US dollars ≥ 0, found '\(r.text)'") }

@@ -21,6 +21,8 @@ public struct Subprocess: Sendable {
         public var output: String
         public var outputTruncated: Bool
         public var duration: Duration
+        /// Why `watch` stopped the program, when it did.
+        public var stoppedBecause: String?
 
         public init(exitCode: Int32?, signal: Int32?, timedOut: Bool, output: String, outputTruncated: Bool, duration: Duration) {
             self.exitCode = exitCode
@@ -47,6 +49,10 @@ public struct Subprocess: Sendable {
     public var outputLimit: Int
     /// A file the child reads as its standard input (else /dev/null).
     public var input: String?
+    /// Descriptors the child gets as 3, 4, … (bubblewrap's --seccomp reads its filter from one).
+    public var passing: [Int32] = []
+    /// Asked about once a second while the program runs: a reason stops it (and its group) at once.
+    public var watch: (@Sendable () -> String?)?
 
     public init(executable: String, arguments: [String], environment: [String: String], workingDirectory: String, timeout: Duration, outputLimit: Int = 256 * 1024, input: String? = nil) {
         self.input = input
@@ -78,11 +84,13 @@ public struct Subprocess: Sendable {
     private func run(reading: (Int32, Int) -> (String, Bool)) async throws -> Result {
         let output = try Self.privateOutputFile()
         defer { close(output) }
-        let pid = try Self.spawn(executable, arguments, environment: environment, output: .descriptor(output), workingDirectory: workingDirectory, input: input)
+        let pid = try Self.spawn(executable, arguments, environment: environment, output: .descriptor(output), workingDirectory: workingDirectory, input: input, passing: passing)
         let start = ContinuousClock.now
         var status: Int32 = 0
         var timedOut = false
         var cancelled = false
+        var stoppedBecause: String?
+        var lastWatch = start
         while true {
             let r = waitpid(pid, &status, WNOHANG)
             if r == pid { break }
@@ -90,6 +98,13 @@ public struct Subprocess: Sendable {
             if ContinuousClock.now - start > timeout {
                 timedOut = true
                 break
+            }
+            if let watch, ContinuousClock.now - lastWatch > .seconds(1) {
+                lastWatch = ContinuousClock.now
+                if let reason = watch() {
+                    stoppedBecause = reason
+                    break
+                }
             }
             if Task.isCancelled {
                 cancelled = true
@@ -99,16 +114,18 @@ public struct Subprocess: Sendable {
         }
         // Kill the whole group: after a timeout or cancel, and after a normal exit (background leftovers).
         kill(-pid, SIGKILL)
-        if timedOut || cancelled {
+        if timedOut || cancelled || stoppedBecause != nil {
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
         if cancelled { throw CancellationError() }
         let (text, truncated) = reading(output, outputLimit)
         let exited = (status & 0x7f) == 0
-        return Result(
+        var result = Result(
             exitCode: exited && !timedOut ? (status >> 8) & 0xff : nil,
             signal: exited ? nil : status & 0x7f,
             timedOut: timedOut, output: text, outputTruncated: truncated, duration: ContinuousClock.now - start)
+        result.stoppedBecause = stoppedBecause
+        return result
     }
 
     /// A new regular file in the temporary folder, open for reading and writing, already unlinked: only
@@ -124,8 +141,9 @@ public struct Subprocess: Sendable {
     }
 
     /// posix_spawn in a new process group with default signal handling, stdin from `input` (else /dev/null), stdout
-    /// and stderr to `output`, descriptors above 2 closed, in `workingDirectory` when given. Returns the pid (= pgid).
-    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String]?, output: Output, workingDirectory: String? = nil, input: String? = nil) throws -> pid_t {
+    /// and stderr to `output`, `passing` as descriptors 3, 4, …, every other descriptor closed, in
+    /// `workingDirectory` when given. Returns the pid (= pgid).
+    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String]?, output: Output, workingDirectory: String? = nil, input: String? = nil, passing: [Int32] = []) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -148,8 +166,12 @@ public struct Subprocess: Sendable {
         case .descriptor(let fd): posix_spawn_file_actions_adddup2(&actions, fd, 1)
         }
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Passed descriptors are first moved above every target (so no dup2 overwrites one still to be moved), then down.
+        let staging = max(3 + Int32(passing.count), (passing.max() ?? 0) + 1)
+        for (i, fd) in passing.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, staging + Int32(i)) }
+        for i in passing.indices { posix_spawn_file_actions_adddup2(&actions, staging + Int32(i), 3 + Int32(i)) }
         // Nothing else crosses: no kept-alive HTTP connection, no state file, no output file descriptor.
-        guard csystem_spawn_closefrom(&actions, 3) == 0 else {
+        guard csystem_spawn_closefrom(&actions, 3 + Int32(passing.count)) == 0 else {
             throw EngineError(code: .io, message: "cannot start \(executable): this C library cannot close descriptors at spawn (glibc 2.34 or newer is needed)", file: executable)
         }
         if let workingDirectory { _ = csystem_spawn_chdir(&actions, workingDirectory) }
@@ -169,7 +191,7 @@ public struct Subprocess: Sendable {
     }
 
     /// The first `size` bytes of the file behind `fd`.
-    static func readAll(_ fd: Int32, size: Int) -> Data {
+    public static func readAll(_ fd: Int32, size: Int) -> Data {
         var data = Data(count: size)
         var done = 0
         data.withUnsafeMutableBytes { buffer in

@@ -27,12 +27,18 @@ public struct Sandbox: Sendable {
         public var processes = 256
         public var fileSizeBytes = 50 << 20
         public var outputBytes = 256 * 1024
+        /// The size of the sandbox's /tmp and of its /dev/shm (tmpfs: their pages are memory that no process owns).
+        public var tmpBytes = 256 << 20
+        public var shmBytes = 64 << 20
+        /// The most the workspace may hold (the project's copy included), checked while the test runs.
+        public var diskBytes = 1 << 30
         public init() {}
 
         /// As RESULTS.json reports them (wall time is the test timeout).
         public func json(wallSeconds: Double) -> [String: Double] {
             ["cpu_seconds": Double(cpuSeconds), "memory_bytes": Double(memoryBytes), "processes": Double(processes),
-             "file_size_bytes": Double(fileSizeBytes), "output_bytes": Double(outputBytes), "wall_seconds": wallSeconds]
+             "file_size_bytes": Double(fileSizeBytes), "output_bytes": Double(outputBytes), "wall_seconds": wallSeconds,
+             "tmp_bytes": Double(tmpBytes), "shm_bytes": Double(shmBytes), "disk_bytes": Double(diskBytes)]
         }
     }
 
@@ -54,6 +60,8 @@ public struct Sandbox: Sendable {
     public var unavailable: String?
     /// Debian's bubblewrap binary.
     public var bwrap: String
+    /// The compiled system-call filter (SyscallFilter), handed to bubblewrap on every run.
+    public var filter: Data?
 
     public init(mode: Mode, limits: Limits = Limits(), readOnlyPaths: [String] = [], unavailable: String? = nil, bwrap: String = "/usr/bin/bwrap") {
         self.bwrap = bwrap
@@ -69,8 +77,17 @@ public struct Sandbox: Sendable {
         limits.cpuSeconds = Int(test.cpuTime.seconds.rounded(.up))
         limits.memoryBytes = test.memoryMB << 20
         limits.processes = test.processes
+        limits.tmpBytes = test.tmpMB << 20
+        limits.diskBytes = test.diskMB << 20
         var sandbox = Sandbox(mode: test.sandbox == "none" ? .none : .bubblewrap, limits: limits, readOnlyPaths: test.paths, bwrap: bwrap)
-        if sandbox.mode == .bubblewrap { sandbox.unavailable = sandbox.probe() }
+        if sandbox.mode == .bubblewrap {
+            do {
+                sandbox.filter = try SyscallFilter.compile()
+                sandbox.unavailable = sandbox.probe()
+            } catch {
+                sandbox.unavailable = "the system-call filter cannot be built: \(error)"
+            }
+        }
         return sandbox
     }
 
@@ -96,7 +113,9 @@ public struct Sandbox: Sendable {
             let output = try Subprocess.privateOutputFile()
             defer { close(output) }
             let argv = try arguments(command: "exit 0", workspace: workspace, environment: [:])
-            let pid = try Subprocess.spawn(argv[0], Array(argv.dropFirst()), environment: [:], output: .descriptor(output))
+            let filter = try filterDescriptor()
+            defer { filter.map { _ = close($0) } }
+            let pid = try Subprocess.spawn(argv[0], Array(argv.dropFirst()), environment: [:], output: .descriptor(output), passing: filter.map { [$0] } ?? [])
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             if status == 0 { return nil }
@@ -114,12 +133,14 @@ public struct Sandbox: Sendable {
         switch mode {
         case .bubblewrap:
             return [
-                "bubblewrap: user, PID, network, IPC, UTS and cgroup namespaces (no network at all)",
+                "bubblewrap: user, PID, network, IPC, UTS and cgroup namespaces (no network at all); no further user namespaces inside (--disable-userns)",
+                SyscallFilter.summary,
                 "uid/gid \(Self.sandboxID), no capabilities, no-new-privs, new session",
                 "sees /usr, a few /etc files\(readOnlyPaths.isEmpty ? "" : ", " + readOnlyPaths.joined(separator: ", ")) read-only and its scratch copy at \(Self.workDirectory); no state_dir, templates, home, /run or other runs",
                 "own PID namespace: a timeout or cancel kills every descendant",
                 "environment built from scratch; job-variable env only for names in test.env_allow",
                 "limits set with prlimit: cpu \(limits.cpuSeconds) s, memory \(limits.memoryBytes >> 20) MiB, \(limits.processes) processes, files \(limits.fileSizeBytes >> 20) MiB, output \(limits.outputBytes >> 10) KiB",
+                "tmpfs sizes: /tmp \(limits.tmpBytes >> 20) MiB, /dev/shm \(limits.shmBytes >> 20) MiB; the workspace is mounted nosuid and nodev",
             ]
         case .none:
             return ["NO SANDBOX (test.sandbox: none in config.yml): the tests run as the worker's user with its network and files"]
@@ -186,7 +207,7 @@ public struct Sandbox: Sendable {
         if geteuid() == 0 {
             argv += [Self.setpriv, "--reuid=\(Self.sandboxID)", "--regid=\(Self.sandboxID)", "--clear-groups", "--inh-caps=-all", "--"]
         }
-        argv += [bwrap, "--unshare-all", "--uid", "\(Self.sandboxID)", "--gid", "\(Self.sandboxID)", "--new-session", "--die-with-parent", "--cap-drop", "ALL"]
+        argv += [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", "\(Self.sandboxID)", "--gid", "\(Self.sandboxID)", "--new-session", "--die-with-parent", "--cap-drop", "ALL"]
         argv += ["--ro-bind", "/usr", "/usr"]
         for top in ["bin", "lib", "lib32", "lib64", "libx32", "sbin"] {
             let path = "/" + top
@@ -198,11 +219,13 @@ public struct Sandbox: Sendable {
         }
         for file in Self.etcFiles { argv += ["--ro-bind-try", file, file] }
         argv += ["--ro-bind", workspace.root + "/passwd", "/etc/passwd", "--ro-bind", workspace.root + "/group", "/etc/group"]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        // Every tmpfs has a size: its pages are memory that belongs to no process, so no per-process limit counts them.
+        argv += ["--proc", "/proc", "--dev", "/dev", "--size", "\(limits.shmBytes)", "--tmpfs", "/dev/shm", "--size", "\(limits.tmpBytes)", "--tmpfs", "/tmp"]
         for path in readOnlyPaths { argv += ["--ro-bind", path, path] }
         argv += ["--bind", workspace.build, Self.workDirectory, "--chdir", Self.workDirectory]
         // bubblewrap's own root is a tmpfs; read-only, so nothing can be made outside /build and /tmp.
         argv += ["--remount-ro", "/"]
+        if filter != nil { argv += ["--seccomp", "3"] }
         argv += ["--clearenv"]
         for (k, v) in Self.baseEnvironment(home: Self.workDirectory, temporary: "/tmp").sorted(by: { $0.key < $1.key }) { argv += ["--setenv", k, v] }
         argv += ["--"] + prlimitArguments
@@ -211,18 +234,29 @@ public struct Sandbox: Sendable {
         return argv
     }
 
+    /// One test command's run: what it did, and the limits that were really in force.
+    public struct Run: Sendable {
+        public var result: Subprocess.Result
+        /// The run's cgroup (its limits, peak memory and OOM kills), or `{"unavailable": why}`; null without a sandbox.
+        public var cgroup: JSONValue
+    }
+
     /// Runs `command` on a new workspace holding `files`, lets `inspect` read what the command left, and removes the
     /// workspace. A workspace that cannot be removed is an error (logged by the caller), never ignored.
     public func runOnCopy<T>(
         _ files: [(path: String, data: Data)], command: String, timeout: Duration, environment: [String: String] = [:],
-        inspect: (Workspace, Subprocess.Result) throws -> T
-    ) async throws -> (Subprocess.Result, T) {
+        inspect: (Workspace, Run) throws -> T
+    ) async throws -> (Run, T) {
+        let size = files.reduce(0) { $0 + $1.data.count }
+        guard size < limits.diskBytes else {
+            throw EngineError(code: .invalidInput, message: "the project's copy for the tests is \(size >> 20) MiB, over test.disk_mb (\(limits.diskBytes >> 20) MiB): raise test.disk_mb in config.yml")
+        }
         let workspace = try Workspace()
-        let outcome: Result<(Subprocess.Result, T), any Error>
+        let outcome: Result<(Run, T), any Error>
         do {
             for file in files { try RunFolder.atomicWrite(file.data, to: workspace.build + "/" + file.path) }
-            let result = try await run(command: command, in: workspace, timeout: timeout, environment: environment)
-            outcome = .success((result, try inspect(workspace, result)))
+            let run = try await run(command: command, in: workspace, timeout: timeout, environment: environment)
+            outcome = .success((run, try inspect(workspace, run)))
         } catch {
             outcome = .failure(error)
         }
@@ -237,22 +271,75 @@ public struct Sandbox: Sendable {
         return try outcome.get()
     }
 
-    /// Runs `command` (a shell command line) on the workspace's build folder. `environment` holds the
-    /// run's `env` job variables, already checked against `test.env_allow`.
-    public func run(command: String, in workspace: Workspace, timeout: Duration, environment: [String: String] = [:]) async throws -> Subprocess.Result {
+    /// Runs `command` (a shell command line) on the workspace's build folder, in a cgroup of its own where one can be
+    /// made, stopping it when the workspace grows past `limits.diskBytes`. `environment` holds the run's `env` job
+    /// variables, already checked against `test.env_allow`.
+    public func run(command: String, in workspace: Workspace, timeout: Duration, environment: [String: String] = [:]) async throws -> Run {
         if let unavailable {
             throw EngineError(code: .invalidInput, message: "the test sandbox is not available: \(unavailable). The test stage does not run model-written code unsandboxed; fix the sandbox, or set test.sandbox: none in config.yml to accept the risk")
+        }
+        let disk = limits.diskBytes
+        let build = workspace.build
+        let watch: @Sendable () -> String? = {
+            FileTree.diskUsage(build, stopAbove: disk) > disk ? "the tests wrote more than test.disk_mb (\(disk >> 20) MiB) into the workspace" : nil
         }
         switch mode {
         case .bubblewrap:
             workspace.handOver()
-            let argv = try arguments(command: command, workspace: workspace, environment: environment)
-            return try await Subprocess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: [:], workingDirectory: "/", timeout: timeout, outputLimit: limits.outputBytes).run()
+            var argv = try arguments(command: command, workspace: workspace, environment: environment)
+            let cgroup: TestCgroup?
+            var report: JSONValue
+            switch TestCgroup.create(memoryBytes: limits.memoryBytes, processes: limits.processes) {
+            case .success(let made):
+                cgroup = made
+                report = made.json
+                argv = Self.joining(made.procsFiles) + argv
+            case .failure(let error):
+                cgroup = nil
+                report = ["unavailable": .string(error.message)]
+            }
+            let filter = try filterDescriptor()
+            defer { filter.map { _ = close($0) } }
+            var process = Subprocess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: [:], workingDirectory: "/", timeout: timeout, outputLimit: limits.outputBytes)
+            process.passing = filter.map { [$0] } ?? []
+            process.watch = watch
+            let result: Subprocess.Result
+            do {
+                result = try await process.run()
+            } catch {
+                try? cgroup?.destroy()
+                throw error
+            }
+            if let cgroup {
+                report = cgroup.json
+                try cgroup.destroy()
+            }
+            return Run(result: result, cgroup: report)
         case .none:
             let env = Self.baseEnvironment(home: workspace.build, temporary: workspace.build).merging(environment) { _, run in run }
             let argv = prlimitArguments + ["/bin/sh", "-c", command]
-            return try await Subprocess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: env, workingDirectory: workspace.build, timeout: timeout, outputLimit: limits.outputBytes).run()
+            var process = Subprocess(executable: argv[0], arguments: Array(argv.dropFirst()), environment: env, workingDirectory: workspace.build, timeout: timeout, outputLimit: limits.outputBytes)
+            process.watch = watch
+            return Run(result: try await process.run(), cgroup: .null)
         }
+    }
+
+    /// A shell that writes its own pid into each `cgroup.procs` file, then becomes the sandbox's command line: the
+    /// test is in its cgroups before bubblewrap starts.
+    static func joining(_ procsFiles: [String]) -> [String] {
+        ["/bin/sh", "-c", #"n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@""#, "sh", "\(procsFiles.count)"] + procsFiles
+    }
+
+    /// The filter in a new private file, read from its start by bubblewrap (descriptor 3 in the child).
+    func filterDescriptor() throws -> Int32? {
+        guard let filter else { return nil }
+        let fd = try Subprocess.privateOutputFile()
+        let written = filter.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        guard written == filter.count else {
+            close(fd)
+            throw EngineError(code: .io, message: "cannot write the sandbox's system-call filter to the temporary folder")
+        }
+        return fd
     }
 
     /// The names in a run's `env` job variable that the operator did not allow (`test.env_allow`), sorted.

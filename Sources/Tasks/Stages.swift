@@ -179,7 +179,7 @@ public enum Stages {
         // Per-test results: the project's JUnit XML when it has one (read safely: model code wrote it), else the
         // runner's verbose lines.
         var junitNote: String?
-        let (result, junitRows) = try await c.sandbox.runOnCopy(copy, command: c.testCommand, timeout: c.testTimeout, environment: c.testEnvironment) { workspace, _ -> [TestReport.Row]? in
+        let (run, junitRows) = try await c.sandbox.runOnCopy(copy, command: c.testCommand, timeout: c.testTimeout, environment: c.testEnvironment) { workspace, _ -> [TestReport.Row]? in
             guard let junit = c.junit else { return nil }
             do {
                 return try JUnitReport.parse(try workspace.readResult(junit, limit: 8 << 20))
@@ -189,7 +189,8 @@ public enum Stages {
                 return nil
             }
         }
-        let passed = result.exitCode == 0
+        let result = run.result
+        let passed = result.exitCode == 0 && result.stoppedBecause == nil
         let perTest = junitRows ?? TestReport.parse(result.output)
         let summary = testSummary(result, tests: c.junit != nil && junitNote == nil ? perTest : nil)
         let limits = c.sandbox.limits.json(wallSeconds: c.testTimeout.seconds).mapValues { JSONValue.double($0) }
@@ -198,7 +199,8 @@ public enum Stages {
             "signal": result.signal.map { .int(Int($0)) } ?? .null, "timed_out": .bool(result.timedOut), "passed": .bool(passed),
             "summary": .string(summary), "duration_seconds": .double((result.duration.seconds * 1000).rounded() / 1000),
             "sandbox": .string(c.sandbox.mode.rawValue), "protections": .array(c.sandbox.protections.map { .string($0) }),
-            "limits": .object(limits), "output_truncated": .bool(result.outputTruncated), "output": .string(result.output),
+            "limits": .object(limits), "cgroup": run.cgroup, "stopped_because": result.stoppedBecause.map { .string($0) } ?? .null,
+            "output_truncated": .bool(result.outputTruncated), "output": .string(result.output),
             "tests": .array(perTest.map(\.json)), "junit": c.junit.map { .string($0) } ?? .null, "junit_error": junitNote.map { .string($0) } ?? .null,
         ]
         var resultFiles = [try c.folder.write("tests/RESULTS.json", text: results.jsonText() + "\n", within: "tests")]
@@ -229,6 +231,7 @@ public enum Stages {
     /// questions and webhooks, and the output is written by model code ("3 of 12 tests failed").
     public static func testSummary(_ r: Subprocess.Result, tests: [TestReport.Row]? = nil) -> String {
         if r.timedOut { return "timed out after \(Int(r.duration.seconds)) s" }
+        if let reason = r.stoppedBecause { return "stopped: \(reason)" }
         if let signal = r.signal { return "killed by signal \(signal)" }
         if let tests, !tests.isEmpty {
             let failed = tests.filter { $0.outcome == "failed" || $0.outcome == "error" }.count

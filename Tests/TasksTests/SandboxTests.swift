@@ -24,7 +24,7 @@ struct SandboxTests {
         let workspace = try Sandbox.Workspace()
         defer { #expect(throws: Never.self) { try workspace.remove() } }
         try prepare(workspace)
-        return try await sandbox.run(command: command, in: workspace, timeout: timeout, environment: environment)
+        return try await sandbox.run(command: command, in: workspace, timeout: timeout, environment: environment).result
     }
 
     @Test func bubblewrapIsUsedAndIsolates() async throws {

@@ -35,7 +35,7 @@ struct WorkspaceCleanupTests {
         let sandbox = Sandbox.prepare(Settings.Test(command: "true", timeout: .seconds(30)))
         try #require(sandbox.unavailable == nil, "\(sandbox.unavailable ?? "")")
         let workspace = try Sandbox.Workspace()
-        let result = try await sandbox.run(command: Self.trap, in: workspace, timeout: .seconds(60))
+        let result = try await sandbox.run(command: Self.trap, in: workspace, timeout: .seconds(60)).result
         #expect(result.output.contains("planted"), "\(result.output)")
         return workspace
     }
