@@ -7,13 +7,15 @@ import Glibc
 #endif
 
 /// How the test stage runs model-written code: under bubblewrap (Debian's `bubblewrap`), an existing,
-/// audited sandbox. Every namespace is unshared (no network at all), the code runs as uid/gid 65534 with no
-/// capabilities and no-new-privs in a new session and its own PID namespace (a timeout or a cancel kills
-/// every descendant), and it sees a read-only `/usr`, a few files of `/etc`, the toolchain folders the
-/// operator lists, a fresh `/tmp`, `/proc` and `/dev`, and its scratch copy at `/build`, the only writable
-/// place. Resource limits are set one by one by util-linux's `prlimit` before the command starts; one that
-/// cannot be set stops the run. When bubblewrap cannot isolate, the test stage refuses to run, unless the
-/// operator wrote `test.sandbox: none` in config.yml.
+/// audited sandbox. User, PID, network, IPC, UTS and mount namespaces are unshared (no network at all, no user
+/// namespace inside), a libseccomp filter refuses what the red team used (SyscallFilter), the code runs as uid/gid
+/// 65534 with no capabilities and no-new-privs in a new session and its own PID namespace (a timeout or a cancel
+/// kills every descendant), and it sees a read-only `/usr`, a few files of `/etc`, the toolchain folders the
+/// operator lists, a sized `/tmp` and `/dev/shm`, `/proc` and `/dev`, and its scratch copy at `/build`, the only
+/// writable place on disk (nosuid, nodev, size-checked while the test runs). Each run gets a cgroup of its own
+/// where the worker can make one (TestCgroup); per-process limits are set one by one by util-linux's `prlimit`
+/// before the command starts; one that cannot be set stops the run. When bubblewrap cannot isolate, the test
+/// stage refuses to run, unless the operator wrote `test.sandbox: none` in config.yml.
 public struct Sandbox: Sendable {
     public enum Mode: String, Sendable, CaseIterable {
         case bubblewrap
@@ -133,13 +135,14 @@ public struct Sandbox: Sendable {
         switch mode {
         case .bubblewrap:
             return [
-                "bubblewrap: user, PID, network, IPC, UTS and cgroup namespaces (no network at all); no further user namespaces inside (--disable-userns)",
+                "bubblewrap: user, PID, network, IPC, UTS and mount namespaces (no network at all); no further user namespaces inside (--disable-userns)",
                 SyscallFilter.summary,
                 "uid/gid \(Self.sandboxID), no capabilities, no-new-privs, new session",
                 "sees /usr, a few /etc files\(readOnlyPaths.isEmpty ? "" : ", " + readOnlyPaths.joined(separator: ", ")) read-only and its scratch copy at \(Self.workDirectory); no state_dir, templates, home, /run or other runs",
                 "own PID namespace: a timeout or cancel kills every descendant",
                 "environment built from scratch; job-variable env only for names in test.env_allow",
                 "limits set with prlimit: cpu \(limits.cpuSeconds) s, memory \(limits.memoryBytes >> 20) MiB, \(limits.processes) processes, files \(limits.fileSizeBytes >> 20) MiB, output \(limits.outputBytes >> 10) KiB",
+                "a cgroup per test run where the worker can make one (root, or the shipped unit's Delegate=yes): memory \(limits.memoryBytes >> 20) MiB with tmpfs pages counted, no swap, \(limits.processes) processes; RESULTS.json's cgroup says what was in force",
                 "tmpfs sizes: /tmp \(limits.tmpBytes >> 20) MiB, /dev/shm \(limits.shmBytes >> 20) MiB; the workspace is mounted nosuid and nodev",
             ]
         case .none:
@@ -207,7 +210,9 @@ public struct Sandbox: Sendable {
         if geteuid() == 0 {
             argv += [Self.setpriv, "--reuid=\(Self.sandboxID)", "--regid=\(Self.sandboxID)", "--clear-groups", "--inh-caps=-all", "--"]
         }
-        argv += [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", "\(Self.sandboxID)", "--gid", "\(Self.sandboxID)", "--new-session", "--die-with-parent", "--cap-drop", "ALL"]
+        // Every namespace but the cgroup one (the shipped unit's RestrictNamespaces does not allow it; the test's own
+        // cgroup is made by the worker); --disable-userns: no user namespace inside.
+        argv += [bwrap, "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--disable-userns", "--uid", "\(Self.sandboxID)", "--gid", "\(Self.sandboxID)", "--new-session", "--die-with-parent", "--cap-drop", "ALL"]
         argv += ["--ro-bind", "/usr", "/usr"]
         for top in ["bin", "lib", "lib32", "lib64", "libx32", "sbin"] {
             let path = "/" + top

@@ -42,9 +42,11 @@ public enum SystemdUnit {
             KillMode=mixed
             KillSignal=SIGTERM
 
-            # Hardening (systemd-analyze security: 2.4). The test stage runs model-written code under bubblewrap,
-            # which needs user, PID, network, mount, IPC, UTS and cgroup namespaces and the mount, umount2,
+            # Hardening (systemd-analyze security: 2.5). The test stage runs model-written code under bubblewrap,
+            # which needs user, PID, network, mount, IPC and UTS namespaces and the mount, umount2,
             # pivot_root and capset calls; nothing else is added for it, and the tests inherit this filter.
+            # Delegate=yes (and so ProtectControlGroups=no) lets the worker give each test run a cgroup of its
+            # own below the unit's, whose memory limit counts the test's tmpfs pages too.
             # Off on purpose, because bubblewrap cannot mount its /proc under them: ProtectKernelTunables and
             # ProtectKernelLogs (they cover parts of /proc) and ProcSubset=pid (bubblewrap reads /proc/sys/kernel).
             # MemoryDenyWriteExecute is off because JIT runtimes in the tests (node, java) need W+X memory.
@@ -59,7 +61,8 @@ public enum SystemdUnit {
             ProtectKernelTunables=no
             ProtectKernelModules=yes
             ProtectKernelLogs=no
-            ProtectControlGroups=yes
+            ProtectControlGroups=no
+            Delegate=yes
             ProtectProc=invisible
             RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
             RestrictRealtime=yes
@@ -67,7 +70,7 @@ public enum SystemdUnit {
             LockPersonality=yes
             RemoveIPC=yes
             PrivateMounts=yes
-            RestrictNamespaces=user pid net mnt ipc uts cgroup
+            RestrictNamespaces=user pid net mnt ipc uts
             UMask=0077
             CapabilityBoundingSet=
             AmbientCapabilities=

@@ -196,6 +196,67 @@ class Attacks(unittest.TestCase):
             os.waitpid(pid, 0)
         report("fork-bomb", len(children) < CONFIG["fork_bomb"], "%d processes before: %s" % (len(children), error))
 
+    def test_nested_user_namespace(self):
+        # A user namespace inside the sandbox gives uid 0 there and new network namespaces.
+        done = subprocess.run(["unshare", "-Ur", "id", "-u"], capture_output=True, text=True)
+        uid0 = done.returncode == 0 and done.stdout.strip() == "0"
+        report("nested-userns", not uid0, (done.stdout + done.stderr).strip())
+
+    def test_setuid_plant(self):
+        # A setuid copy of python3 left in the workspace, in a folder others can enter but not list.
+        os.makedirs("trap", exist_ok=True)
+        subprocess.run(["cp", "/usr/bin/python3", "trap/py"])
+        try:
+            os.chmod("trap/py", 0o4755)
+            os.chmod("trap", 0o311)
+            planted = os.stat("trap/py").st_mode & 0o4000 != 0
+            report("setuid-plant", not planted, "mode %o" % os.stat("trap/py").st_mode)
+        except OSError as e:
+            report("setuid-plant", True, str(e))
+
+    def test_io_uring(self):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.syscall(425, 1, ctypes.create_string_buffer(120))
+        report("io-uring", fd < 0, "io_uring_setup gave %d (errno %d)" % (fd, ctypes.get_errno()))
+
+    def test_tmpfs_and_processes_fill_the_host(self):
+        # /tmp and /dev/shm filled (tmpfs pages belong to no process), then processes of 1,000 MiB each; the host's
+        # MemAvailable may not drop by more than the configured memory limit.
+        def available():
+            for line in open("/proc/meminfo"):
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        before, written = available(), 0
+        for folder in ("/tmp", "/dev/shm"):
+            for i in range(CONFIG["tmpfs_files"]):
+                try:
+                    with open("%s/fill-%d" % (folder, i), "wb") as f:
+                        f.write(b"\1" * (40 << 20))
+                    written += 40 << 20
+                except OSError:
+                    break
+        children = []
+        for _ in range(CONFIG["big_processes"]):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    block = bytearray(1000 << 20)
+                    block[::4096] = b"x" * len(block[::4096])
+                    time.sleep(3)
+                finally:
+                    os._exit(0)
+            children.append(pid)
+        time.sleep(2)
+        lowest = available()
+        for pid in children:
+            os.waitpid(pid, 0)
+        for folder in ("/tmp", "/dev/shm"):
+            for name in glob.glob(folder + "/fill-*"):
+                os.unlink(name)
+        drop = before - lowest
+        report("fill-host-memory", drop <= CONFIG["memory_limit_bytes"], "tmpfs %d MiB written, host MemAvailable dropped %d MiB (limit %d MiB)" % (written >> 20, drop >> 20, CONFIG["memory_limit_bytes"] >> 20))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -40,6 +40,7 @@ actor HostileBuild {
         "read-worker-env-file", "forge-decision-in-state", "forge-decision-other-run", "write-templates",
         "hidden-paths-visible", "tcp-connect", "unix-socket-connect", "write-inherited-descriptors",
         "setsid-child-survives", "output-swap-symlink", "output-swap-fifo", "allocate-past-memory-limit", "fork-bomb",
+        "nested-userns", "setuid-plant", "io-uring", "fill-host-memory",
     ]
 
     private func build() async throws -> Outcome {
@@ -82,7 +83,7 @@ actor HostileBuild {
             // Files that exist on the host (the sandbox's own /tmp is writable, so a folder there proves nothing).
             "hidden_paths": [.string(project.stateDir + "/.trace-key"), .string(project.dir + "/templates/DECISION_GATES.yml"), .string(rootOnly), .string(project.configPath), "/root", "/run", .string(TestEnvironment.root + "/Package.swift")],
             "tcp_port": .int(prefectPort), "unix_socket": .string(socketPath), "marker": .string(marker),
-            "memory_bytes": .int(3 << 30), "fork_bomb": 2000,
+            "memory_bytes": .int(3 << 30), "fork_bomb": 2000, "tmpfs_files": 50, "big_processes": 2, "memory_limit_bytes": .int(2048 << 20),
         ]
         let script = try String(contentsOf: FixtureServer.fixtures.appendingPathComponent("sandbox_attacks.py"), encoding: .utf8)
             .replacingOccurrences(of: "__CONFIG__", with: config.jsonText())

@@ -16,7 +16,7 @@ struct SystemdTests {
         let binary = try TestEnvironment.binary()
         let printed = try await project.autonomy(["systemd-unit", "--executable", binary])
         #expect(printed.status == 0)
-        for line in ["Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=64 77", "ProtectSystem=strict", "StateDirectory=autonomy", "Environment=AUTONOMY_STATE_DIR=%S/autonomy", "EnvironmentFile=-/etc/autonomy/%i.env", "ExecStart=\(binary) worker --config \(project.configPath) --name %i", "TimeoutStopSec=32", "RestrictNamespaces=user pid net mnt ipc uts cgroup", "SystemCallFilter=mount umount2 pivot_root capset"] {
+        for line in ["Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=64 77", "ProtectSystem=strict", "StateDirectory=autonomy", "Environment=AUTONOMY_STATE_DIR=%S/autonomy", "EnvironmentFile=-/etc/autonomy/%i.env", "ExecStart=\(binary) worker --config \(project.configPath) --name %i", "TimeoutStopSec=32", "RestrictNamespaces=user pid net mnt ipc uts", "Delegate=yes", "SystemCallFilter=mount umount2 pivot_root capset"] {
             #expect(printed.stdout.contains(line), "unit lacks \(line)")
         }
         let unit = project.dir + "/autonomy-worker@test.service"
@@ -77,7 +77,7 @@ struct SystemdTests {
         let printed = try await project.autonomy(["systemd-unit", "--executable", try TestEnvironment.binary()])
         let old = printed.stdout
             .replacingOccurrences(of: "SystemCallFilter=mount umount2 pivot_root capset\n", with: "")
-            .replacingOccurrences(of: "RestrictNamespaces=user pid net mnt ipc uts cgroup", with: "RestrictNamespaces=user pid net mnt")
+            .replacingOccurrences(of: "RestrictNamespaces=user pid net mnt ipc uts", with: "RestrictNamespaces=user pid net mnt")
             .replacingOccurrences(of: "ProtectKernelTunables=no", with: "ProtectKernelTunables=yes")
         let unit = project.dir + "/autonomy-worker@old.service"
         try old.write(toFile: unit, atomically: true, encoding: .utf8)
