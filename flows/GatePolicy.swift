@@ -170,7 +170,8 @@ public enum DecisionForm {
     /// The form's Markdown: the question, the gate, links to the artifacts the decision is about (read them in
     /// the UI), the files in the run folder, and what happens at the deadline.
     public static func description(_ firing: GateFiring, runFolder: String, deadline: Date?, links: [(String, String)] = []) -> String {
-        var text = firing.question.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The question quotes the model (its decision_required, the design's open questions): no image or link from it.
+        var text = MarkdownText.neutralized(firing.question.trimmingCharacters(in: .whitespacesAndNewlines))
         if !links.isEmpty {
             text += "\n\n**Read before deciding:** " + links.map { "[\($0.0)](\($0.1))" }.joined(separator: " · ")
         }

@@ -40,8 +40,11 @@ public struct Notifier: Sendable {
                     "url": .string(message.url),
                 ]
             case .slack:
-                var text = "*\(message.flowRunName)* (\(message.deployment ?? "ad-hoc")): \(message.event) — \(message.state)"
-                if let gate = message.gate { text += "\nGate `\(gate)`: \(message.question?.prefix(500) ?? "")" }
+                // Slack's control sequences (<!channel>, <https://evil|Approve>) start with '<': the names and the
+                // question (model text) are escaped as Slack asks; the only link is the worker's own.
+                let e = Self.slackEscaped
+                var text = "*\(e(message.flowRunName))* (\(e(message.deployment ?? "ad-hoc"))): \(message.event) — \(e(message.state))"
+                if let gate = message.gate { text += "\nGate `\(e(gate))`: \(e(String(message.question?.prefix(500) ?? "")))" }
                 text += "\n<\(message.url)|Open in Prefect>"
                 body = ["text": .string(text)]
             }
@@ -55,6 +58,11 @@ public struct Notifier: Sendable {
                 logger.warning("webhook failed", metadata: ["url": "\(Self.redacted(hook.url))", "error": "\(error)", "event": "\(message.event)"])
             }
         }
+    }
+
+    /// Slack's escaping: `&`, `<` and `>` as entities (https://api.slack.com/reference/surfaces/formatting#escaping).
+    static func slackEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }
 
     /// Webhook URLs often carry tokens (Slack): log only scheme, host and port.

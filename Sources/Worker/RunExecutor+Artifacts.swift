@@ -22,14 +22,16 @@ extension RunExecutor {
         switch report.stage {
         case .design:
             artifact = (try? folder.readText("designs/ARCHITECTURE.md")).map {
-                .markdown(key: Self.designArtifactKey, markdown: $0, description: "designs/ARCHITECTURE.md of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID)
+                .markdown(key: Self.designArtifactKey, markdown: MarkdownText.neutralized($0), description: "designs/ARCHITECTURE.md of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID)
             }
         case .implement where !report.outputs.isEmpty:
             artifact = .markdown(key: Self.implementationArtifactKey, markdown: Self.filesMarkdown(folder, report.outputs.filter { !$0.hasSuffix("MANIFEST.json") }, title: "Implementation (\(name))"), description: "implementations/ of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID)
         case .test where report.facts.testsPassed != nil:
             let results = (try? folder.readText("tests/RESULTS.json")).flatMap { try? JSONValue.parse($0) }
             let rows = (results?["tests"]?.arrayValue ?? []).compactMap(\.objectValue)
-            let table = rows.isEmpty ? [["name": JSONValue.string("(the runner listed no tests)"), "outcome": .string(report.facts.testsPassed == true ? "passed" : "failed"), "time": "-"]] : rows
+            // Names, outcomes and messages come from what model-written code printed: plain cells only.
+            let cells = rows.map { row in row.mapValues { value in value.stringValue.map { JSONValue.string(MarkdownText.cell($0)) } ?? value } }
+            let table = rows.isEmpty ? [["name": JSONValue.string("(the runner listed no tests)"), "outcome": .string(report.facts.testsPassed == true ? "passed" : "failed"), "time": "-"]] : cells
             artifact = .table(key: Self.testResultsArtifactKey, rows: table, description: "Tests of \(run.name) (\(name)): \(report.facts.testSummary ?? "")", flowRunID: run.id, taskRunID: taskRunID)
         default:
             artifact = nil
@@ -42,19 +44,19 @@ extension RunExecutor {
         }
     }
 
-    /// The files as Markdown, each in a fence, within the budget.
+    /// The files as Markdown, each in a fence nothing inside can close, within the budget; the model chose the
+    /// paths, so they are shown as plain text.
     static func filesMarkdown(_ folder: RunFolder, _ paths: [String], title: String) -> String {
         var text = "# \(title)\n\n"
         var used = 0
         for path in paths {
             guard let content = try? folder.readText(path) else { continue }
             if used + content.utf8.count > artifactTextBudget {
-                text += "- `\(path)` (\(content.utf8.count) bytes; too long to show here, read it in the run folder)\n"
+                text += "- \(MarkdownText.plain(path)) (\(content.utf8.count) bytes; too long to show here, read it in the run folder)\n"
                 continue
             }
             used += content.utf8.count
-            let fence = content.contains("```") ? "~~~~" : "```"
-            text += "## `\(path)`\n\n\(fence)\n\(content)\(content.hasSuffix("\n") ? "" : "\n")\(fence)\n\n"
+            text += "## \(MarkdownText.plain(path))\n\n\(MarkdownText.fenced(content))\n\n"
         }
         return text
     }
@@ -112,7 +114,7 @@ public enum TraceTable {
                 "model": .string(e.model ?? "-"), "input_tokens": .int(e.usage?.inputTokens ?? 0), "output_tokens": .int(e.usage?.outputTokens ?? 0),
                 "cost_usd": .string(e.costUSD.map { String(format: "%.4f", $0) } ?? "-"), "duration_s": .string(duration),
                 "prompt_sha256": .string(e.promptSHA256.map { String($0.prefix(12)) } ?? "-"),
-                "outputs": .string(e.outputs.map(\.path).joined(separator: ", ")),
+                "outputs": .string(MarkdownText.cell(e.outputs.map(\.path).joined(separator: ", "))),
             ]
         }
     }

@@ -18,7 +18,7 @@ extension RunExecutor {
         case .failed(let message), .cancelled(let message): _ = await updateProgress(run, id: progressID, percent: 100, note: "Ended: \(message)", log: log)
         }
         if let verification = try? folder.readText("tests/VERIFICATION.md") {
-            try await client.createArtifact(.markdown(key: "autonomy-verification", markdown: verification, description: "tests/VERIFICATION.md of \(run.name)", flowRunID: run.id))
+            try await client.createArtifact(.markdown(key: "autonomy-verification", markdown: MarkdownText.neutralized(verification), description: "tests/VERIFICATION.md of \(run.name)", flowRunID: run.id))
         }
         try await client.createArtifact(.table(key: "autonomy-trace", rows: TraceTable.rows(document), description: "TRACE.json of \(run.name): one row per stage attempt", flowRunID: run.id))
         switch final {

@@ -34,4 +34,11 @@ enum TestEnvironment {
     }
 
     static func unique(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on now.
+    static func freePort() async throws -> Int {
+        let result = try await runProgram("/usr/bin/python3", ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"])
+        guard let port = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw TestFailure("no free port: \(result.stderr)") }
+        return port
+    }
 }
