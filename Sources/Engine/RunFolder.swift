@@ -12,9 +12,12 @@ public struct RunFolder: Sendable {
 
     public let root: String
     public let runID: String
+    /// The state folder the run folder lies in (where the trace index is kept).
+    public let stateDir: String
 
     public init(stateDir: String, runID: String) {
         self.runID = runID
+        self.stateDir = stateDir
         self.root = (stateDir as NSString).appendingPathComponent("runs/\(runID)")
     }
 

@@ -110,6 +110,8 @@ public struct Settings: Sendable {
         public var testTimeout: Duration?
         /// A JUnit XML file the test command writes, relative to the working tree (pytest, jest, go-junit-report…).
         public var junit: String?
+        /// Where model-written tests may go (globs; nil: the usual test file names).
+        public var testPatterns: [String]?
         public var sandboxPaths: [String] = []
         public var memoryMB: Int?
         public var cpuTime: Duration?

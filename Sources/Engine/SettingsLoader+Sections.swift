@@ -48,10 +48,16 @@ extension SettingsLoader {
                 switch field {
                 case "source": project?.source = try folder(v, key)
                 case "test":
-                    for (f, tv, _) in try reader.mapping(v, key, known: ["command", "timeout", "junit"]) {
+                    for (f, tv, _) in try reader.mapping(v, key, known: ["command", "timeout", "junit", "patterns"]) {
                         switch f {
                         case "command": project?.testCommand = try reader.string(tv, "\(key).command")
                         case "timeout": project?.testTimeout = try reader.duration(tv, "\(key).timeout")
+                        case "patterns":
+                            let patterns = try reader.stringList(tv, "\(key).patterns")
+                            guard !patterns.isEmpty, patterns.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("/") && !$0.contains("..") }) else {
+                                throw reader.fail(tv, "\(key).patterns", "expected a list of relative globs such as tests/** or test_*.py")
+                            }
+                            project?.testPatterns = patterns
                         default:
                             let junit = try reader.string(tv, "\(key).junit")
                             do { try RunFolder.checkRelative(junit) } catch { throw reader.fail(tv, "\(key).junit", "'\(junit)' must be a relative path inside the working tree") }

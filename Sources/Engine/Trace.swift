@@ -21,14 +21,29 @@ public struct TraceDocument: Codable, Sendable {
         }
     }
 
+    /// 1: entries chained; 2: also the run's id and a sequence number in every entry's HMAC, the header signed
+    /// (`header_hmac`), and the chain's length and end kept in the state folder's index (`TraceIndex`).
     public var version: Int
     public var run: Run
     public var entries: [TraceEntry]
+    /// version 2: HMAC of the `run` header.
+    public var headerHMAC: String?
+
+    public static let currentVersion = 2
 
     public init(run: Run, entries: [TraceEntry] = []) {
-        self.version = 1
+        self.version = Self.currentVersion
         self.run = run
         self.entries = entries
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, run, entries, headerHMAC = "header_hmac"
+    }
+
+    /// The header's HMAC: the `run` object as compact, key-sorted JSON.
+    func expectedHeaderHMAC(_ key: TraceKey) throws -> String {
+        key.mac(Data("run-header\n".utf8) + (try JSONCoding.encoder.encode(run)))
     }
 }
 
@@ -91,6 +106,8 @@ public struct TraceEntry: Codable, Sendable {
     /// `fresh` entries: how many final states (Completed, Failed, Crashed, Cancelled) the flow run had had when
     /// the build started over. A later start that finds more has been retried since, and starts over again.
     public var endings: Int?
+    /// version 2: the entry's place in the chain, from 1.
+    public var sequence: Int?
     /// The previous entry's `hmac` ("" for the first): the chain that makes TRACE.json tamper-evident.
     public var previousHMAC: String?
     /// HMAC-SHA-256, keyed by the installation's `TraceKey`, of `previousHMAC` and this entry without `hmac`.
@@ -128,7 +145,7 @@ public struct TraceEntry: Codable, Sendable {
         case startedAt = "started_at", endedAt = "ended_at", promptTemplate = "prompt_template"
         case promptSHA256 = "prompt_sha256", responseSHA256 = "response_sha256", costUSD = "cost_usd"
         case requestID = "request_id", decisionRef = "decision_ref", flowRunCount = "flow_run_count"
-        case taskRunID = "task_run_id", facts, endings, previousHMAC = "previous_hmac", hmac
+        case taskRunID = "task_run_id", facts, endings, sequence, previousHMAC = "previous_hmac", hmac
     }
 
     /// Every field is written, null where it does not apply.
@@ -157,6 +174,7 @@ public struct TraceEntry: Codable, Sendable {
         try c.encodeIfPresent(taskRunID, forKey: .taskRunID)
         try c.encodeIfPresent(facts, forKey: .facts)
         try c.encodeIfPresent(endings, forKey: .endings)  // only when set: entries written before it sign as they did
+        try c.encodeIfPresent(sequence, forKey: .sequence)
         try c.encodeIfPresent(previousHMAC, forKey: .previousHMAC)
         try c.encodeIfPresent(hmac, forKey: .hmac)
     }
@@ -168,8 +186,11 @@ public struct TraceEntry: Codable, Sendable {
         return try JSONCoding.encoder.encode(unsigned)
     }
 
-    func expectedHMAC(_ key: TraceKey) throws -> String {
-        key.mac(Data((previousHMAC ?? "").utf8) + [0x0a] + (try signedBytes()))
+    /// version 1: the previous HMAC and the entry; version 2 (`flowRunID` given): also the run's id (the entry's
+    /// `sequence` is in its bytes), so an entry cannot move to another run or place.
+    func expectedHMAC(_ key: TraceKey, flowRunID: String? = nil) throws -> String {
+        let run = flowRunID.map { Data(($0 + "\n").utf8) } ?? Data()
+        return key.mac(Data((previousHMAC ?? "").utf8) + [0x0a] + run + (try signedBytes()))
     }
 }
 
@@ -192,13 +213,43 @@ public struct TraceProblem: Sendable, Equatable, CustomStringConvertible {
 extension TraceDocument {
     /// The first entry whose HMAC chain breaks, or nil when every entry was written by a holder of `key`.
     public func chainProblem(key: TraceKey) -> TraceProblem? {
+        let signed = version >= 2
+        if signed, headerHMAC != (try? expectedHeaderHMAC(key)) {
+            return TraceProblem(index: 0, entryID: "run", reason: "the run header's hmac does not match it (the flow run id, name, deployment or parameters were changed after they were written, or written without this installation's key)")
+        }
         var previous = ""
         for (i, entry) in entries.enumerated() {
             func problem(_ reason: String) -> TraceProblem { TraceProblem(index: i + 1, entryID: entry.id, reason: reason) }
             guard let hmac = entry.hmac else { return problem("has no hmac (written before TRACE.json was chained, or added by hand)") }
             guard entry.previousHMAC == previous else { return problem("its previous_hmac is not the hmac of the entry before it (an entry was removed, reordered or inserted)") }
-            guard (try? entry.expectedHMAC(key)) == hmac else { return problem("its hmac does not match its content (the entry was changed after it was written, or written without this installation's key)") }
+            if signed, entry.sequence != i + 1 { return problem("its sequence number is \(entry.sequence.map(String.init) ?? "missing"), not \(i + 1) (an entry was removed, reordered or inserted)") }
+            guard (try? entry.expectedHMAC(key, flowRunID: signed ? run.flowRunID : nil)) == hmac else {
+                return problem("its hmac does not match its content (the entry was changed after it was written, moved from another run, or written without this installation's key)")
+            }
             previous = hmac
+        }
+        return nil
+    }
+
+    /// What the state folder's index says against this document: it must be the run folder's own run, and end where
+    /// the index says the chain ended (its last entry, or one before it when the worker stopped between the two
+    /// writes). Version 1 documents have no index.
+    public func indexProblem(folder: RunFolder) -> TraceProblem? {
+        guard version >= 2 else { return nil }
+        func problem(_ reason: String) -> TraceProblem { TraceProblem(index: entries.count, entryID: entries.last?.id ?? "run", reason: reason) }
+        guard run.flowRunID == folder.runID else {
+            return TraceProblem(index: 0, entryID: "run", reason: "TRACE.json belongs to flow run \(run.flowRunID), not to \(folder.runID) whose folder holds it (copied from another run)")
+        }
+        guard let index = TraceIndex.read(folder: folder) else {
+            return problem("the state folder's index has no record of this run (\(TraceIndex.path(folder))): TRACE.json was copied in from elsewhere, or the index was removed")
+        }
+        let last = entries.last?.hmac ?? ""
+        let behindByOne = index.entries == entries.count - 1 && index.lastHMAC == (entries.count >= 2 ? entries[entries.count - 2].hmac ?? "" : "")
+        guard (index.entries == entries.count && index.lastHMAC == last) || behindByOne else {
+            if index.entries > entries.count {
+                return problem("TRACE.json has \(entries.count) entries, the state folder's index recorded \(index.entries): entries were removed from its end")
+            }
+            return problem("TRACE.json does not end where the state folder's index recorded (\(index.entries) entries, last hmac \(index.lastHMAC.prefix(12))…): it was replaced by another chain")
         }
         return nil
     }
@@ -207,6 +258,7 @@ extension TraceDocument {
     /// the latest entry of each kind and stage must still be the file's SHA-256.
     public func verify(key: TraceKey, folder: RunFolder) -> TraceProblem? {
         if let problem = chainProblem(key: key) { return problem }
+        if let problem = indexProblem(folder: folder) { return problem }
         var latest: [String: Int] = [:]
         for (i, entry) in entries.enumerated() { latest["\(entry.kind.rawValue)/\(entry.stage ?? "")/\(entry.decisionRef ?? "")"] = i }
         var newest: [String: (index: Int, sha256: String)] = [:]
@@ -236,15 +288,22 @@ public actor TraceWriter {
         self.folder = folder
         self.key = key
         if let existing = try Self.read(folder: folder) {
-            if let problem = existing.chainProblem(key: key) {
+            if let problem = existing.chainProblem(key: key) ?? existing.indexProblem(folder: folder) {
                 throw EngineError(code: .corrupt, message: "TRACE.json does not verify at \(problem). Something other than the worker changed it; `autonomy trace --verify` shows the details, and the run cannot continue from it.", file: folder.tracePath)
             }
             var doc = existing
+            if doc.version >= 2, doc.run.flowRunID != run.flowRunID {
+                throw EngineError(code: .corrupt, message: "TRACE.json belongs to flow run \(doc.run.flowRunID), not \(run.flowRunID); the run cannot continue from it", file: folder.tracePath)
+            }
             doc.run = run
+            if doc.version >= 2 { doc.headerHMAC = try doc.expectedHeaderHMAC(key) }
             self.document = doc
         } else {
-            self.document = TraceDocument(run: run)
+            var doc = TraceDocument(run: run)
+            doc.headerHMAC = try doc.expectedHeaderHMAC(key)
+            self.document = doc
             try Self.save(document, folder: folder)
+            try TraceIndex.write(TraceIndex(entries: 0, lastHMAC: ""), folder: folder)
         }
     }
 
@@ -264,8 +323,10 @@ public actor TraceWriter {
 
     public func append(_ entry: TraceEntry) throws {
         var entry = entry
+        let signed = document.version >= 2
+        if signed { entry.sequence = document.entries.count + 1 }
         entry.previousHMAC = document.entries.last?.hmac ?? ""
-        entry.hmac = try entry.expectedHMAC(key)
+        entry.hmac = try entry.expectedHMAC(key, flowRunID: signed ? document.run.flowRunID : nil)
         document.entries.append(entry)
         do {
             try Self.save(document, folder: folder)
@@ -273,9 +334,35 @@ public actor TraceWriter {
             document.entries.removeLast()
             throw error
         }
+        // After TRACE.json: a stop between the two leaves the index one entry behind, which verifies.
+        if signed { try TraceIndex.write(TraceIndex(entries: document.entries.count, lastHMAC: entry.hmac ?? ""), folder: folder) }
     }
 
     public var entries: [TraceEntry] { document.entries }
+}
+
+/// Where each run's chain ends, kept outside its run folder (`<state_dir>/trace-index/<flow-run-id>.json`), so that
+/// a TRACE.json with entries cut from its end, or copied in from another run or installation, is found out.
+public struct TraceIndex: Codable, Sendable, Equatable {
+    public var entries: Int
+    public var lastHMAC: String
+
+    public init(entries: Int, lastHMAC: String) {
+        self.entries = entries
+        self.lastHMAC = lastHMAC
+    }
+
+    enum CodingKeys: String, CodingKey { case entries, lastHMAC = "last_hmac" }
+
+    public static func path(_ folder: RunFolder) -> String { folder.stateDir + "/trace-index/" + folder.runID + ".json" }
+
+    static func read(folder: RunFolder) -> TraceIndex? {
+        FileManager.default.contents(atPath: path(folder)).flatMap { try? JSONCoding.decoder.decode(TraceIndex.self, from: $0) }
+    }
+
+    static func write(_ index: TraceIndex, folder: RunFolder) throws {
+        try RunFolder.atomicWrite(try JSONCoding.encoder.encode(index), to: path(folder))
+    }
 }
 
 extension TraceDocument {

@@ -35,6 +35,8 @@ public struct StageContext: Sendable {
     public var projectSpec: String?
     public var projectSource: String?
     public var junit: String?
+    /// Where model-written tests may go (`projects.<name>.test.patterns`, else TestPaths.defaults).
+    public var testPatterns = TestPaths.defaults
 
     public init(folder: RunFolder, trace: TraceWriter, stage: StageName, attempt: Int, project: String, templatesDir: String, provider: any LLMProvider, model: String, maxTokens: Int, prices: [String: Settings.Price], feedback: String?, testCommand: String, testTimeout: Duration, testEnvironment: [String: String], sandbox: Sandbox, logger: Logger) {
         self.folder = folder

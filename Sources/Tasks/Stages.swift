@@ -162,6 +162,11 @@ public enum Stages {
             entry = llm
             let answer = try GeneratedFiles.parseAnswer(response.text, stage: "test")
             if let files = answer.files {
+                let implemented = Set(implementation.map { String($0.dropFirst("implementations/".count)) })
+                try TestPaths.check(files.files.map(\.path), source: Set(ProjectSource.manifest(in: c.folder)?.paths ?? []), implementation: implemented, patterns: c.testPatterns)
+                guard files.deleted.isEmpty else {
+                    throw EngineError(code: .invalidInput, message: "the model's test answer deletes files (\(files.deleted.prefix(3).joined(separator: ", "))): the test stage only adds tests; nothing was written")
+                }
                 outputs = try files.write(into: c.folder, subfolder: "tests")
             }
             if let question = answer.decision {

@@ -12,35 +12,43 @@ extension RunExecutor {
     static let designArtifactKey = "autonomy-design"
     static let implementationArtifactKey = "autonomy-implementation"
     static let testResultsArtifactKey = "autonomy-test-results"
+    static let testFilesArtifactKey = "autonomy-tests"
     /// A markdown artifact holds at most this much file text; past it the files are listed with their sizes.
     static let artifactTextBudget = 200_000
 
     /// Publishes the artifact of a stage attempt that just completed.
     func publishArtifacts(_ run: FlowRun, report: StageReport, taskRunID: String, folder: RunFolder, log: Logger) async {
         let name = "\(report.stage.rawValue)-\(report.attempt)"
-        let artifact: ArtifactCreate?
+        var artifacts: [ArtifactCreate] = []
         switch report.stage {
         case .design:
-            artifact = (try? folder.readText("designs/ARCHITECTURE.md")).map {
-                .markdown(key: Self.designArtifactKey, markdown: MarkdownText.neutralized($0), description: "designs/ARCHITECTURE.md of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID)
+            if let design = try? folder.readText("designs/ARCHITECTURE.md") {
+                artifacts.append(.markdown(key: Self.designArtifactKey, markdown: MarkdownText.neutralized(design), description: "designs/ARCHITECTURE.md of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID))
             }
         case .implement where !report.outputs.isEmpty:
-            artifact = .markdown(key: Self.implementationArtifactKey, markdown: Self.filesMarkdown(folder, report.outputs.filter { !$0.hasSuffix("MANIFEST.json") }, title: "Implementation (\(name))"), description: "implementations/ of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID)
+            artifacts.append(.markdown(key: Self.implementationArtifactKey, markdown: Self.filesMarkdown(folder, report.outputs.filter { !$0.hasSuffix("MANIFEST.json") }, title: "Implementation (\(name))"), description: "implementations/ of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID))
         case .test where report.facts.testsPassed != nil:
+            // The tests the model wrote, like the implementation: reviewers see what ran.
+            let reserved: Set<String> = ["tests/MANIFEST.json", "tests/RESULTS.json", "tests/RESULTS.md", "tests/VERIFICATION.md"]
+            let written = report.outputs.filter { $0.hasPrefix("tests/") && !reserved.contains($0) }
+            if report.facts.testMode == "write", !written.isEmpty {
+                artifacts.append(.markdown(key: Self.testFilesArtifactKey, markdown: Self.filesMarkdown(folder, written, title: "Tests (\(name))"), description: "tests/ of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID))
+            }
             let results = (try? folder.readText("tests/RESULTS.json")).flatMap { try? JSONValue.parse($0) }
             let rows = (results?["tests"]?.arrayValue ?? []).compactMap(\.objectValue)
             // Names, outcomes and messages come from what model-written code printed: plain cells only.
             let cells = rows.map { row in row.mapValues { value in value.stringValue.map { JSONValue.string(MarkdownText.cell($0)) } ?? value } }
             let table = rows.isEmpty ? [["name": JSONValue.string("(the runner listed no tests)"), "outcome": .string(report.facts.testsPassed == true ? "passed" : "failed"), "time": "-"]] : cells
-            artifact = .table(key: Self.testResultsArtifactKey, rows: table, description: "Tests of \(run.name) (\(name)): \(report.facts.testSummary ?? "")", flowRunID: run.id, taskRunID: taskRunID)
+            artifacts.append(.table(key: Self.testResultsArtifactKey, rows: table, description: "Tests of \(run.name) (\(name)): \(report.facts.testSummary ?? "")", flowRunID: run.id, taskRunID: taskRunID))
         default:
-            artifact = nil
+            break
         }
-        guard let artifact else { return }
-        do {
-            _ = try await client.createArtifact(artifact)
-        } catch {
-            log.warning("could not publish the stage's artifact", metadata: ["stage": "\(name)", "error": "\(error)"])
+        for artifact in artifacts {
+            do {
+                _ = try await client.createArtifact(artifact)
+            } catch {
+                log.warning("could not publish the stage's artifact", metadata: ["stage": "\(name)", "error": "\(error)"])
+            }
         }
     }
 
@@ -97,7 +105,7 @@ extension RunExecutor {
         switch firing.stage {
         case .design: wanted = [("The design (designs/ARCHITECTURE.md)", Self.designArtifactKey)]
         case .implement: wanted = [("The implementation", Self.implementationArtifactKey)]
-        case .test: wanted = [("The test results, test by test", Self.testResultsArtifactKey), ("The implementation", Self.implementationArtifactKey)]
+        case .test: wanted = [("The test results, test by test", Self.testResultsArtifactKey), ("The tests", Self.testFilesArtifactKey), ("The implementation", Self.implementationArtifactKey)]
         default: break
         }
         return wanted.compactMap { title, key in latest(key).map { (title, PrefectConnection.uiLink(settings, "artifacts/artifact/\($0.id)")) } }

@@ -199,6 +199,7 @@ public struct RunExecutor: Sendable {
                 context.projectSpec = project?.spec
                 context.projectSource = project?.source
                 context.junit = project?.junit
+                if let patterns = project?.testPatterns { context.testPatterns = patterns }
                 // llm.stages.<stage>: a stage's own model and output limit (a cheap verifier, a strong implementer).
                 if let own = settings.llm.stages[stage.rawValue] {
                     context.model = params.model ?? own.model ?? model

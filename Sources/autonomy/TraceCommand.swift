@@ -8,7 +8,7 @@ struct TraceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
         abstract: "Summarise a run's TRACE.json: stage, attempt, model, tokens, cost, duration, prompt hash, outputs.",
-        discussion: "--verify checks the HMAC chain (keyed by <state_dir>/.trace-key) and the SHA-256 of every file as the run last recorded it; it prints the first entry that does not match and exits 1.")
+        discussion: "--verify checks the signed header and the HMAC chain (keyed by <state_dir>/.trace-key; every entry covers the run's id and its place), that the chain ends where <state_dir>/trace-index/<run>.json recorded (entries cut from the end, or a TRACE.json copied from another run), and the SHA-256 of every file as the run last recorded it; it prints the first thing that does not match and exits 1.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The run's id (or name, looked up through the API).") var run: String
@@ -28,7 +28,8 @@ struct TraceCommand: AsyncParsableCommand {
                 if let problem = document.verify(key: key, folder: folder) {
                     throw CLIError(status: .runFailed, message: "TRACE.json of run \(id) does not verify at \(problem)")
                 }
-                emit("ok: TRACE.json of run \(id) verifies: \(document.entries.count) entries chained, every recorded file matches")
+                let index = document.version >= 2 ? ", ends where the state folder's index recorded" : " (version 1: no header signature or index)"
+                emit("ok: TRACE.json of run \(id) verifies: \(document.entries.count) entries chained\(index), every recorded file matches")
                 return
             }
             if json {

@@ -8,7 +8,8 @@ import Testing
 /// the real sandbox. The result must land on a new branch without touching the user's checkout.
 @Suite("Prefect integration: your own project", .serialized, .timeLimit(.minutes(6)))
 struct ProjectTests {
-    /// A repository with a committed bug, an old file the build removes, and uncommitted work of its owner.
+    /// A repository with a committed bug, its own test runner, an old file the build removes, and uncommitted work of
+    /// its owner.
     struct Repository {
         let path: String
 
@@ -18,6 +19,7 @@ struct ProjectTests {
             try "def add(a, b):\n    return a - b\n".write(toFile: path + "/calc.py", atomically: true, encoding: .utf8)
             try "# calc\n".write(toFile: path + "/README.md", atomically: true, encoding: .utf8)
             try "OLD = True\n".write(toFile: path + "/old.py", atomically: true, encoding: .utf8)
+            try ProjectTests.runner.write(toFile: path + "/run_tests.py", atomically: true, encoding: .utf8)
             for args in [["init", "-q", "-b", "main"], ["add", "."], ["-c", "user.name=Owner", "-c", "user.email=owner@example.com", "commit", "-q", "-m", "start"]] {
                 try await git(args)
             }
@@ -111,7 +113,7 @@ struct ProjectTests {
         let answers: JSONValue = [
             "design": "# Architecture\n\nKeep calc.py; fix add.\n\n## Open questions\n- none\n",
             "implement": Self.files([("calc.py", "def add(a, b):\n    return a + b\n")], deleted: ["old.py"]),
-            "test": Self.files([("test_calc.py", Self.tests), ("run_tests.py", Self.runner)]),
+            "test": Self.files([("test_calc.py", Self.tests)]),
             "verify": "# Verification\n\nVerdict: PASS\n",
         ]
         _ = try await runProgram("/usr/bin/curl", ["-fsS", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", answers.jsonText(), "\(model.base)/answers"])
@@ -140,7 +142,7 @@ struct ProjectTests {
                 let text = content?.stringValue ?? (content?.arrayValue ?? []).compactMap { $0["text"]?.stringValue }.joined()
                 return text.hasPrefix("You are the implementer") ? text : nil
             }.first ?? ""
-            #expect(implementPrompt.contains("File tree (3 files):\n- README.md\n- calc.py\n- old.py"), "\(implementPrompt.prefix(2000))")
+            #expect(implementPrompt.contains("File tree (4 files):\n- README.md\n- calc.py\n- old.py\n- run_tests.py"), "\(implementPrompt.prefix(2000))")
             #expect(implementPrompt.contains("return a - b"))
 
             // The tests, test by test, from the project's JUnit report.

@@ -35,12 +35,12 @@ struct WorkerE2ETests {
             let byTask = Dictionary(grouping: artifacts, by: { $0.taskRunID ?? "run" })
             let taskNames = Dictionary(uniqueKeysWithValues: tasks.map { ($0.id, $0.name) })
             let published = Set(byTask.flatMap { task, list in list.map { "\(taskNames[task] ?? task):\($0.key ?? $0.type ?? "")" } })
-            #expect(published.isSuperset(of: ["design-1:autonomy-design", "implement-1:autonomy-implementation", "implement-2:autonomy-implementation", "test-1:autonomy-test-results", "test-2:autonomy-test-results", "run:progress"]), "\(published.sorted())")
+            #expect(published.isSuperset(of: ["design-1:autonomy-design", "implement-1:autonomy-implementation", "implement-2:autonomy-implementation", "test-1:autonomy-test-results", "test-1:autonomy-tests", "test-2:autonomy-test-results", "run:progress"]), "\(published.sorted())")
             let firstTests = try JSONValue.parse(artifacts.first { $0.key == "autonomy-test-results" && taskNames[$0.taskRunID ?? ""] == "test-1" }?.data?.stringValue ?? "")
             #expect(firstTests.arrayValue?.count == 10)
             #expect(firstTests.arrayValue?.contains { $0["name"] == "test_textstats.TopWordsTest.test_ties_alphabetical" && $0["outcome"] == "failed" } == true, "\(firstTests.jsonText().prefix(600))")
             #expect(artifacts.first { $0.type == "progress" }?.data == 100)
-            #expect(artifacts.first { $0.key == "autonomy-implementation" }?.data?.stringValue?.contains("## `implementations/textstats.py`") == true)
+            #expect(artifacts.first { $0.key == "autonomy-implementation" }?.data?.stringValue?.contains("## implementations\\/textstats\\.py\n\n```\n") == true)
 
             // The log shipper sends about every second: wait for the lines, not for a fixed time.
             var logs: [LogEntry] = []

@@ -130,7 +130,7 @@ struct PipelineTests {
         let reopened = try TraceWriter(folder: h.folder, run: .init(flowRunID: h.folder.runID, flowRunName: "test", deployment: nil, parameters: [:]), key: h.key)
         try await reopened.append(TraceEntry(kind: .command, stage: "test", attempt: 1))
         let document = try #require(try TraceWriter.read(folder: h.folder))
-        #expect(document.version == 1)
+        #expect(document.version == TraceDocument.currentVersion)
         #expect(document.entries.count == 1)
         #expect(document.chainProblem(key: h.key) == nil)
         #expect(!h.folder.files(in: "inputs").isEmpty)
