@@ -15,8 +15,13 @@ public struct BuildParameters: Sendable, Hashable {
     public var gates: GatesMode = .ask
     /// Ignore finished stages and build again.
     public var fresh: Bool = false
+    /// What this run should do on top of the project's spec ("Fix: …", "Add: …"), Markdown; nil when none.
+    public var task: String?
 
-    public init(project: String = "example", provider: String? = nil, model: String? = nil, gates: GatesMode = .ask, fresh: Bool = false) {
+    public static let maxTaskCharacters = 20_000
+
+    public init(project: String = "example", provider: String? = nil, model: String? = nil, gates: GatesMode = .ask, fresh: Bool = false, task: String? = nil) {
+        self.task = task
         self.project = project
         self.provider = provider
         self.model = model
@@ -54,14 +59,22 @@ public struct BuildParameters: Sendable, Hashable {
             guard let b = v.boolValue else { throw fail("fresh", "true or false") }
             fresh = b
         }
+        if let v = values["task"], !v.isNull {
+            guard let s = v.stringValue, s.count <= Self.maxTaskCharacters, !s.utf8.contains(0) else {
+                throw fail("task", "a text of at most \(Self.maxTaskCharacters) characters")
+            }
+            let trimmed = s.trimmingCharacters(in: .whitespacesAndNewlines)
+            task = trimmed.isEmpty ? nil : trimmed
+        }
     }
 
-    public static let names = ["project", "provider", "model", "gates", "fresh"]
+    public static let names = ["project", "provider", "model", "gates", "fresh", "task"]
 
     public var json: [String: JSONValue] {
         [
             "project": .string(project), "provider": provider.map { .string($0) } ?? .null,
             "model": model.map { .string($0) } ?? .null, "gates": .string(gates.rawValue), "fresh": .bool(fresh),
+            "task": .string(task ?? ""),
         ]
     }
 
@@ -72,7 +85,7 @@ public struct BuildParameters: Sendable, Hashable {
         "properties": [
             "project": [
                 "title": "Project", "type": "string", "default": "example", "position": 0,
-                "description": "A project folder under templates/inputs/.",
+                "description": "A project of config.yml's projects, or a folder under templates/inputs/.",
             ],
             "provider": [
                 "title": "Provider", "default": nil, "position": 1,
@@ -90,6 +103,10 @@ public struct BuildParameters: Sendable, Hashable {
             "fresh": [
                 "title": "Fresh", "type": "boolean", "default": false, "position": 4,
                 "description": "Ignore finished stages and build again.",
+            ],
+            "task": [
+                "title": "Task", "type": "string", "default": "", "position": 5, "maxLength": .int(maxTaskCharacters),
+                "description": "What this run should do on top of the project's spec, in Markdown (\"Fix: …\", \"Add: …\"); every stage sees it and the result's commit message names it. Empty = build the spec.",
             ],
         ],
         "required": [],

@@ -168,8 +168,8 @@ public enum DecisionForm {
     }
 
     /// The form's Markdown: the question, the gate, links to the artifacts the decision is about (read them in
-    /// the UI), the files in the run folder, and what happens at the deadline.
-    public static func description(_ firing: GateFiring, runFolder: String, deadline: Date?, links: [(String, String)] = []) -> String {
+    /// the UI), the run's files by name (no path on the worker's host), and what happens at the deadline.
+    public static func description(_ firing: GateFiring, deadline: Date?, links: [(String, String)] = []) -> String {
         // The question quotes the model (its decision_required, the design's open questions): no image or link from it.
         var text = MarkdownText.neutralized(firing.question.trimmingCharacters(in: .whitespacesAndNewlines))
         if !links.isEmpty {
@@ -177,8 +177,9 @@ public enum DecisionForm {
         }
         text += "\n\n---\n**Gate** `\(firing.gate.id)` after **\(firing.stage.rawValue)** (attempt \(firing.stageAttempt)), options: "
         text += firing.gate.options.map { "`\($0)`" }.joined(separator: ", ") + " (default `\(firing.gate.defaultOption)`).\n\n"
+        // The files are named for `autonomy export`/the run folder; a reviewer in the UI reads the artifacts linked above.
         if !firing.files.isEmpty {
-            text += "Files to look at (in `\(runFolder)`):\n" + firing.files.map { "- `\($0)`" }.joined(separator: "\n") + "\n"
+            text += "Files of the run: " + firing.files.map { MarkdownText.plain($0) }.joined(separator: ", ") + "\n"
         }
         if let deadline {
             text += "\nWithout an answer by \(JSONCoding.formatTimestamp(deadline)), " + (firing.gate.onTimeout == .default ? "`\(firing.gate.defaultOption)` is chosen." : "the run fails.")

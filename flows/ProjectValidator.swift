@@ -42,7 +42,7 @@ public struct ProjectValidator: Sendable {
             throw EngineError(code: .missingFile, message: "templates/inputs/ is missing: it holds one folder per project", file: display(inputs))
         }
         for project in settings.projects.values.sorted(by: { $0.name < $1.name }) {
-            var line = "project \(project.name): spec \(display(project.spec))"
+            var line = "project \(project.name): spec \(project.spec.map(display) ?? "none (runs say what to do in their task)")"
             if let source = project.source {
                 let git = FileManager.default.fileExists(atPath: source + "/.git")
                 line += ", source \(display(source))\(git ? " (git: a Completed build becomes a branch autonomy/<run name>)" : "")"

@@ -102,8 +102,9 @@ public struct Settings: Sendable {
     /// repository), its own test command and the toolchain folders its tests need in the sandbox.
     public struct Project: Sendable {
         public var name: String
-        /// Absolute folder whose files are the specification (SPEC.md and friends).
-        public var spec: String
+        /// Absolute folder whose files are the specification (SPEC.md and friends); nil when the project is only a
+        /// source whose runs say what to do in their `task`.
+        public var spec: String?
         /// Absolute folder or git repository the build starts from (a repository: its tracked files at HEAD).
         public var source: String?
         public var testCommand: String?
@@ -112,11 +113,17 @@ public struct Settings: Sendable {
         public var junit: String?
         /// Where model-written tests may go (globs; nil: the usual test file names).
         public var testPatterns: [String]?
+        /// Source files no implementation may change or delete, on top of the source's test files (globs).
+        public var protectedTests: [String] = []
+        /// Source files withheld from every prompt, restored before every test run and never writable (globs).
+        public var hiddenTests: [String] = []
+        /// false: the test stage writes no tests and only runs the project's command.
+        public var modelTests = true
         public var sandboxPaths: [String] = []
         public var memoryMB: Int?
         public var cpuTime: Duration?
 
-        public init(name: String, spec: String) {
+        public init(name: String, spec: String?) {
             self.name = name
             self.spec = spec
         }

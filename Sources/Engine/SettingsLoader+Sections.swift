@@ -21,7 +21,7 @@ extension SettingsLoader {
         return prices
     }
 
-    static func readProjects(_ node: Node, _ reader: YAMLReader, root: String) throws -> [String: Settings.Project] {
+    static func readProjects(_ node: Node, _ reader: YAMLReader, root: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: Settings.Project] {
         var projects: [String: Settings.Project] = [:]
         if reader.isNull(node) { return projects }
         for (name, value, _) in try reader.mapping(node, "projects") {
@@ -31,7 +31,7 @@ extension SettingsLoader {
             }
             func folder(_ v: Node, _ key: String) throws -> String {
                 let text = try reader.string(v, key)
-                let path = absolute(text, relativeTo: root)
+                let path = absolute(expandHome(text, environment), relativeTo: root)
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
                     throw reader.fail(v, key, "'\(text)' is not a folder (\(path)); paths are relative to config.yml's folder")
@@ -41,23 +41,34 @@ extension SettingsLoader {
             var project: Settings.Project?
             var fields: [(String, Node)] = []
             for (field, v, _) in try reader.mapping(value, base, known: ["spec", "source", "test", "sandbox"]) { fields.append((field, v)) }
-            guard let specNode = fields.first(where: { $0.0 == "spec" })?.1 else { throw reader.fail(value, base, "a project needs 'spec': the folder with its SPEC.md") }
-            project = Settings.Project(name: name, spec: try folder(specNode, "\(base).spec"))
+            let specNode = fields.first(where: { $0.0 == "spec" })?.1
+            guard specNode != nil || fields.contains(where: { $0.0 == "source" }) else {
+                throw reader.fail(value, base, "a project needs 'spec' (the folder with its SPEC.md) or 'source' (the code a run's task changes)")
+            }
+            project = Settings.Project(name: name, spec: try specNode.map { try folder($0, "\(base).spec") })
             for (field, v) in fields {
                 let key = "\(base).\(field)"
                 switch field {
                 case "source": project?.source = try folder(v, key)
                 case "test":
-                    for (f, tv, _) in try reader.mapping(v, key, known: ["command", "timeout", "junit", "patterns"]) {
+                    for (f, tv, _) in try reader.mapping(v, key, known: ["command", "timeout", "junit", "patterns", "protected", "hidden", "model_tests"]) {
                         switch f {
                         case "command": project?.testCommand = try reader.string(tv, "\(key).command")
                         case "timeout": project?.testTimeout = try reader.duration(tv, "\(key).timeout")
-                        case "patterns":
-                            let patterns = try reader.stringList(tv, "\(key).patterns")
+                        case "patterns", "protected", "hidden":
+                            let patterns = try reader.stringList(tv, "\(key).\(f)")
                             guard !patterns.isEmpty, patterns.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("/") && !$0.contains("..") }) else {
-                                throw reader.fail(tv, "\(key).patterns", "expected a list of relative globs such as tests/** or test_*.py")
+                                throw reader.fail(tv, "\(key).\(f)", "expected a list of relative globs such as tests/** or test_*.py")
                             }
-                            project?.testPatterns = patterns
+                            switch f {
+                            case "patterns": project?.testPatterns = patterns
+                            case "protected": project?.protectedTests = patterns
+                            default: project?.hiddenTests = patterns
+                            }
+                        case "model_tests":
+                            let text = try reader.string(tv, "\(key).model_tests")
+                            guard let flag = Bool(text) else { throw reader.fail(tv, "\(key).model_tests", "expected true or false, found '\(text)'") }
+                            project?.modelTests = flag
                         default:
                             let junit = try reader.string(tv, "\(key).junit")
                             do { try RunFolder.checkRelative(junit) } catch { throw reader.fail(tv, "\(key).junit", "'\(junit)' must be a relative path inside the working tree") }

@@ -95,7 +95,7 @@ public struct SettingsLoader: Sendable {
             let document = try reader.load()
             for (name, node, _) in try reader.mapping(document, "", known: Self.topLevel) {
                 if name == "projects" {
-                    projects = try Self.readProjects(node, reader, root: root)
+                    projects = try Self.readProjects(node, reader, root: root, environment: environment)
                     continue
                 }
                 if let known = Self.sections[name] {

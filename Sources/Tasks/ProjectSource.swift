@@ -21,8 +21,13 @@ public enum ProjectSource {
         public var git: GitRepository?
         public var commit: String?
         public var files: [FileRecord]
+        /// Paths left out, by rule (SourceFilter, `.gitignore`).
+        public var skippedByRule: [String: Int] = [:]
+        /// Secret-looking values in the files kept (replaced by a marker in every prompt).
+        public var secrets: [SecretScanner.Finding] = []
         /// The repository's top folder, when the source is a git repository.
         public var repository: String? { git?.top }
+        public var skipped: Int { skippedByRule.values.reduce(0, +) }
     }
 
     /// Copies the source into `source/` of the run and writes SOURCE.json: a repository's regular files at HEAD
@@ -34,10 +39,16 @@ public enum ProjectSource {
         try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
         let git = try GitRepository.resolve(source)
         var commit: String?
+        var skipped: [String: Int] = [:]
+        func kept(_ path: String) -> Bool {
+            guard let rule = SourceFilter.rule(for: path) else { return true }
+            skipped[rule, default: 0] += 1
+            return false
+        }
         if let git {
             let head = try await git.headCommit()
             commit = head
-            let entries = try await git.files(at: head).filter { $0.size <= maxFileBytes }
+            let entries = try await git.files(at: head).filter { $0.size <= maxFileBytes && kept($0.path) }
             guard entries.count <= maxFiles, entries.reduce(0, { $0 + $1.size }) <= maxTotalBytes else { throw tooLarge }
             let contents = try await git.contents(of: entries.map(\.blob), totalLimit: maxTotalBytes)
             for (entry, data) in zip(entries, contents) {
@@ -45,16 +56,36 @@ public enum ProjectSource {
                 try RunFolder.atomicWrite(data, to: destination + "/" + entry.path)
             }
         } else {
-            try copyRegularFiles(from: source, to: destination)
+            let visible = try await SourceFilter.notIgnored(in: source)
+            // Folders the filter leaves out whole (node_modules, virtual environments) are not even entered.
+            let skipFolder: (String) -> Bool = { folder in
+                guard let rule = SourceFilter.rule(for: folder + "/x") else { return false }
+                skipped[rule, default: 0] += 1
+                return true
+            }
+            try copyRegularFiles(from: source, to: destination, skipFolder: skipFolder) { path in
+                guard visible.contains(path) else {
+                    skipped[".gitignore", default: 0] += 1
+                    return false
+                }
+                return kept(path)
+            }
         }
         let files = try prune(destination, folder: folder)
+        var secrets: [SecretScanner.Finding] = []
+        for file in files {
+            guard let text = try? folder.readText(file.path), !text.contains("\u{0}") else { continue }
+            secrets += SecretScanner.scan(text, path: String(file.path.dropFirst("source/".count)))
+        }
         let manifest: JSONValue = [
             "repository": git.map { .string($0.top) } ?? .null, "prefix": git.map { .string($0.prefix) } ?? .null,
             "commit": commit.map { .string($0) } ?? .null,
             "files": .array(files.map { ["path": .string(String($0.path.dropFirst("source/".count))), "sha256": .string($0.sha256)] }),
+            "skipped": .object(skipped.mapValues { .int($0) }),
+            "secrets": .array(secrets.map { ["path": .string($0.path), "line": .int($0.line), "kind": .string($0.kind)] }),
         ]
         _ = try folder.write(manifestPath, text: manifest.jsonText() + "\n")
-        return Snapshot(git: git, commit: commit, files: files)
+        return Snapshot(git: git, commit: commit, files: files, skippedByRule: skipped, secrets: secrets)
     }
 
     static var tooLarge: EngineError {
@@ -91,29 +122,33 @@ public enum ProjectSource {
         return records
     }
 
-    /// A plain folder's regular files (links, devices and `.git` left out), each read without following a link.
-    static func copyRegularFiles(from source: String, to destination: String) throws {
+    /// A plain folder's regular files that `keep` accepts (links, devices and `.git` left out), each read without
+    /// following a link.
+    static func copyRegularFiles(from source: String, to destination: String, skipFolder: (String) -> Bool, keep: (String) -> Bool) throws {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isFolder), isFolder.boolValue else {
             throw EngineError(code: .missingFile, message: "cannot read the project's source folder \(source)")
         }
-        for entry in FileTree.entries(source, skipFolder: { ($0 as NSString).lastPathComponent == ".git" }) {
-            guard case .file(let size) = entry.kind, size <= maxFileBytes, (entry.path as NSString).lastPathComponent != ".git" else { continue }
+        for entry in FileTree.entries(source, skipFolder: { ($0 as NSString).lastPathComponent == ".git" || skipFolder($0) }) {
+            guard case .file(let size) = entry.kind, size <= maxFileBytes, (entry.path as NSString).lastPathComponent != ".git", keep(entry.path) else { continue }
             guard let data = try? FileTree.readRegular(root: source, relative: entry.path, limit: maxFileBytes) else { continue }
             try RunFolder.atomicWrite(data, to: destination + "/" + entry.path)
         }
     }
 
-    /// The tree the tests run on: the source (less what the implementation deleted), the implementation on top.
-    public static func mergedTree(_ folder: RunFolder) throws -> [(path: String, data: Data)] {
+    /// The tree the tests run on: the source (less what the implementation deleted), the implementation on top; the
+    /// files matching `restoring` (hidden acceptance tests) always as the source has them, whatever else says.
+    public static func mergedTree(_ folder: RunFolder, restoring hidden: [String] = []) throws -> [(path: String, data: Data)] {
         var tree: [String: Data] = [:]
         let deleted = Set(deletedPaths(folder))
+        func isHidden(_ path: String) -> Bool { !hidden.isEmpty && TestPaths.matches(path, patterns: hidden) }
         for file in folder.files(in: "source") {
             let relative = String(file.dropFirst("source/".count))
-            if !deleted.contains(relative) { tree[relative] = try folder.read(file) }
+            if !deleted.contains(relative) || isHidden(relative) { tree[relative] = try folder.read(file) }
         }
         for file in folder.files(in: "implementations") where !file.hasSuffix("/MANIFEST.json") && file != "implementations/MANIFEST.json" {
-            tree[String(file.dropFirst("implementations/".count))] = try folder.read(file)
+            let relative = String(file.dropFirst("implementations/".count))
+            if !isHidden(relative) { tree[relative] = try folder.read(file) }
         }
         return tree.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
@@ -124,9 +159,10 @@ public enum ProjectSource {
         return (json["deleted"]?.arrayValue ?? []).compactMap(\.stringValue)
     }
 
-    /// The file tree and the files that matter, within `budget` characters, for the prompts.
-    public static func promptListing(_ folder: RunFolder, budget: Int = 60_000) -> String {
-        let files = folder.files(in: "source")
+    /// The file tree and the files that matter, within `budget` characters, for the prompts: files matching
+    /// `hidden` are left out, and secret-looking values are replaced by a marker.
+    public static func promptListing(_ folder: RunFolder, budget: Int = 60_000, hidden: [String] = []) -> String {
+        let files = folder.files(in: "source").filter { hidden.isEmpty || !TestPaths.matches(String($0.dropFirst("source/".count)), patterns: hidden) }
         guard !files.isEmpty else { return "none (a new project: there is no existing code)" }
         let relative = files.map { String($0.dropFirst("source/".count)) }
         var text = "File tree (\(relative.count) files):\n" + relative.prefix(400).map { "- \($0)" }.joined(separator: "\n")
@@ -141,7 +177,8 @@ public enum ProjectSource {
         })
         var used = text.count
         for file in files.sorted(by: { (rank($0), sizes[$0] ?? 0, $0) < (rank($1), sizes[$1] ?? 0, $1) }) {
-            guard let content = try? folder.readText(file), !content.contains("\u{0}") else { continue }
+            guard let raw = try? folder.readText(file), !raw.contains("\u{0}") else { continue }
+            let content = SecretScanner.redact(raw)
             let block = "### \(file.dropFirst("source/".count))\n\n```\n\(content)\n```\n\n"
             if used + block.count > budget { continue }
             used += block.count

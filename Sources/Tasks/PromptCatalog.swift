@@ -5,10 +5,10 @@ import Foundation
 /// Rendered prompts hold nothing run-specific, so equal inputs give equal prompt hashes.
 public enum PromptCatalog {
     public static let placeholders: [StageName: Set<String>] = [
-        .design: ["project_name", "spec", "feedback", "source"],
-        .implement: ["project_name", "spec", "architecture", "decisions", "feedback", "failures", "previous_implementation", "source"],
-        .test: ["project_name", "spec", "architecture", "implementation", "decisions", "feedback", "source"],
-        .verify: ["project_name", "spec", "architecture", "tests", "test_results", "decisions"],
+        .design: ["project_name", "spec", "task", "feedback", "source"],
+        .implement: ["project_name", "spec", "task", "architecture", "decisions", "feedback", "failures", "previous_implementation", "source"],
+        .test: ["project_name", "spec", "task", "architecture", "implementation", "decisions", "feedback", "source"],
+        .verify: ["project_name", "spec", "task", "architecture", "tests", "test_results", "decisions", "changes", "baseline"],
     ]
 
     public static func path(templatesDir: String, stage: StageName) -> String {

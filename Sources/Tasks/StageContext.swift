@@ -35,8 +35,33 @@ public struct StageContext: Sendable {
     public var projectSpec: String?
     public var projectSource: String?
     public var junit: String?
+    /// The names of config.yml's projects (for the error that lists what a run may name).
+    public var knownProjects: [String] = []
+    /// The run's `task` parameter: what this run should do on top of the spec (every stage's prompt shows it).
+    public var task: String?
     /// Where model-written tests may go (`projects.<name>.test.patterns`, else TestPaths.defaults).
     public var testPatterns = TestPaths.defaults
+    /// Source files no implementation may change or delete, on top of the source's tests (`test.protected`).
+    public var protectedTests: [String] = []
+    /// Source files withheld from every prompt, restored before every test run, never writable (`test.hidden`).
+    public var hiddenTests: [String] = []
+    /// false: the test stage writes no tests (`test.model_tests`).
+    public var modelTests = true
+
+    /// The source as the prompts show it: hidden tests left out, secret-looking values replaced.
+    func sourceListing() -> String { ProjectSource.promptListing(folder, hidden: hiddenTests) }
+
+    /// Why a model may not write or delete `path`: a hidden acceptance test, or one of the project's own tests
+    /// (a test file of the source, or a `test.protected` file). nil when it may.
+    func protectedReason(_ path: String, source: Set<String>) -> String? {
+        if TestPaths.matches(path, patterns: hiddenTests) {
+            return "it is a hidden acceptance test (projects.\(project).test.hidden), which no stage may write"
+        }
+        if source.contains(path), TestPaths.matches(path, patterns: testPatterns + protectedTests) {
+            return "it is one of the project's own tests, which the build may not change or delete (ask with decision_required if the task needs it)"
+        }
+        return nil
+    }
 
     public init(folder: RunFolder, trace: TraceWriter, stage: StageName, attempt: Int, project: String, templatesDir: String, provider: any LLMProvider, model: String, maxTokens: Int, prices: [String: Settings.Price], feedback: String?, testCommand: String, testTimeout: Duration, testEnvironment: [String: String], sandbox: Sandbox, logger: Logger) {
         self.folder = folder
@@ -81,6 +106,8 @@ extension StageContext {
     /// entry with the prompt's SHA-256, usage and cost.
     func callModel(values: [String: String], hints: [String: String] = [:]) async throws -> (LLMResponse, TraceEntry) {
         let template = try PromptCatalog.load(templatesDir: templatesDir, stage: stage)
+        var values = values
+        values["task"] = task ?? "none (build what the specification says)"
         let (prompt, cacheable) = try template.render(values, prefixThrough: ["spec", "architecture", "source"])
         var request = LLMRequest(prompt: prompt, model: model, maxTokens: maxTokens, stage: stage, project: project, hints: hints)
         request.cacheablePrefix = cacheable
@@ -120,6 +147,7 @@ extension StageContext {
     /// The project's inputs as one Markdown block (file by file), and their records.
     func specification() throws -> (String, [FileRecord]) {
         let files = folder.files(in: "inputs")
+        if files.isEmpty, task != nil { return ("none: the project has no spec folder; this run's task says what to do", []) }
         guard !files.isEmpty else {
             throw EngineError(code: .invalidInput, message: "inputs/ is empty: the bootstrap stage has not run or the project folder was empty")
         }

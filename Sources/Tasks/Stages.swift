@@ -17,63 +17,11 @@ public enum Stages {
         }
     }
 
-    static let maxSpecFileBytes = 2 << 20
-    static let maxSpecBytes = 8 << 20
-
-    /// Copies the project's spec (`projects.<name>.spec`, or `templates/inputs/<project>`) into `inputs/`, refusing a
-    /// skeleton that is still unfilled, and snapshots its source (if any) into `source/` with SOURCE.json.
-    static func bootstrap(_ c: StageContext) async throws -> StageOutcome {
-        let source = c.projectSpec ?? "\(c.templatesDir)/inputs/\(c.project)"
-        let shown = c.projectSpec == nil ? "templates/inputs/\(c.project)" : "the spec folder of project \(c.project) (\(source))"
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir), isDir.boolValue else {
-            let available = ((try? FileManager.default.contentsOfDirectory(atPath: c.templatesDir + "/inputs")) ?? []).filter { !$0.hasPrefix("_") && !$0.hasPrefix(".") }.sorted()
-            throw EngineError(code: .invalidInput, message: "project '\(c.project)' is not in config.yml's projects and has no folder templates/inputs/\(c.project); available: \(available.joined(separator: ", "))")
-        }
-        // Links are refused, not followed: `environment.md -> /proc/self/environ` would send the worker's keys to the model.
-        var outputs: [FileRecord] = []
-        var unfilled: [String] = []
-        var files: [(String, Data)] = []
-        var total = 0
-        for entry in FileTree.entries(source, skipFolder: { ($0 as NSString).lastPathComponent.hasPrefix(".") }) where !(entry.path as NSString).lastPathComponent.hasPrefix(".") {
-            guard case .file(let size) = entry.kind else {
-                throw EngineError(code: .invalidInput, message: "\(shown) holds \(entry.path), which is \(entry.kind == .link ? "a symbolic link" : "not a regular file"): the spec may hold regular files only, so that nothing outside it reaches the model. Copy the file in instead")
-            }
-            total += size
-            guard size <= Self.maxSpecFileBytes, total <= Self.maxSpecBytes else {
-                throw EngineError(code: .invalidInput, message: "\(shown) is too large at \(entry.path) (files up to \(Self.maxSpecFileBytes >> 20) MiB, \(Self.maxSpecBytes >> 20) MiB in all): keep the spec to what the build needs and point projects.<name>.source at the code")
-            }
-            let data = try FileTree.readRegular(root: source, relative: entry.path, limit: Self.maxSpecFileBytes)
-            if String(decoding: data, as: UTF8.self).contains("<FILL IN") { unfilled.append(entry.path) }
-            files.append((entry.path, data))
-        }
-        guard unfilled.isEmpty else {
-            throw EngineError(code: .invalidInput, message: "\(shown) is an unfilled skeleton: replace every <FILL IN …> in \(unfilled.sorted().joined(separator: ", ")) first")
-        }
-        guard !files.isEmpty else { throw EngineError(code: .invalidInput, message: "\(shown) is empty: add at least a SPEC.md") }
-        for (item, data) in files.sorted(by: { $0.0 < $1.0 }) {
-            outputs.append(try c.folder.write("inputs/\(item)", data, within: "inputs"))
-        }
-        var facts = StageFacts()
-        var summary = "copied \(outputs.count) input file(s) from \(c.projectSpec == nil ? "templates/inputs/\(c.project)" : "the project's spec folder")"
-        if let sourceFolder = c.projectSource {
-            let snapshot = try await ProjectSource.snapshot(from: sourceFolder, into: c.folder)
-            if let record = c.folder.record(ProjectSource.manifestPath) { outputs.append(record) }
-            facts.sourceRepository = snapshot.repository
-            facts.sourceCommit = snapshot.commit
-            facts.sourceGitDirectory = snapshot.git?.gitDirectory
-            facts.sourcePrefix = snapshot.git?.prefix
-            summary += "; source: \(snapshot.files.count) file(s)\(snapshot.commit.map { " at \($0.prefix(12))" } ?? "")"
-        }
-        c.logger.info("bootstrapped the project", metadata: ["inputs": "\(files.count)", "source": "\(c.projectSource ?? "none")"])
-        return StageOutcome(inputs: [], outputs: outputs, summary: summary, facts: facts)
-    }
-
     /// Writes `designs/ARCHITECTURE.md` and `designs/OPEN_QUESTIONS.json`.
     static func design(_ c: StageContext) async throws -> StageOutcome {
         let (spec, inputs) = try c.specification()
         let (response, entry) = try await c.callModel(
-            values: ["project_name": c.project, "spec": spec, "feedback": c.feedback ?? "none", "source": ProjectSource.promptListing(c.folder)],
+            values: ["project_name": c.project, "spec": spec, "feedback": c.feedback ?? "none", "source": c.sourceListing()],
             hints: ["feedback": c.feedback ?? "none"])
         let questions = openQuestions(in: response.text)
         let architecture = try c.folder.write("designs/ARCHITECTURE.md", text: response.text, within: "designs")
@@ -113,12 +61,15 @@ public enum Stages {
         if c.fixingTests {
             let (results, resultsRecord) = try c.readRecorded("tests/RESULTS.md")
             failures = String(normalizeTimings(results).suffix(failureBudget))
+            if let baseline = Baseline.load(c.folder), !baseline.failing.isEmpty, c.hiddenTests.isEmpty {
+                failures += "\n\nThese tests already failed before the build (pre-existing: not yours to fix unless the task says so): " + baseline.failing.prefix(30).joined(separator: ", ")
+            }
             let (listing, records) = try c.listing(of: "implementations")
             previous = listing
             inputs += [resultsRecord] + records
         }
         let (response, entry) = try await c.callModel(
-            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "decisions": decisions, "feedback": c.feedback ?? "none", "failures": failures, "previous_implementation": previous, "source": ProjectSource.promptListing(c.folder)],
+            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "decisions": decisions, "feedback": c.feedback ?? "none", "failures": failures, "previous_implementation": previous, "source": c.sourceListing()],
             hints: ["feedback": c.feedback ?? "none", "failures": failures])
         let answer = try GeneratedFiles.parseAnswer(response.text, stage: "implement")
         var outputs: [FileRecord] = []
@@ -126,6 +77,11 @@ public enum Stages {
             let known = Set(ProjectSource.manifest(in: c.folder)?.paths ?? [])
             for path in files.deleted where !known.contains(path) {
                 throw EngineError(code: .invalidInput, message: "the model's implement answer deletes '\(path)', which the project's source does not have; nothing was written")
+            }
+            for path in files.files.map(\.path) + files.deleted {
+                if let reason = c.protectedReason(path, source: known) {
+                    throw EngineError(code: .invalidInput, message: "the model's implement answer \(files.deleted.contains(path) ? "deletes" : "changes") '\(path)': \(reason); nothing was written", key: path)
+                }
             }
             outputs = try files.write(into: c.folder, subfolder: "implementations")
             c.logger.info("implementation written", metadata: ["files": "\(files.files.count)"])
@@ -147,7 +103,9 @@ public enum Stages {
         let (spec, specInputs) = try c.specification()
         let (architecture, archRecord) = try c.readRecorded("designs/ARCHITECTURE.md")
         let implementation = c.folder.files(in: "implementations").filter { !$0.hasSuffix("MANIFEST.json") }
-        guard !implementation.isEmpty else { throw EngineError(code: .invalidInput, message: "implementations/ is empty: nothing to test") }
+        guard !implementation.isEmpty || !ProjectSource.deletedPaths(c.folder).isEmpty else {
+            throw EngineError(code: .invalidInput, message: "implementations/ is empty: nothing to test")
+        }
         let (listing, implRecords) = try c.listing(of: "implementations")
         var outputs: [FileRecord] = []
         var entry: TraceEntry?
@@ -155,10 +113,13 @@ public enum Stages {
         if c.rerunTests {
             // The same tests as the last written ones: no model call.
             testFiles = try c.testFiles().map { ($0.dropFirst("tests/".count).description, try c.folder.read($0)) }
-            guard !testFiles.isEmpty else { throw EngineError(code: .invalidInput, message: "tests/ has no test files to run again") }
+            guard !testFiles.isEmpty || !c.modelTests else { throw EngineError(code: .invalidInput, message: "tests/ has no test files to run again") }
+        } else if !c.modelTests {
+            // projects.<name>.test.model_tests: false — the project's own (or hidden) tests only.
+            testFiles = []
         } else {
             let (decisions, _) = await c.decisionsSummary()
-            let (response, llm) = try await c.callModel(values: ["project_name": c.project, "spec": spec, "architecture": architecture, "implementation": listing, "decisions": decisions, "feedback": c.feedback ?? "none", "source": ProjectSource.promptListing(c.folder)])
+            let (response, llm) = try await c.callModel(values: ["project_name": c.project, "spec": spec, "architecture": architecture, "implementation": listing, "decisions": decisions, "feedback": c.feedback ?? "none", "source": c.sourceListing()])
             entry = llm
             let answer = try GeneratedFiles.parseAnswer(response.text, stage: "test")
             if let files = answer.files {
@@ -180,7 +141,7 @@ public enum Stages {
         // run folder, and the only thing the sandbox sees.
         c.logger.info("running the tests", metadata: ["command": "\(c.testCommand)", "mode": "\(c.rerunTests ? "rerun" : "write")", "sandbox": "\(c.sandbox.mode.rawValue)", "protections": "\(c.sandbox.protections.joined(separator: "; "))"])
         let started = Date()
-        let copy = try ProjectSource.mergedTree(c.folder) + testFiles.map { (path: $0.path, data: $0.content) }
+        let copy = try ProjectSource.mergedTree(c.folder, restoring: c.hiddenTests) + testFiles.map { (path: $0.path, data: $0.content) }
         // Per-test results: the project's JUnit XML when it has one (read safely: model code wrote it), else the
         // runner's verbose lines.
         var junitNote: String?
@@ -195,9 +156,26 @@ public enum Stages {
             }
         }
         let result = run.result
-        let passed = result.exitCode == 0 && result.stoppedBecause == nil
         let perTest = junitRows ?? TestReport.parse(result.output)
-        let summary = testSummary(result, tests: c.junit != nil && junitNote == nil ? perTest : nil)
+        var passed = result.exitCode == 0 && result.stoppedBecause == nil
+        var summary = testSummary(result, tests: c.junit != nil && junitNote == nil ? perTest : nil)
+        // Against the baseline: every test that passed before must still exist and pass; tests that failed before are
+        // pre-existing (not the build's to fix), unless the project's tests are hidden acceptance tests.
+        var comparison: Baseline.Comparison?
+        if let baseline = Baseline.load(c.folder) {
+            let compared = baseline.compare(perTest, passedNow: passed)
+            comparison = compared
+            if !compared.holds {
+                passed = false
+                let names = compared.regressions.prefix(5).joined(separator: ", ") + (compared.regressions.count > 5 ? ", …" : "")
+                summary += compared.regressions.isEmpty ? "; fewer tests ran than before the build (\(perTest.count) vs \(baseline.tests.count))" : "; \(compared.regressions.count) test(s) that passed before the build fail or are missing: \(names)"
+            } else if !passed, c.hiddenTests.isEmpty, result.stoppedBecause == nil, !result.timedOut, !compared.preExisting.isEmpty,
+                perTest.filter({ Baseline.failed($0.outcome) }).allSatisfy({ compared.preExisting.contains($0.name) })
+            {
+                passed = true
+                summary += "; the \(compared.preExisting.count) failing test(s) already failed before the build"
+            }
+        }
         let limits = c.sandbox.limits.json(wallSeconds: c.testTimeout.seconds).mapValues { JSONValue.double($0) }
         let results: JSONValue = [
             "command": .string(c.testCommand), "exit_code": result.exitCode.map { .int(Int($0)) } ?? .null,
@@ -207,6 +185,7 @@ public enum Stages {
             "limits": .object(limits), "cgroup": run.cgroup, "stopped_because": result.stoppedBecause.map { .string($0) } ?? .null,
             "output_truncated": .bool(result.outputTruncated), "output": .string(result.output),
             "tests": .array(perTest.map(\.json)), "junit": c.junit.map { .string($0) } ?? .null, "junit_error": junitNote.map { .string($0) } ?? .null,
+            "baseline": comparison.map { ["missing": .array($0.missing.map { .string($0) }), "broken": .array($0.broken.map { .string($0) }), "pre_existing": .array($0.preExisting.map { .string($0) }), "fixed": .array($0.fixed.map { .string($0) }), "fewer": .bool($0.fewer)] } ?? .null,
         ]
         var resultFiles = [try c.folder.write("tests/RESULTS.json", text: results.jsonText() + "\n", within: "tests")]
         let markdown = """
@@ -279,8 +258,13 @@ public enum Stages {
         let (decisions, decisionRecords) = await c.decisionsSummary()
         let json = (try? JSONValue.parse(try c.folder.readText("tests/RESULTS.json"))) ?? [:]
         let passed = json["passed"]?.boolValue == true
+        let changes = c.projectSource == nil ? "none: a new project (everything is new)" : try await ChangeSet.of(c.folder, hidden: c.hiddenTests).promptText()
+        let baseline = Baseline.load(c.folder).map { baseline in
+            let rows = (json["tests"]?.arrayValue ?? []).compactMap { row in row["name"]?.stringValue.flatMap { name in row["outcome"]?.stringValue.map { TestReport.Row(name: name, outcome: $0) } } }
+            return baseline.table(rows, passedNow: passed)
+        } ?? "none: the project had no tests of its own to run before the build"
         let (response, entry) = try await c.callModel(
-            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "tests": tests, "test_results": results, "decisions": decisions],
+            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "tests": tests, "test_results": results, "decisions": decisions, "changes": changes, "baseline": baseline],
             hints: ["tests_passed": passed ? "true" : "false", "test_summary": json["summary"]?.stringValue ?? ""])
         let output = try c.folder.write("tests/VERIFICATION.md", text: response.text, within: "tests")
         let verdict = Self.verdict(response.text)

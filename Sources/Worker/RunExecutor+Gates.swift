@@ -36,7 +36,7 @@ extension RunExecutor {
             // Only now: accepting the pause deletes any input stored under this keyset.
             try await createInput(run.id, key: keyset.schema, value: DecisionForm.schema(firing.gate).jsonText())
             let links = await artifactLinks(run, firing: firing)
-            try await createInput(run.id, key: keyset.description, value: JSONValue.string(DecisionForm.description(firing, runFolder: folder.root, deadline: deadline, links: links)).jsonText())
+            try await createInput(run.id, key: keyset.description, value: JSONValue.string(DecisionForm.description(firing, deadline: deadline, links: links)).jsonText())
             if let ownDeadline {
                 try await createInput(run.id, key: GateDeadline.inputKey(keyset: base), value: ownDeadline.record.jsonText())
                 try await client.updateLabels(flowRunID: run.id, ownDeadline.labels)

@@ -198,8 +198,13 @@ public struct RunExecutor: Sendable {
                     testEnvironment: testEnvironment, sandbox: projectSandbox, logger: log)
                 context.projectSpec = project?.spec
                 context.projectSource = project?.source
+                context.task = params.task
+                context.knownProjects = Array(settings.projects.keys)
                 context.junit = project?.junit
                 if let patterns = project?.testPatterns { context.testPatterns = patterns }
+                context.protectedTests = project?.protectedTests ?? []
+                context.hiddenTests = project?.hiddenTests ?? []
+                context.modelTests = project?.modelTests ?? true
                 // llm.stages.<stage>: a stage's own model and output limit (a cheap verifier, a strong implementer).
                 if let own = settings.llm.stages[stage.rawValue] {
                     context.model = params.model ?? own.model ?? model

@@ -96,7 +96,7 @@ struct PipelineTests {
         let skeleton = await #expect(throws: EngineError.self) { _ = try await Stages.run(h.context(.bootstrap, project: "_skeleton")) }
         #expect(skeleton?.message.hasPrefix("templates/inputs/_skeleton is an unfilled skeleton: replace every <FILL IN …> in SPEC.md") == true)
         let missing = await #expect(throws: EngineError.self) { _ = try await Stages.run(h.context(.bootstrap, project: "nope")) }
-        #expect(missing?.message == "project 'nope' is not in config.yml's projects and has no folder templates/inputs/nope; available: example")
+        #expect(missing?.message == "project \'nope\' is neither in config.yml\'s projects nor a folder of templates/inputs; known projects: example")
     }
 
     @Test func theOfflineProviderSaysWhatItCannotBuild() async throws {

@@ -51,6 +51,7 @@ struct TestFileRulesTests {
         for stage: StageName in [.bootstrap, .design, .implement] {
             var c = h.context(stage, provider: provider)
             c.projectSource = source
+            c.task = "Fix add so that it adds."
             _ = try await Stages.run(c)
         }
         return (h, provider)
@@ -65,7 +66,10 @@ struct TestFileRulesTests {
     ])
     func refused(answer: String, reason: String) async throws {
         let (h, provider) = try await harness(test: answer)
-        let error = await #expect(throws: EngineError.self) { _ = try await Stages.run(h.context(.test, provider: provider)) }
+        var test = h.context(.test, provider: provider)
+        test.projectSource = h.dir.path + "/source"
+        test.task = "Fix add so that it adds."
+        let error = await #expect(throws: EngineError.self) { _ = try await Stages.run(test) }
         #expect(error?.message.contains(reason) == true, "\(error?.message ?? "")")
         #expect(error?.message.hasSuffix("nothing was written") == true)
         #expect(h.folder.files(in: "tests").isEmpty)
@@ -73,7 +77,10 @@ struct TestFileRulesTests {
 
     @Test func aNewTestFileRunsAndIsKept() async throws {
         let (h, provider) = try await harness(test: Self.good)
-        let outcome = try await Stages.run(h.context(.test, provider: provider))
+        var test = h.context(.test, provider: provider)
+        test.projectSource = h.dir.path + "/source"
+        test.task = "Fix add so that it adds."
+        let outcome = try await Stages.run(test)
         #expect(outcome.facts.testsPassed == true, "\(outcome.summary)")
         #expect(h.folder.fileExists("tests/test_calc.py"))
     }

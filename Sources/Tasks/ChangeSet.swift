@@ -1,0 +1,55 @@
+import Engine
+import Foundation
+
+/// What a build changed against the project's source: files added, changed and deleted, and a unified diff that
+/// `git apply` accepts (paths `a/…` and `b/…`, made by GNU diff on two scratch copies). Hidden acceptance tests are
+/// left out (they never change and must not reach a prompt).
+public struct ChangeSet: Sendable, Equatable {
+    public var added: [String]
+    public var changed: [String]
+    public var deleted: [String]
+    public var diff: String
+
+    public var isEmpty: Bool { added.isEmpty && changed.isEmpty && deleted.isEmpty }
+
+    /// The result's files (source, implementation, the model's tests) against the source.
+    public static func of(_ folder: RunFolder, hidden: [String] = []) async throws -> ChangeSet {
+        func visible(_ path: String) -> Bool { hidden.isEmpty || !TestPaths.matches(path, patterns: hidden) }
+        var before: [String: Data] = [:]
+        for file in folder.files(in: "source") {
+            let path = String(file.dropFirst("source/".count))
+            if visible(path) { before[path] = try folder.read(file) }
+        }
+        let after = Dictionary(try BuildResult.files(folder).filter { visible($0.path) }.map { ($0.path, $0.data) }, uniquingKeysWith: { _, b in b })
+        let added = after.keys.filter { before[$0] == nil }.sorted()
+        let deleted = before.keys.filter { after[$0] == nil }.sorted()
+        let changed = after.keys.filter { before[$0] != nil && before[$0] != after[$0] }.sorted()
+        var set = ChangeSet(added: added, changed: changed, deleted: deleted, diff: "")
+        guard !set.isEmpty else { return set }
+        let scratch = FileManager.default.temporaryDirectory.path + "/autonomy-diff-\(UUID().uuidString)"
+        defer { try? FileTree.remove(scratch) }
+        for path in changed + deleted { try RunFolder.atomicWrite(before[path]!, to: "\(scratch)/a/\(path)") }
+        for path in changed + added { try RunFolder.atomicWrite(after[path]!, to: "\(scratch)/b/\(path)") }
+        try FileManager.default.createDirectory(atPath: scratch + "/a", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: scratch + "/b", withIntermediateDirectories: true)
+        let result = try await Subprocess(executable: "/usr/bin/diff", arguments: ["-ruN", "--text", "a", "b"], environment: ["LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"], workingDirectory: scratch, timeout: .seconds(60), outputLimit: 32 << 20).run()
+        guard result.exitCode == 0 || result.exitCode == 1 else {
+            throw EngineError(code: .io, message: "diff could not compare the result with the source (exit \(result.exitCode.map(String.init) ?? "killed")): \(result.output.suffix(300))")
+        }
+        // The headers' time stamps differ on every run; prompts must not.
+        set.diff = result.output.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            (line.hasPrefix("--- ") || line.hasPrefix("+++ ")) ? String(line.prefix { $0 != "\t" }) : String(line)
+        }.joined(separator: "\n")
+        return set
+    }
+
+    /// For a prompt: the lists, then the diff within `budget` characters (cut, and said so, past it).
+    public func promptText(budget: Int = 40_000) -> String {
+        if isEmpty { return "none: the result is the source as it was" }
+        func list(_ title: String, _ paths: [String]) -> String { paths.isEmpty ? "" : "\(title): " + paths.joined(separator: ", ") + "\n" }
+        var text = list("Added", added) + list("Changed", changed) + list("Deleted", deleted)
+        let shown = diff.count > budget ? String(diff.prefix(budget)) + "\n… (the diff is \(diff.count) characters; cut here)" : diff
+        text += "\n```diff\n\(shown)\n```"
+        return text
+    }
+}
