@@ -37,7 +37,11 @@ public enum ProjectSource {
         let destination = folder.root + "/source"
         try? FileManager.default.removeItem(atPath: destination)
         try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
-        let git = try GitRepository.resolve(source)
+        var git = try GitRepository.resolve(source)
+        // A folder inside a repository that tracks nothing of it (ignored, or never added) is a plain folder.
+        if let found = git, !found.prefix.isEmpty, let head = try? await found.headCommit(), (try? await found.files(at: head))?.isEmpty ?? true {
+            git = nil
+        }
         var commit: String?
         var skipped: [String: Int] = [:]
         func kept(_ path: String) -> Bool {

@@ -93,3 +93,40 @@ struct TestFileRulesTests {
         #expect(TestPaths.matches(path, patterns: TestPaths.defaults) == isTest)
     }
 }
+
+/// Hidden acceptance tests (`test.hidden`) and the project's own tests are not the build's to change: an
+/// implementation that writes or deletes one is refused, naming why.
+@Suite("Protected and hidden tests")
+struct ProtectedTestsTests {
+    func context(_ h: StageHarness, _ provider: ScriptedProvider, _ stage: StageName) -> StageContext {
+        var c = h.context(stage, provider: provider)
+        c.projectSource = h.dir.path + "/source"
+        c.task = "Fix add so that it adds."
+        c.hiddenTests = ["acceptance/**"]
+        c.protectedTests = ["fixtures/**"]
+        return c
+    }
+
+    @Test(arguments: [
+        (ScriptedProvider.files([("acceptance/test_accept.py", "\n")]), "changes 'acceptance/test_accept.py': it is a hidden acceptance test (projects.example.test.hidden)"),
+        (ScriptedProvider.files([("acceptance/test_new.py", "\n")]), "changes 'acceptance/test_new.py': it is a hidden acceptance test"),
+        (ScriptedProvider.files([("calc.py", "\n")], deleted: ["acceptance/test_accept.py"]), "deletes 'acceptance/test_accept.py': it is a hidden acceptance test"),
+        (ScriptedProvider.files([("tests/test_existing.py", "\n")]), "changes 'tests/test_existing.py': it is one of the project's own tests"),
+        (ScriptedProvider.files([("fixtures/data.json", "{}\n")]), "changes 'fixtures/data.json': it is one of the project's own tests"),
+    ])
+    func refused(answer: String, reason: String) async throws {
+        let h = try StageHarness()
+        let source = h.dir.path + "/source"
+        for (path, text) in ["calc.py": "def add(a, b):\n    return a - b\n", "tests/test_existing.py": "import calc\n", "acceptance/test_accept.py": "import calc\n", "fixtures/data.json": "[]\n"] {
+            try FileManager.default.createDirectory(atPath: (source + "/" + path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: source + "/" + path, atomically: true, encoding: .utf8)
+        }
+        let provider = ScriptedProvider(["design": ["# A\n\n## Open questions\n- none\n"], "implement": [answer]])
+        for stage: StageName in [.bootstrap, .design] { _ = try await Stages.run(context(h, provider, stage)) }
+        let error = await #expect(throws: EngineError.self) { _ = try await Stages.run(context(h, provider, .implement)) }
+        #expect(error?.message.contains(reason) == true, "\(error?.message ?? "")")
+        #expect(h.folder.files(in: "implementations").isEmpty)
+        // The hidden test is in no prompt.
+        #expect(!(ProjectSource.promptListing(h.folder, hidden: ["acceptance/**"]).contains("acceptance")))
+    }
+}
