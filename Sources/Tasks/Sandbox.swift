@@ -93,6 +93,16 @@ public struct Sandbox: Sendable {
         return sandbox
     }
 
+    /// The sandbox with a configured project's own toolchain folders and limits (`projects.<name>.sandbox`).
+    public func applying(_ project: Settings.Project?) -> Sandbox {
+        guard let project else { return self }
+        var sandbox = self
+        sandbox.readOnlyPaths += project.sandboxPaths
+        if let mb = project.memoryMB { sandbox.limits.memoryBytes = mb << 20 }
+        if let cpu = project.cpuTime { sandbox.limits.cpuSeconds = Int(cpu.seconds.rounded(.up)) }
+        return sandbox
+    }
+
     /// nil when a sandboxed `/bin/true` runs; otherwise what is missing and how to fix it.
     func probe() -> String? {
         for tool in [bwrap, Self.prlimit] + (geteuid() == 0 ? [Self.setpriv] : []) where !FileManager.default.isExecutableFile(atPath: tool) {

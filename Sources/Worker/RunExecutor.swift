@@ -159,12 +159,7 @@ public struct RunExecutor: Sendable {
         let runCount = run.runCount ?? 1
         // A project of config.yml (spec, source, its own tests and toolchain) or a folder under templates/inputs/.
         let project = settings.projects[params.project]
-        var projectSandbox = sandbox
-        if let project {
-            projectSandbox.readOnlyPaths += project.sandboxPaths
-            if let mb = project.memoryMB { projectSandbox.limits.memoryBytes = mb << 20 }
-            if let cpu = project.cpuTime { projectSandbox.limits.cpuSeconds = Int(cpu.seconds.rounded(.up)) }
-        }
+        let projectSandbox = sandbox.applying(project)
 
         // The build is a state machine (flows/BuildMachine.swift); TRACE.json replays what already happened,
         // so a suspended, crashed or retried run goes on exactly where it was (a run killed between

@@ -10,12 +10,16 @@ import Worker
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Validate config.yml, prefect.yaml, the gates file and the prompt templates, then reach the Prefect API.")
+        abstract: "Validate config.yml, prefect.yaml, the gates file and the prompt templates, then reach the Prefect API.",
+        discussion: "--project NAME also snapshots that project's source as a build would (what is left out, secret-looking values) and runs its tests on it in the sandbox (the baseline a build starts with); exit 1 when they cannot run.")
 
     @OptionGroup var global: GlobalOptions
 
     @Flag(help: "Only validate the files; do not call the Prefect API.")
     var offline = false
+
+    @Option(help: "A project of config.yml: snapshot its source and run its tests as a build's baseline would.")
+    var project: String?
 
     func run() async throws {
         do {
@@ -32,7 +36,10 @@ struct CheckCommand: AsyncParsableCommand {
                 emit("ok: test sandbox \(sandbox.mode.rawValue): \(sandbox.protections.joined(separator: "; "))")
             }
             // The test sandbox failing is exit 1, after every other check has had its say.
-            let sandboxStatus: ExitCode? = sandbox.unavailable == nil ? nil : ExitCode(ExitStatus.runFailed.rawValue)
+            var sandboxStatus: ExitCode? = sandbox.unavailable == nil ? nil : ExitCode(ExitStatus.runFailed.rawValue)
+            if let name = project, sandbox.unavailable == nil, !(try await checkProject(name, settings: settings, sandbox: sandbox)) {
+                sandboxStatus = ExitCode(ExitStatus.runFailed.rawValue)
+            }
             guard !offline else {
                 if let sandboxStatus { throw sandboxStatus }
                 return
@@ -62,6 +69,35 @@ struct CheckCommand: AsyncParsableCommand {
             throw status
         } catch {
             throw ErrorReport.exit(for: error)
+        }
+    }
+
+    /// The project's source as a build snapshots it, and its baseline; false when its tests cannot run.
+    func checkProject(_ name: String, settings: Settings, sandbox: Sandbox) async throws -> Bool {
+        guard let project = settings.projects[name] else {
+            throw CLIError(status: .usage, message: "no project '\(name)' in config.yml's projects; known: \(settings.projects.keys.sorted().joined(separator: ", "))")
+        }
+        guard let source = project.source else {
+            emit("ok: project \(name) has no source: there are no tests of its own to run before a build")
+            return true
+        }
+        let scratch = FileManager.default.temporaryDirectory.path + "/autonomy-check-\(UUID().uuidString)"
+        defer { try? FileTree.remove(scratch) }
+        let folder = RunFolder(stateDir: scratch, runID: "check")
+        try folder.create()
+        let snapshot = try await ProjectSource.snapshot(from: source, into: folder)
+        let left = snapshot.skippedByRule.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        emit("ok: project \(name): source \(snapshot.repository.map { "repository \($0)" } ?? "folder \(source)")\(snapshot.commit.map { " at \($0.prefix(12))" } ?? ""): \(snapshot.files.count) file(s)\(left.isEmpty ? "" : "; left out: \(left)")")
+        for finding in snapshot.secrets { emit("warning: \(finding.path):\(finding.line): a secret-looking value (\(finding.kind)); prompts get a marker instead") }
+        let command = project.testCommand ?? settings.test.command
+        do {
+            let baseline = try await Stages.measureBaseline(folder: folder, project: name, command: command, timeout: project.testTimeout ?? settings.test.timeout, junit: project.junit, environment: [:], sandbox: sandbox.applying(project))
+            emit("ok: project \(name): baseline `\(command)`: \(baseline.summary); \(baseline.passing.count) passing, \(baseline.failing.count) failing")
+            for failing in baseline.failing.prefix(50) { emit("  failing before any build (pre-existing): \(failing)") }
+            return true
+        } catch {
+            emit("error: project \(name): \(error)")
+            return false
         }
     }
 }

@@ -87,6 +87,10 @@ struct HonestBuildTests {
             #expect(message.contains("the project's test command `nosuchtool run tests` cannot run in the sandbox on the untouched source: the command was not found"), "\(message)")
             #expect(message.contains("projects.calc.sandbox.paths"), "\(message)")
             #expect(try await setup.requests().isEmpty, "the model was called before the baseline")
+            // autonomy check --project runs the same baseline.
+            let check = try await setup.project.autonomy(["check", "--offline", "--project", "calc"])
+            #expect(check.status == 1, "\(check.stdout)\(check.stderr)")
+            #expect(check.stdout.contains("error: project calc: the project's test command `nosuchtool run tests` cannot run in the sandbox"), "\(check.stdout)")
         } cleanup: {
             await setup.stop()
         }
@@ -137,6 +141,10 @@ struct HonestBuildTests {
             let verify = try await setup.requests().first { $0.contains("You are the verifier") } ?? ""
             #expect(verify.contains("-    return a - b") && verify.contains("+    return a + b"), "\(verify.prefix(3000))")
             #expect(verify.contains("Failing before and now (pre-existing) (1)"), "\(verify.prefix(3000))")
+            let check = try await setup.project.autonomy(["check", "--offline", "--project", "calc"])
+            #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+            #expect(check.stdout.contains("ok: project calc: baseline `python3 -m unittest discover -v`: 2 of 3 tests failed; 1 passing, 2 failing"), "\(check.stdout)")
+            #expect(check.stdout.contains("  failing before any build (pre-existing): tests.test_legacy.Legacy.test_legacy"), "\(check.stdout)")
         } cleanup: {
             await setup.stop()
         }
