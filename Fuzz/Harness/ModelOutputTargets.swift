@@ -7,7 +7,32 @@ import Tasks
 
 /// What a model provider sends back: the files a stage asks for, the API's JSON, and its retry headers.
 enum ModelOutputTargets {
-    static let all = [files, providerAnswer, retryHeaders, stream, junit]
+    static let all = [files, editBlocks, providerAnswer, retryHeaders, stream, junit]
+
+    /// Search/replace blocks parsed and applied to a small tree: no crash, every written path a safe relative one
+    /// inside the tree (never `.git`), and the files not named by an applied block unchanged.
+    static let editBlocks = FuzzTarget(name: "edit-blocks", summary: "a model's search/replace blocks through EditBlocks and EditApplier") { data in
+        let text = String(decoding: data, as: UTF8.self)
+        let parsed = EditBlocks.parse(text)
+        require(parsed.blocks.count <= EditBlocks.maxBlocks, "\(parsed.blocks.count) blocks read")
+        let start = ["calc.py": "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n", "pkg/util.py": "X = 1\n"]
+        var applier = EditApplier(files: start)
+        var touched = Set<String>()
+        for block in parsed.blocks {
+            switch applier.apply(block) {
+            case .applied, .appliedLoosely: touched.insert(block.path)
+            case .failed(let why): require(!why.isEmpty, "a failure without a reason")
+            }
+        }
+        for (path, text) in applier.files {
+            if touched.contains(path) {
+                require((try? RunFolder.checkRelative(path)) != nil, "an unsafe path was written: '\(path)'")
+                require(ModelPaths.refusal(path) == nil, "a refused path was written: '\(path)'")
+            } else {
+                require(start[path] == text, "\(path) changed without an applied block")
+            }
+        }
+    }
 
     static let folder = RunFolder(stateDir: Scratch.folder + "/state", runID: "fuzz")
 
