@@ -32,6 +32,9 @@ public struct StageFacts: Codable, Sendable, Hashable {
     public var testMode: String?
     /// implement: the automatic fix round this attempt was (1…max_fix_rounds), if any.
     public var fixRound: Int?
+    /// implement: search/replace blocks in the answer, and how many applied at once (the well-formed edit rate).
+    public var editBlocks: Int?
+    public var editBlocksAppliedFirst: Int?
     /// verify: PASS, FAIL, or nil when VERIFICATION.md has no verdict line.
     public var verdict: String?
     public var decisionRequired: DecisionRequest?
@@ -60,6 +63,7 @@ public struct StageFacts: Codable, Sendable, Hashable {
         case openQuestions = "open_questions", testsPassed = "tests_passed", testSummary = "test_summary"
         case testCommand = "test_command", testMode = "test_mode", fixRound = "fix_round", verdict
         case decisionRequired = "decision_required", runCostUSD = "run_cost_usd"
+        case editBlocks = "edit_blocks", editBlocksAppliedFirst = "edit_blocks_applied_first"
         case sourceRepository = "source_repository", sourceCommit = "source_commit"
         case sourceGitDirectory = "source_git_dir", sourcePrefix = "source_prefix"
     }

@@ -26,7 +26,7 @@ public struct AnthropicProvider: LLMProvider {
     public func complete(_ request: LLMRequest) async throws -> LLMResponse {
         var body: [String: JSONValue] = [
             "model": .string(request.model), "max_tokens": .int(request.maxTokens),
-            "messages": .array([["role": "user", "content": Self.content(request)]] + Self.continuation(request)),
+            "messages": .array([["role": "user", "content": Self.content(request)]] + request.turns.map { ["role": .string($0.role.rawValue), "content": .string($0.text)] } + Self.continuation(request)),
         ]
         if let system = request.system { body["system"] = .string(system) }
         if stream { body["stream"] = true }

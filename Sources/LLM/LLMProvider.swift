@@ -3,6 +3,19 @@ import Foundation
 import JSON
 
 /// One completion request. `stage` and `project` are hints for the offline provider; real providers ignore them.
+/// A turn after the first user prompt in the same conversation: the model's earlier answer, or what the worker
+/// says back (the lines a read asked for, the blocks that did not apply).
+public struct LLMTurn: Sendable, Hashable {
+    public enum Role: String, Sendable { case user, assistant }
+    public var role: Role
+    public var text: String
+
+    public init(_ role: Role, _ text: String) {
+        self.role = role
+        self.text = text
+    }
+}
+
 public struct LLMRequest: Sendable {
     public var system: String?
     public var prompt: String
@@ -17,6 +30,8 @@ public struct LLMRequest: Sendable {
     public var headers: [String: String] = [:]
     /// The answer so far when an earlier one was cut at max_tokens: sent as the assistant's turn to continue.
     public var continuing: String?
+    /// The conversation after `prompt`, oldest first (alternating assistant and user turns).
+    public var turns: [LLMTurn] = []
     /// How many leading Unicode scalars of `prompt` are the long, repeated part (spec, design) a provider may cache.
     public var cacheablePrefix: Int?
 
@@ -31,7 +46,11 @@ public struct LLMRequest: Sendable {
     }
 
     /// SHA-256 of what the model sees (system + prompt), as TRACE.json records it.
-    public var promptSHA256: String { SHA256.hex((system.map { $0 + "\n\n" } ?? "") + prompt) }
+    /// The prompt's hash; with later turns, over them too (a one-turn request hashes as it always did).
+    public var promptSHA256: String {
+        let turnsText = turns.map { "\n\n<\($0.role.rawValue)>\n\($0.text)" }.joined()
+        return SHA256.hex((system.map { $0 + "\n\n" } ?? "") + prompt + turnsText)
+    }
 }
 
 public struct LLMResponse: Sendable, Codable, Hashable {

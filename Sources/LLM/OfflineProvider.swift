@@ -21,9 +21,10 @@ public struct OfflineProvider: LLMProvider {
         switch request.stage {
         case .design: text = design(project: project, feedback: request.hints["feedback"])
         case .implement:
-            // The first implementation has a bug; with the failing tests in the prompt it is fixed.
+            // The first implementation has a bug (whole files, the answer format older runs used); with the failing
+            // tests in the prompt it is fixed with one search/replace block.
             let fixing = (request.hints["failures"] ?? "none") != "none"
-            text = Self.filesJSON([("textstats.py", fixing ? OfflineExample.implementation : OfflineExample.firstImplementation)])
+            text = fixing ? OfflineExample.fixBlock : Self.filesJSON([("textstats.py", OfflineExample.firstImplementation)])
         case .test: text = Self.filesJSON([("test_textstats.py", OfflineExample.tests)])
         case .verify: text = verify(project: project, passed: request.hints["tests_passed"] == "true", summary: request.hints["test_summary"] ?? "")
         default: text = "offline provider: nothing to do for this request"
@@ -135,6 +136,26 @@ enum OfflineExample {
         """#
 
     /// What a model often writes first: right but for one detail (ties are left in counting order).
+    /// The fix round's answer: the one line that differs, as a search/replace block, with a summary.
+    static var fixBlock: String {
+        let wrong = firstImplementation.split(separator: "\n", omittingEmptySubsequences: false).first { $0.contains("key=lambda item: -item[1]") } ?? ""
+        let right = implementation.split(separator: "\n", omittingEmptySubsequences: false).first { $0.contains("key=lambda item: (-item[1], item[0])") } ?? ""
+        return """
+            Ties must be ordered alphabetically: sort by count, then by word.
+
+            textstats.py
+            <<<<<<< SEARCH
+            \(wrong)
+            =======
+            \(right)
+            >>>>>>> REPLACE
+
+            ```json
+            {"summary": "top_words orders ties alphabetically (sort key: count descending, then the word)"}
+            ```
+            """
+    }
+
     static var firstImplementation: String {
         implementation.replacingOccurrences(of: "key=lambda item: (-item[1], item[0])", with: "key=lambda item: -item[1]")
     }

@@ -29,6 +29,7 @@ public struct OpenAIProvider: LLMProvider {
         var messages: [JSONValue] = []
         if let system = request.system { messages.append(["role": "system", "content": .string(system)]) }
         messages.append(["role": "user", "content": .string(request.prompt)])
+        for turn in request.turns { messages.append(["role": .string(turn.role.rawValue), "content": .string(turn.text)]) }
         if let partial = request.continuing?.trimmingTrailingWhitespace(), !partial.isEmpty {
             // Chat Completions cannot prefill: the cut answer goes back as the assistant's turn with a request to go on.
             messages.append(["role": "assistant", "content": .string(partial)])

@@ -174,7 +174,7 @@ public struct GeneratedFiles: Sendable {
 
     /// Writes every file under `subfolder/` (after removing what an earlier attempt left there, except
     /// `keep`), plus a MANIFEST.json, and returns their records.
-    public func write(into folder: RunFolder, subfolder: String, keep: Set<String> = []) throws -> [FileRecord] {
+    public func write(into folder: RunFolder, subfolder: String, keep: Set<String> = [], manifest extra: [String: JSONValue] = [:]) throws -> [FileRecord] {
         let reserved: Set<String> = ["MANIFEST.json", "RESULTS.json", "RESULTS.md", "VERIFICATION.md"]
         for file in files where reserved.contains(file.path) {
             throw EngineError(code: .unsafePath, message: "'\(file.path)' is a name the pipeline reserves in \(subfolder)/; nothing was written", key: file.path)
@@ -190,6 +190,7 @@ public struct GeneratedFiles: Sendable {
         }
         var manifest: [String: JSONValue] = ["files": .array(records.map { ["path": .string($0.path), "sha256": .string($0.sha256)] })]
         if !deleted.isEmpty { manifest["deleted"] = .array(deleted.map { .string($0) }) }
+        manifest.merge(extra.filter { !$0.value.isNull }) { old, _ in old }
         records.append(try folder.write("\(subfolder)/MANIFEST.json", text: JSONValue.object(manifest).jsonText() + "\n", within: subfolder))
         return records
     }

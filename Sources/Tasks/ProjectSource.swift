@@ -166,8 +166,14 @@ public enum ProjectSource {
     /// The file tree and the files that matter, within `budget` characters, for the prompts: files matching
     /// `hidden` are left out, and secret-looking values are replaced by a marker.
     public static func promptListing(_ folder: RunFolder, budget: Int = 60_000, hidden: [String] = []) -> String {
+        promptListingAndShown(folder, budget: budget, hidden: hidden).0
+    }
+
+    /// The listing and the source paths it shows whole.
+    public static func promptListingAndShown(_ folder: RunFolder, budget: Int = 60_000, hidden: [String] = []) -> (String, Set<String>) {
+        var shown = Set<String>()
         let files = folder.files(in: "source").filter { hidden.isEmpty || !TestPaths.matches(String($0.dropFirst("source/".count)), patterns: hidden) }
-        guard !files.isEmpty else { return "none (a new project: there is no existing code)" }
+        guard !files.isEmpty else { return ("none (a new project: there is no existing code)", []) }
         let relative = files.map { String($0.dropFirst("source/".count)) }
         var text = "File tree (\(relative.count) files):\n" + relative.prefix(400).map { "- \($0)" }.joined(separator: "\n")
         if relative.count > 400 { text += "\n- … \(relative.count - 400) more" }
@@ -187,8 +193,9 @@ public enum ProjectSource {
             if used + block.count > budget { continue }
             used += block.count
             text += block
+            shown.insert(String(file.dropFirst("source/".count)))
         }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return (text.trimmingCharacters(in: .whitespacesAndNewlines), shown)
     }
 }
 

@@ -49,7 +49,10 @@ public struct StageContext: Sendable {
     public var modelTests = true
 
     /// The source as the prompts show it: hidden tests left out, secret-looking values replaced.
-    func sourceListing() -> String { ProjectSource.promptListing(folder, hidden: hiddenTests) }
+    func sourceListing() -> String { sourceListingAndShown().0 }
+
+    /// The listing, and the files it shows whole (the ones an edit may touch besides new files).
+    func sourceListingAndShown() -> (String, Set<String>) { ProjectSource.promptListingAndShown(folder, hidden: hiddenTests) }
 
     /// Why a model may not write or delete `path`: a hidden acceptance test, or one of the project's own tests
     /// (a test file of the source, or a `test.protected` file). nil when it may.
@@ -104,13 +107,14 @@ public struct StageOutcome: Sendable {
 extension StageContext {
     /// Renders the stage's prompt, calls the model, records the response (for replay) and a TRACE `llm`
     /// entry with the prompt's SHA-256, usage and cost.
-    func callModel(values: [String: String], hints: [String: String] = [:]) async throws -> (LLMResponse, TraceEntry) {
+    func callModel(values: [String: String], hints: [String: String] = [:], turns: [LLMTurn] = []) async throws -> (LLMResponse, TraceEntry) {
         let template = try PromptCatalog.load(templatesDir: templatesDir, stage: stage)
         var values = values
         values["task"] = task ?? "none (build what the specification says)"
         let (prompt, cacheable) = try template.render(values, prefixThrough: ["spec", "architecture", "source"])
         var request = LLMRequest(prompt: prompt, model: model, maxTokens: maxTokens, stage: stage, project: project, hints: hints)
         request.cacheablePrefix = cacheable
+        request.turns = turns
         // So LLM gateways and proxies can attribute cost per run and stage.
         request.headers = ["x-autonomy-flow-run": folder.runID, "x-autonomy-stage": "\(stage.rawValue)-\(attempt)"]
         let started = Date()

@@ -48,51 +48,6 @@ public enum Stages {
         return questions
     }
 
-    /// Writes the model's files into `implementations/` (only there) with a manifest. In a fix round the prompt
-    /// also holds the failing tests' output (bounded, timings removed) and the previous implementation. The
-    /// model may answer with `"decision_required"` instead of (or next to) files.
-    static func implement(_ c: StageContext) async throws -> StageOutcome {
-        let (spec, specInputs) = try c.specification()
-        let (architecture, archRecord) = try c.readRecorded("designs/ARCHITECTURE.md")
-        let (decisions, decisionRecords) = await c.decisionsSummary()
-        var inputs = specInputs + [archRecord] + decisionRecords
-        var failures = "none"
-        var previous = "none"
-        if c.fixingTests {
-            let (results, resultsRecord) = try c.readRecorded("tests/RESULTS.md")
-            failures = String(normalizeTimings(results).suffix(failureBudget))
-            if let baseline = Baseline.load(c.folder), !baseline.failing.isEmpty, c.hiddenTests.isEmpty {
-                failures += "\n\nThese tests already failed before the build (pre-existing: not yours to fix unless the task says so): " + baseline.failing.prefix(30).joined(separator: ", ")
-            }
-            let (listing, records) = try c.listing(of: "implementations")
-            previous = listing
-            inputs += [resultsRecord] + records
-        }
-        let (response, entry) = try await c.callModel(
-            values: ["project_name": c.project, "spec": spec, "architecture": architecture, "decisions": decisions, "feedback": c.feedback ?? "none", "failures": failures, "previous_implementation": previous, "source": c.sourceListing()],
-            hints: ["feedback": c.feedback ?? "none", "failures": failures])
-        let answer = try GeneratedFiles.parseAnswer(response.text, stage: "implement")
-        var outputs: [FileRecord] = []
-        if let files = answer.files {
-            let known = Set(ProjectSource.manifest(in: c.folder)?.paths ?? [])
-            for path in files.deleted where !known.contains(path) {
-                throw EngineError(code: .invalidInput, message: "the model's implement answer deletes '\(path)', which the project's source does not have; nothing was written")
-            }
-            for path in files.files.map(\.path) + files.deleted {
-                if let reason = c.protectedReason(path, source: known) {
-                    throw EngineError(code: .invalidInput, message: "the model's implement answer \(files.deleted.contains(path) ? "deletes" : "changes") '\(path)': \(reason); nothing was written", key: path)
-                }
-            }
-            outputs = try files.write(into: c.folder, subfolder: "implementations")
-            c.logger.info("implementation written", metadata: ["files": "\(files.files.count)"])
-        }
-        if let question = answer.decision {
-            c.logger.info("the model asks a question instead of deciding", metadata: ["question": "\(question.question.prefix(200))"])
-        }
-        let summary = answer.decision != nil ? "a decision is required: \(answer.decision!.question.prefix(120))" : "\(answer.files?.files.count ?? 0) implementation file(s)\(c.fixingTests ? " fixing the failing tests" : "")"
-        return StageOutcome(inputs: inputs, outputs: outputs, summary: summary, llm: entry, facts: StageFacts(decisionRequired: answer.decision))
-    }
-
     /// At most this much of the failing tests' output goes into a fix round's prompt (the tail).
     static let failureBudget = 8000
 

@@ -86,6 +86,12 @@ struct BuildLoopTests {
             let runID = try await build.project.prefectRun()
             let paused = try await build.project.waitFor(runID, "Suspended at the implementer's question") { $0.stateType == .paused }
             #expect(paused.state?.stateDetails?.pauseKey == "implement-question-1")
+            // The form is written once the pause is accepted, so a moment after the run shows Suspended.
+            var form: String?
+            for _ in 0..<50 where form == nil {
+                form = try await build.project.client.readInput(flowRunID: runID, key: "suspended-implement-question-1-description")
+                if form == nil { try await Task.sleep(for: .milliseconds(200)) }
+            }
             let schema = try JSONValue.parse(try #require(try await build.project.client.readInput(flowRunID: runID, key: "suspended-implement-question-1-schema")))
             #expect(schema["properties"]?["choice"]?["enum"] == ["numbers-only", "strings-too", "abort"])
             #expect(schema["properties"]?["choice"]?["default"] == "numbers-only")

@@ -75,26 +75,27 @@ struct SandboxConfinementTests {
         #expect(output.contains("shm=16") || output.contains("shm=15"), "\(output)")
     }
 
-    /// tmpfs pages count in the run's cgroup: with 96 MiB in /tmp and /dev/shm, a process that takes 200 MiB more
-    /// is killed at the 256 MiB limit, and the host lost no more than the limit.
+    /// tmpfs pages count in the run's cgroup: with 96 MiB in /tmp and /dev/shm, two processes that take 200 MiB each
+    /// (each under the per-process limit) are killed at the 256 MiB limit. The host's MemAvailable (which the Prefect
+    /// servers and workers of other tests move too, by tens of MiB) drops by about the limit, not the 496 MiB asked for.
     @Test(.enabled(if: geteuid() == 0, "the worker makes cgroups below its own as root or with Delegate=yes under systemd"))
     func memoryCountsTmpfsAndIsReportedAsInForce() async throws {
-        let s = try sandbox { $0.memoryBytes = 256 << 20; $0.tmpBytes = 512 << 20; $0.shmBytes = 512 << 20 }
+        let s = try sandbox { $0.memoryBytes = 256 << 20; $0.tmpBytes = 512 << 20; $0.shmBytes = 512 << 20; $0.fileSizeBytes = 1 << 30 }
         let before = Self.memAvailable()
         let run = try await run(s, """
             for i in 1 2 3; do dd if=/dev/zero of=/tmp/fill$i bs=1M count=24 status=none; done; dd if=/dev/zero of=/dev/shm/fill bs=1M count=24 status=none
             echo tmpfs=$(cat /tmp/fill* /dev/shm/fill | wc -c)
-            python3 -c "b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); print('ALLOCATED')"
+            for i in 1 2; do python3 -c "import time; b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(2); print('ALLOCATED')" & done; wait
             echo rc=$?
             """)
         let output = run.result.output
         #expect(output.contains("tmpfs=\(96 << 20)"), "\(output)")
-        #expect(!output.contains("ALLOCATED"), "\(output)")
+        #expect(output.components(separatedBy: "ALLOCATED").count - 1 < 2, "\(output)")
         #expect(run.cgroup["memory_bytes"]?.intValue == 256 << 20, "\(run.cgroup)")
         #expect(run.cgroup["swap_bytes"]?.intValue == 0)
         #expect((run.cgroup["oom_kills"]?.intValue ?? 0) >= 1, "\(run.cgroup)")
         #expect((run.cgroup["peak_memory_bytes"]?.intValue ?? .max) <= 256 << 20, "\(run.cgroup)")
-        #expect(before - Self.memAvailable() < 256 << 20)
+        #expect(before - Self.memAvailable() < (256 + 128) << 20)
     }
 
     @Test func theWorkspacesDiskUseIsCapped() async throws {
