@@ -55,11 +55,7 @@ public struct Baseline: Sendable, Equatable {
 
     public static func load(_ folder: RunFolder) -> Baseline? {
         guard let text = try? folder.readText(path), let json = try? JSONValue.parse(text) else { return nil }
-        let rows = (json["tests"]?.arrayValue ?? []).compactMap { row -> TestReport.Row? in
-            guard let name = row["name"]?.stringValue, let outcome = row["outcome"]?.stringValue else { return nil }
-            return TestReport.Row(name: name, outcome: outcome)
-        }
-        return Baseline(command: json["command"]?.stringValue ?? "", exitCode: json["exit_code"]?.intValue.map { Int32($0) }, summary: json["summary"]?.stringValue ?? "", tests: rows)
+        return Baseline(command: json["command"]?.stringValue ?? "", exitCode: json["exit_code"]?.intValue.map { Int32($0) }, summary: json["summary"]?.stringValue ?? "", tests: TestReport.rows(recorded: json))
     }
 
     // MARK: - Against a later run

@@ -43,6 +43,14 @@ public struct ChangeSet: Sendable, Equatable {
         return set
     }
 
+    /// For an artifact: the lists as plain text and the diff in a fence nothing inside can close.
+    public func markdown(budget: Int = 150_000) -> String {
+        if isEmpty { return "None: the result is the source as it was." }
+        func list(_ title: String, _ paths: [String]) -> String { paths.isEmpty ? "" : "- \(title): " + paths.map(MarkdownText.plain).joined(separator: ", ") + "\n" }
+        let shown = diff.count > budget ? String(diff.prefix(budget)) + "\n… (cut: the whole diff is in `autonomy export RUN --to DIR`)" : diff
+        return list("added", added) + list("changed", changed) + list("deleted", deleted) + "\n" + MarkdownText.fenced(shown)
+    }
+
     /// For a prompt: the lists, then the diff within `budget` characters (cut, and said so, past it).
     public func promptText(budget: Int = 40_000) -> String {
         if isEmpty { return "none: the result is the source as it was" }

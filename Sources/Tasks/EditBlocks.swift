@@ -74,23 +74,19 @@ public struct EditBlocks: Sendable, Equatable {
                 i += 1
                 continue
             }
-            var search: [String] = []
-            var j = i + 1
-            while j < lines.count, !isDivider(lines[j]), !isSearch(lines[j]), !isReplace(lines[j]) {
-                search.append(String(lines[j]))
-                j += 1
+            // Each part runs to the next marker of any kind; the one it ends at must be the expected one.
+            func part(from index: Int) -> (lines: [String], end: Int) {
+                var end = index
+                while end < lines.count, !isDivider(lines[end]), !isSearch(lines[end]), !isReplace(lines[end]) { end += 1 }
+                return (lines[index..<end].map(String.init), end)
             }
+            let (search, j) = part(from: i + 1)
             guard j < lines.count, isDivider(lines[j]) else {
                 result.malformed.append("the SEARCH for \(path) at line \(start + 1) has no ======= divider before the next marker")
                 i = j
                 continue
             }
-            var replace: [String] = []
-            var k = j + 1
-            while k < lines.count, !isReplace(lines[k]), !isSearch(lines[k]), !isDivider(lines[k]) {
-                replace.append(String(lines[k]))
-                k += 1
-            }
+            let (replace, k) = part(from: j + 1)
             guard k < lines.count, isReplace(lines[k]) else {
                 result.malformed.append("the block for \(path) at line \(start + 1) does not end with >>>>>>> REPLACE (the answer may have been cut off)")
                 i = k

@@ -56,11 +56,11 @@ public struct StageContext: Sendable {
 
     /// Why a model may not write or delete `path`: a hidden acceptance test, or one of the project's own tests
     /// (a test file of the source, or a `test.protected` file). nil when it may.
-    func protectedReason(_ path: String, source: Set<String>) -> String? {
+    func protectedReason(_ path: String, source: Set<String>, allowed: Set<String> = []) -> String? {
         if TestPaths.matches(path, patterns: hiddenTests) {
             return "it is a hidden acceptance test (projects.\(project).test.hidden), which no stage may write"
         }
-        if source.contains(path), TestPaths.matches(path, patterns: testPatterns + protectedTests) {
+        if source.contains(path), !allowed.contains(path), TestPaths.matches(path, patterns: testPatterns + protectedTests) {
             return "it is one of the project's own tests, which the build may not change or delete (ask with decision_required if the task needs it)"
         }
         return nil
@@ -146,6 +146,25 @@ extension StageContext {
         try await trace.append(entry)
         logger.info("model answered", metadata: ["input_tokens": "\(usage.inputTokens)", "output_tokens": "\(usage.outputTokens)", "cache_read_tokens": "\(usage.cacheReadTokens ?? 0)"])
         return (response, entry)
+    }
+
+    /// The start of the question the implement stage asks before it changes the project's own tests.
+    static let protectedQuestion = "Protected test change:"
+
+    /// The project's own tests (not hidden ones) that `paths` touch, and whether a person allowed exactly that at a
+    /// gate: `.ask` when nobody was asked yet, `.allowed` after a person's `allow`, `.refused` after anything else
+    /// (the gate's default is `refuse`; `gates=default` and time-outs never allow).
+    enum ProtectedAnswer: Equatable { case none, ask(String), allowed, refused(String) }
+
+    func protectedAnswer(_ paths: [String], source: Set<String>) async -> ProtectedAnswer {
+        let touched = Set(paths.filter { !TestPaths.matches($0, patterns: hiddenTests) && protectedReason($0, source: source) != nil }).sorted()
+        guard !touched.isEmpty else { return .none }
+        let marker = "\(Self.protectedQuestion) \(touched.joined(separator: ", "))"
+        guard let answer = Decision.all(in: folder, trace: await trace.document).last(where: { $0.stage == "implement" && $0.question.contains(marker) }) else {
+            return .ask(marker)
+        }
+        let person = !answer.defaulted && answer.decidedBy != "auto" && answer.decidedBy != "timeout"
+        return answer.choice == "allow" && person ? .allowed : .refused(touched.joined(separator: ", "))
     }
 
     /// The project's inputs as one Markdown block (file by file), and their records.

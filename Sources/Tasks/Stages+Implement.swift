@@ -44,7 +44,7 @@ extension Stages {
         // Blocks, or only a json part (a change that deletes or renames files, or a question); else whole files.
         let first = EditBlocks.parse(response.text)
         guard EditBlocks.looksLikeBlocks(response.text) || (first.structured != nil && first.structured?["files"] == nil) else {
-            return try wholeFiles(c, response: response, entry: entry, inputs: inputs)
+            return try await wholeFiles(c, response: response, entry: entry, inputs: inputs)
         }
         // The tree as the earlier rounds left it; the model may edit what it was shown whole, and new files.
         let base = try ProjectSource.mergedTree(c.folder, restoring: c.hiddenTests)
@@ -53,6 +53,14 @@ extension Stages {
         let editable = shown.union(earlier.map { String($0.dropFirst("implementations/".count)) })
         var applier = EditApplier(files: text, editable: editable)
         let sourcePaths = Set(ProjectSource.manifest(in: c.folder)?.paths ?? [])
+        let touched = first.blocks.map(\.path) + (first.structured?["deleted"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            + (first.structured?["renamed"]?.arrayValue ?? []).compactMap { $0["from"]?.stringValue }
+        var allowed = Set<String>()
+        switch try await protectedGate(c, touched, source: sourcePaths, inputs: inputs, entry: entry) {
+        case .ask(let outcome): return outcome
+        case .allowed(let paths): allowed = paths
+        case .proceed: break
+        }
         var stats = (blocks: 0, first: 0, corrected: 0, failed: 0)
         var structured: JSONValue?
         var turns: [LLMTurn] = []
@@ -63,7 +71,7 @@ extension Stages {
             var problems = parsed.malformed.map { "- \($0)" }
             for block in parsed.blocks {
                 if round == 0 { stats.blocks += 1 }
-                if let reason = c.protectedReason(block.path, source: sourcePaths) {
+                if let reason = c.protectedReason(block.path, source: sourcePaths, allowed: allowed) {
                     problems.append("- the block for \(block.path) (line \(block.line)): \(reason)")
                     continue
                 }
@@ -89,7 +97,7 @@ extension Stages {
         var deleted = Set(ProjectSource.deletedPaths(c.folder))
         var files = applier.files
         for path in structured?["deleted"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
-            try check(c, path, verb: "deletes", source: sourcePaths)
+            try check(c, path, verb: "deletes", source: sourcePaths, allowed: allowed)
             guard files.removeValue(forKey: path) != nil else {
                 throw EngineError(code: .invalidInput, message: "the model's implement answer deletes '\(path)', which the tree does not have; nothing was written", key: path)
             }
@@ -99,8 +107,8 @@ extension Stages {
             guard let from = rename["from"]?.stringValue, let to = rename["to"]?.stringValue, let content = files[from] else {
                 throw EngineError(code: .invalidInput, message: "the model's implement answer renames a file the tree does not have (\(rename.jsonText())); nothing was written")
             }
-            try check(c, from, verb: "renames", source: sourcePaths)
-            try check(c, to, verb: "renames a file to", source: sourcePaths)
+            try check(c, from, verb: "renames", source: sourcePaths, allowed: allowed)
+            try check(c, to, verb: "renames a file to", source: sourcePaths, allowed: allowed)
             files[from] = nil
             files[to] = content
             if sourcePaths.contains(from) { deleted.insert(from) }
@@ -123,10 +131,31 @@ extension Stages {
         return StageOutcome(inputs: inputs, outputs: outputs, summary: decision != nil ? "a decision is required: \(decision!.question.prefix(120))" : (summary.map { "\(what): \($0)" } ?? what), llm: entry, facts: facts)
     }
 
-    static func check(_ c: StageContext, _ path: String, verb: String, source: Set<String>) throws {
+    static func check(_ c: StageContext, _ path: String, verb: String, source: Set<String>, allowed: Set<String> = []) throws {
         try ModelPaths.check(path, stage: "implement")
-        if let reason = c.protectedReason(path, source: source) {
+        if let reason = c.protectedReason(path, source: source, allowed: allowed) {
             throw EngineError(code: .invalidInput, message: "the model's implement answer \(verb) '\(path)': \(reason); nothing was written", key: path)
+        }
+    }
+
+    enum ProtectedGate { case proceed, allowed(Set<String>), ask(StageOutcome) }
+
+    /// An answer that changes the project's own tests: asks a person first (nothing written), goes on when a person
+    /// allowed exactly these paths, and is refused, naming them, when the answer was anything else.
+    static func protectedGate(_ c: StageContext, _ paths: [String], source: Set<String>, inputs: [FileRecord], entry: TraceEntry) async throws -> ProtectedGate {
+        switch await c.protectedAnswer(paths, source: source) {
+        case .none:
+            return .proceed
+        case .allowed:
+            return .allowed(Set(paths))
+        case .refused(let list):
+            throw EngineError(code: .invalidInput, message: "the model's implement answer changes or deletes the project's own tests (\(list)), which were not allowed at the gate: it is one of the project's own tests, which the build may not change or delete; nothing was written")
+        case .ask(let marker):
+            let question = DecisionRequest(
+                question: "\(marker)\n\nThe implementation changes or deletes these tests of the project. The project's tests are the measure of the build, so they are not the build's to change. Allow it? (refuse: the implementer runs again and may not touch them)",
+                options: ["allow", "refuse"], defaultOption: "refuse")
+            c.logger.info("the implementation touches the project's own tests; asking a person", metadata: ["paths": "\(marker)"])
+            return .ask(StageOutcome(inputs: inputs, outputs: [], summary: "a decision is required: the implementation changes the project's own tests", llm: entry, facts: StageFacts(decisionRequired: question)))
         }
     }
 
@@ -143,16 +172,22 @@ extension Stages {
     }
 
     /// The whole-file JSON answer of older runs (and of the offline provider's first round).
-    static func wholeFiles(_ c: StageContext, response: LLMResponse, entry: TraceEntry, inputs: [FileRecord]) throws -> StageOutcome {
+    static func wholeFiles(_ c: StageContext, response: LLMResponse, entry: TraceEntry, inputs: [FileRecord]) async throws -> StageOutcome {
         let answer = try GeneratedFiles.parseAnswer(response.text, stage: "implement")
         var outputs: [FileRecord] = []
         if let files = answer.files {
             let known = Set(ProjectSource.manifest(in: c.folder)?.paths ?? [])
+            var allowed = Set<String>()
+            switch try await protectedGate(c, files.files.map(\.path) + files.deleted, source: known, inputs: inputs, entry: entry) {
+            case .ask(let outcome): return outcome
+            case .allowed(let paths): allowed = paths
+            case .proceed: break
+            }
             for path in files.deleted where !known.contains(path) {
                 throw EngineError(code: .invalidInput, message: "the model's implement answer deletes '\(path)', which the project's source does not have; nothing was written")
             }
             for path in files.files.map(\.path) + files.deleted {
-                if let reason = c.protectedReason(path, source: known) {
+                if let reason = c.protectedReason(path, source: known, allowed: allowed) {
                     throw EngineError(code: .invalidInput, message: "the model's implement answer \(files.deleted.contains(path) ? "deletes" : "changes") '\(path)': \(reason); nothing was written", key: path)
                 }
             }

@@ -215,8 +215,7 @@ public enum Stages {
         let passed = json["passed"]?.boolValue == true
         let changes = c.projectSource == nil ? "none: a new project (everything is new)" : try await ChangeSet.of(c.folder, hidden: c.hiddenTests).promptText()
         let baseline = Baseline.load(c.folder).map { baseline in
-            let rows = (json["tests"]?.arrayValue ?? []).compactMap { row in row["name"]?.stringValue.flatMap { name in row["outcome"]?.stringValue.map { TestReport.Row(name: name, outcome: $0) } } }
-            return baseline.table(rows, passedNow: passed)
+            baseline.table(TestReport.rows(recorded: json), passedNow: passed)
         } ?? "none: the project had no tests of its own to run before the build"
         let (response, entry) = try await c.callModel(
             values: ["project_name": c.project, "spec": spec, "architecture": architecture, "tests": tests, "test_results": results, "decisions": decisions, "changes": changes, "baseline": baseline],

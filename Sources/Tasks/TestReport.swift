@@ -21,6 +21,14 @@ public enum TestReport {
         }
     }
 
+    /// The rows RESULTS.json (or baseline/RESULTS.json) recorded.
+    public static func rows(recorded json: JSONValue?) -> [Row] {
+        (json?["tests"]?.arrayValue ?? []).compactMap { row in
+            guard let name = row["name"]?.stringValue, let outcome = row["outcome"]?.stringValue else { return nil }
+            return Row(name: name, outcome: outcome)
+        }
+    }
+
     static let unittestOutcomes = ["ok": "passed", "FAIL": "failed", "ERROR": "error", "expected failure": "expected failure", "unexpected success": "unexpected success"]
 
     /// `test_add (test_calc.AddTest.test_add) ... ok` (a docstring may put its first line between), and

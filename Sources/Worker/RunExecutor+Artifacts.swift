@@ -4,6 +4,7 @@ import Foundation
 import JSON
 import Logging
 import PrefectAPI
+import Tasks
 
 /// What a reviewer reads in the Prefect UI itself: the design, the implementation and the test results as
 /// artifacts of the task run that made them, and a progress artifact of the run. A failure to publish is
@@ -13,6 +14,7 @@ extension RunExecutor {
     static let implementationArtifactKey = "autonomy-implementation"
     static let testResultsArtifactKey = "autonomy-test-results"
     static let testFilesArtifactKey = "autonomy-tests"
+    static let baselineArtifactKey = "autonomy-baseline"
     /// A markdown artifact holds at most this much file text; past it the files are listed with their sizes.
     static let artifactTextBudget = 200_000
 
@@ -21,6 +23,12 @@ extension RunExecutor {
         let name = "\(report.stage.rawValue)-\(report.attempt)"
         var artifacts: [ArtifactCreate] = []
         switch report.stage {
+        case .bootstrap:
+            // The project's own tests before any change: a row per test (names printed by the project's code: cells).
+            if let baseline = Baseline.load(folder) {
+                let rows = baseline.tests.isEmpty ? [["name": JSONValue.string("(the runner listed no tests)"), "outcome": .string(baseline.summary)]] : baseline.tests.map { ["name": .string(MarkdownText.cell($0.name)), "outcome": .string($0.outcome)] }
+                artifacts.append(.table(key: Self.baselineArtifactKey, rows: rows, description: "The project's tests before the build (\(run.name)): \(baseline.summary)", flowRunID: run.id, taskRunID: taskRunID))
+            }
         case .design:
             if let design = try? folder.readText("designs/ARCHITECTURE.md") {
                 artifacts.append(.markdown(key: Self.designArtifactKey, markdown: MarkdownText.neutralized(design), description: "designs/ARCHITECTURE.md of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID))

@@ -21,11 +21,29 @@ extension RunExecutor {
             try await client.createArtifact(.markdown(key: "autonomy-verification", markdown: MarkdownText.neutralized(verification), description: "tests/VERIFICATION.md of \(run.name)", flowRunID: run.id))
         }
         try await client.createArtifact(.table(key: "autonomy-trace", rows: TraceTable.rows(document), description: "TRACE.json of \(run.name): one row per stage attempt", flowRunID: run.id))
+        if let changes = await changesMarkdown(folder, project: document.run.parameters["project"]?.stringValue) {
+            try await client.createArtifact(.markdown(key: "autonomy-changes", markdown: changes, description: "What \(run.name) changed, and the project's tests before and after", flowRunID: run.id))
+        }
         switch final {
         case .completed(let message): return .completed(message + (await deliver(run, folder: folder, document: document, log: log)))
         case .failed(let message): return .failed(message)
         case .cancelled(let reason): return .cancelled(reason)
         }
+    }
+
+    /// For a build on existing code: the project's tests in the baseline against the last run, and the diff.
+    func changesMarkdown(_ folder: RunFolder, project: String?) async -> String? {
+        guard ProjectSource.manifest(in: folder) != nil else { return nil }
+        var text = "# What the build changed\n\n"
+        if let baseline = Baseline.load(folder) {
+            let results = (try? folder.readText("tests/RESULTS.json")).flatMap { try? JSONValue.parse($0) }
+            text += "## The project's tests: before the build and now\n\n" + baseline.table(TestReport.rows(recorded: results), passedNow: results?["passed"]?.boolValue == true) + "\n\n"
+        }
+        let hidden = project.flatMap { settings.projects[$0]?.hiddenTests } ?? []
+        if let changes = try? await ChangeSet.of(folder, hidden: hidden) {
+            text += "## Changes against the source\n\n" + changes.markdown() + "\n"
+        }
+        return text
     }
 
     /// Where a Completed build's result is: a new branch of the project's git repository (named in the state

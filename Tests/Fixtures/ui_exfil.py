@@ -9,10 +9,10 @@ Prints one line per page: "PAGE <url> TEXT <the page's visible text, one line>",
 request the listener received. Exit 0 when every page loaded.
 """
 import http.server, sys, threading, time, traceback
-from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from selenium.webdriver.support import expected_conditions as EC
+
+from prefect_ui import chrome, open_resume_dialog
 
 port, shots, pages = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 received = []
@@ -37,22 +37,14 @@ class Listener(http.server.BaseHTTPRequestHandler):
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Listener)
 threading.Thread(target=server.serve_forever, daemon=True).start()
-opts = webdriver.ChromeOptions()
-for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000", "--disable-dev-shm-usage"]:
-    opts.add_argument(a)
-driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver"))
+driver = chrome()
 wait = WebDriverWait(driver, 30)
 status = 0
 try:
     for i, page in enumerate(pages):
         if page.startswith("resume:"):
             base, run_id = page[len("resume:"):].rsplit(":", 1)
-            driver.get(f"{base}/v2/runs/flow-run/{run_id}")
-            wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-haspopup='menu']"))).click()
-            item = wait.until(lambda d: next((m for m in d.find_elements(By.CSS_SELECTOR, "[role='menuitem']") if m.text.strip() == "Resume"), None))
-            item.click()
-            root = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "[role='dialog']")))
-            wait.until(lambda d: root.find_elements(By.TAG_NAME, "textarea"))
+            root = open_resume_dialog(driver, wait, base, run_id)
         else:
             driver.get(page)
             # Artifact pages render their content after the API answers.

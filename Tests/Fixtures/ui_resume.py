@@ -7,24 +7,17 @@ types COMMENT, presses Resume. Saves screenshots (always: dialog + filled; on fa
 Exit 0 when the dialog closed after submitting.
 """
 import sys, time, traceback
-from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from selenium.webdriver.support import expected_conditions as EC
 
+from prefect_ui import chrome, open_resume_dialog
+
 base, run_id, choice, comment, shots = sys.argv[1:6]
-opts = webdriver.ChromeOptions()
-for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000", "--disable-dev-shm-usage"]:
-    opts.add_argument(a)
-driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver"))
+driver = chrome()
 wait = WebDriverWait(driver, 30)
 try:
-    driver.get(f"{base}/v2/runs/flow-run/{run_id}")
-    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-haspopup='menu']"))).click()
-    item = wait.until(lambda d: next((m for m in d.find_elements(By.CSS_SELECTOR, "[role='menuitem']") if m.text.strip() == "Resume"), None))
-    item.click()
-    dialog = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "[role='dialog']")))
-    wait.until(lambda d: dialog.find_elements(By.TAG_NAME, "textarea"))
+    dialog = open_resume_dialog(driver, wait, base, run_id)
     driver.save_screenshot(f"{shots}/1-dialog.png")
     # The choice is a select: its trigger shows the current value (the gate's default).
     label = next(l for l in dialog.find_elements(By.TAG_NAME, "label") if l.text.strip().startswith("Choice"))

@@ -96,14 +96,34 @@ struct HonestBuildTests {
         }
     }
 
-    /// Deleting the project's failing tests is refused and named; the run does not end Completed.
+    /// Deleting the project's failing tests asks a person; with gates=default nobody allows it (the default is
+    /// refuse), the implementer's next attempt is refused, naming them, and the run does not end Completed.
     @Test func deletingProtectedTestsIsRefused() async throws {
         let answers: JSONValue = ["design": Self.design, "implement": Self.files([("calc.py", Self.buggy)], deleted: ["tests/test_calc.py"]), "test": Self.files([("tests/test_more.py", Self.newTests)]), "verify": Self.pass]
         let setup = try await Setup(files: ["calc.py": Self.buggy, "tests/__init__.py": "", "tests/test_calc.py": Self.calcTests], answers: answers)
         try await withCleanup {
             let (_, run) = try await setup.run()
             #expect(run.stateType != .completed)
-            #expect(run.state?.message?.contains("deletes 'tests/test_calc.py': it is one of the project's own tests") == true, "\(run.state?.message ?? "")")
+            #expect(run.state?.message?.contains("the project's own tests (tests/test_calc.py), which were not allowed at the gate") == true, "\(run.state?.message ?? "")")
+        } cleanup: {
+            await setup.stop()
+        }
+    }
+
+    /// A person allows a change to a protected file in the Resume form: the build goes on and the branch has it.
+    @Test func aPersonAllowsAProtectedChange() async throws {
+        let answers: JSONValue = ["design": Self.design, "implement": Self.files([("calc.py", Self.fixed), ("fixtures/data.json", "[1]\n")]), "test": Self.files([("tests/test_more.py", Self.newTests)]), "verify": Self.pass]
+        let setup = try await Setup(files: ["calc.py": Self.buggy, "fixtures/data.json": "[]\n", "tests/__init__.py": "", "tests/test_calc.py": Self.calcTests], answers: answers, test: "protected: [fixtures/**]")
+        try await withCleanup {
+            let runID = try await setup.project.prefectRun(["--param", "project=calc"])
+            let paused = try await setup.project.waitFor(runID, timeout: .seconds(90), "asked about the protected file") { $0.stateType == .paused }
+            #expect(paused.state?.stateDetails?.pauseKey == "implement-question-1")
+            let resumed = try await setup.project.client.resumeFlowRun(id: runID, runInput: ["choice": "allow", "comment": "The fixture is wrong.", "decided_by": "ana"])
+            #expect(resumed.acceptedState?.type == .scheduled)
+            let run = try await setup.project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            let data = try await runProgram("/usr/bin/git", ["-C", setup.source, "show", "autonomy/\(run.name):fixtures/data.json"])
+            #expect(data.stdout == "[1]\n")
         } cleanup: {
             await setup.stop()
         }
@@ -141,6 +161,12 @@ struct HonestBuildTests {
             let verify = try await setup.requests().first { $0.contains("You are the verifier") } ?? ""
             #expect(verify.contains("-    return a - b") && verify.contains("+    return a + b"), "\(verify.prefix(3000))")
             #expect(verify.contains("Failing before and now (pre-existing) (1)"), "\(verify.prefix(3000))")
+            // The UI shows the baseline (a row per test) and, at the end, the tests before and now and the diff.
+            let artifacts = try await setup.project.client.artifacts(flowRunID: runID)
+            let baselineRows = try JSONValue.parse(artifacts.first { $0.key == "autonomy-baseline" }?.data?.stringValue ?? "")
+            #expect(baselineRows.arrayValue?.count == 3, "\(baselineRows.jsonText())")
+            let changes = artifacts.first { $0.key == "autonomy-changes" }?.data?.stringValue ?? ""
+            #expect(changes.contains("Failing before and now (pre-existing) (1)") && changes.contains("+    return a + b"), "\(changes.prefix(2000))")
             let check = try await setup.project.autonomy(["check", "--offline", "--project", "calc"])
             #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
             #expect(check.stdout.contains("ok: project calc: baseline `python3 -m unittest discover -v`: 2 of 3 tests failed; 1 passing, 2 failing"), "\(check.stdout)")

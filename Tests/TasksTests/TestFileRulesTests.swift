@@ -111,8 +111,6 @@ struct ProtectedTestsTests {
         (ScriptedProvider.files([("acceptance/test_accept.py", "\n")]), "changes 'acceptance/test_accept.py': it is a hidden acceptance test (projects.example.test.hidden)"),
         (ScriptedProvider.files([("acceptance/test_new.py", "\n")]), "changes 'acceptance/test_new.py': it is a hidden acceptance test"),
         (ScriptedProvider.files([("calc.py", "\n")], deleted: ["acceptance/test_accept.py"]), "deletes 'acceptance/test_accept.py': it is a hidden acceptance test"),
-        (ScriptedProvider.files([("tests/test_existing.py", "\n")]), "changes 'tests/test_existing.py': it is one of the project's own tests"),
-        (ScriptedProvider.files([("fixtures/data.json", "{}\n")]), "changes 'fixtures/data.json': it is one of the project's own tests"),
     ])
     func refused(answer: String, reason: String) async throws {
         let h = try StageHarness()
@@ -128,5 +126,28 @@ struct ProtectedTestsTests {
         #expect(h.folder.files(in: "implementations").isEmpty)
         // The hidden test is in no prompt.
         #expect(!(ProjectSource.promptListing(h.folder, hidden: ["acceptance/**"]).contains("acceptance")))
+    }
+
+    /// Changing the project's own tests (a source test file, or a `test.protected` file) is not refused outright: a
+    /// person is asked first, and nothing is written until one allows it.
+    @Test(arguments: [
+        (ScriptedProvider.files([("tests/test_existing.py", "\n")]), "Protected test change: tests/test_existing.py"),
+        (ScriptedProvider.files([("calc.py", "\n"), ("fixtures/data.json", "{}\n")]), "Protected test change: fixtures/data.json"),
+        ("```json\n{\"deleted\": [\"tests/test_existing.py\"]}\n```\n", "Protected test change: tests/test_existing.py"),
+    ])
+    func aPersonIsAskedFirst(answer: String, question: String) async throws {
+        let h = try StageHarness()
+        let source = h.dir.path + "/source"
+        for (path, text) in ["calc.py": "def add(a, b):\n    return a - b\n", "tests/test_existing.py": "import calc\n", "fixtures/data.json": "[]\n"] {
+            try FileManager.default.createDirectory(atPath: (source + "/" + path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: source + "/" + path, atomically: true, encoding: .utf8)
+        }
+        let provider = ScriptedProvider(["design": ["# A\n\n## Open questions\n- none\n"], "implement": [answer]])
+        for stage: StageName in [.bootstrap, .design] { _ = try await Stages.run(context(h, provider, stage)) }
+        let outcome = try await Stages.run(context(h, provider, .implement))
+        #expect(outcome.facts.decisionRequired?.question.hasPrefix(question) == true, "\(outcome.facts.decisionRequired?.question ?? outcome.summary)")
+        #expect(outcome.facts.decisionRequired?.options == ["allow", "refuse"])
+        #expect(outcome.facts.decisionRequired?.defaultOption == "refuse")
+        #expect(h.folder.files(in: "implementations").isEmpty)
     }
 }
