@@ -12,7 +12,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 
 ensure_packages() {
   local need=()
-  for pkg in libcurl4-openssl-dev libssl-dev pkg-config curl bubblewrap "$@"; do
+  for pkg in libcurl4-openssl-dev libssl-dev libseccomp-dev pkg-config curl bubblewrap "$@"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
