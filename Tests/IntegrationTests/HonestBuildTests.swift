@@ -262,4 +262,18 @@ struct HonestBuildTests {
             await setup.stop()
         }
     }
+
+    /// An implementation that edits a hidden acceptance test is refused, naming it.
+    @Test func anEditToAHiddenTestIsRefused() async throws {
+        let hidden = "import unittest\n\nimport calc\n\n\nclass Acceptance(unittest.TestCase):\n    def test_sum(self):\n        self.assertEqual(calc.add(20, 22), 42)\n"
+        let answers: JSONValue = ["design": Self.design, "implement": Self.files([("calc.py", Self.fixed), ("tests/test_hidden_acceptance.py", "import unittest\n")]), "test": Self.files([("tests/test_more.py", Self.newTests)]), "verify": Self.pass]
+        let setup = try await Setup(files: ["calc.py": Self.buggy, "tests/__init__.py": "", "tests/test_hidden_acceptance.py": hidden], answers: answers, test: "hidden: [tests/test_hidden_*.py]")
+        try await withCleanup {
+            let (_, run) = try await setup.run()
+            #expect(run.stateType == .failed)
+            #expect(run.state?.message?.contains("changes 'tests/test_hidden_acceptance.py': it is a hidden acceptance test (projects.calc.test.hidden), which no stage may write") == true, "\(run.state?.message ?? "")")
+        } cleanup: {
+            await setup.stop()
+        }
+    }
 }
