@@ -36,9 +36,15 @@ public struct ChangeSet: Sendable, Equatable {
         guard result.exitCode == 0 || result.exitCode == 1 else {
             throw EngineError(code: .io, message: "diff could not compare the result with the source (exit \(result.exitCode.map(String.init) ?? "killed")): \(result.output.suffix(300))")
         }
-        // The headers' time stamps differ on every run; prompts must not.
+        // The headers' time stamps differ on every run (prompts must not); a created or deleted file's other side is
+        // /dev/null, as `git apply` and `patch` expect.
         set.diff = result.output.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            (line.hasPrefix("--- ") || line.hasPrefix("+++ ")) ? String(line.prefix { $0 != "\t" }) : String(line)
+            guard line.hasPrefix("--- ") || line.hasPrefix("+++ ") else { return String(line) }
+            let header = String(line.prefix { $0 != "\t" })
+            let path = String(header.dropFirst(6))  // "--- a/" or "+++ b/"
+            if header.hasPrefix("--- a/"), set.added.contains(path) { return "--- /dev/null" }
+            if header.hasPrefix("+++ b/"), set.deleted.contains(path) { return "+++ /dev/null" }
+            return header
         }.joined(separator: "\n")
         return set
     }

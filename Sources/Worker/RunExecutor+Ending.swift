@@ -61,7 +61,10 @@ extension RunExecutor {
         } else if let repository = bootstrap?.facts?.sourceRepository, let base = bootstrap?.facts?.sourceCommit {
             let summary = document.entries.filter { $0.kind == .stage }.map { "- \($0.stage ?? "?")-\($0.attempt ?? 1): \($0.message ?? "")" }.joined(separator: "\n")
             let task = document.run.parameters["task"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
-            let message = "autonomy: \(run.name)\(task.map { ": " + String($0.split(separator: "\n").first ?? "").prefix(120) } ?? "")\n\n\(task.map { "Task:\n\($0)\n\n" } ?? "")Built by Autonomy Engine, flow run \(run.id)\n\(PrefectConnection.runLink(settings, runID: run.id))\n\nTRACE.json:\n\(summary)\nLLM cost: $\(String(format: "%.4f", document.totalCostUSD))\n"
+            // The implementer's one-line summary first (what changed and why), when it gave one.
+            let headline = (try? folder.readText("implementations/MANIFEST.json")).flatMap { try? JSONValue.parse($0) }?["summary"]?.stringValue
+                .map { String($0.split(separator: "\n").first ?? "").prefix(120) }.flatMap { $0.isEmpty ? nil : "\($0)\n\n" } ?? ""
+            let message = "\(headline)autonomy: \(run.name)\(task.map { ": " + String($0.split(separator: "\n").first ?? "").prefix(120) } ?? "")\n\n\(task.map { "Task:\n\($0)\n\n" } ?? "")Built by Autonomy Engine, flow run \(run.id)\n\(PrefectConnection.runLink(settings, runID: run.id))\n\nTRACE.json:\n\(summary)\nLLM cost: $\(String(format: "%.4f", document.totalCostUSD))\n"
             do {
                 let git = try GitRepository.reopen(top: repository, gitDirectory: bootstrap?.facts?.sourceGitDirectory, prefix: bootstrap?.facts?.sourcePrefix)
                 let branch = try await BuildResult.commit(folder, repository: git, base: base, name: run.name, message: message)

@@ -39,7 +39,7 @@ struct CLITests {
                                       tokens, cost, duration, prompt hash, outputs.
               export                  Write a run's result (the source it started from, the
                                       implementation on top, the tests) to a folder or a
-                                      tar file.
+                                      tar file, or its change as a patch.
               systemd-unit            Print (or --install) the systemd template unit
                                       autonomy-worker@.service.
 

@@ -219,10 +219,12 @@ struct HonestBuildTests {
     }
 
     /// The run's task: in the deployment's parameter schema (the UI's Run form), in every stage's prompt, and in the
-    /// result branch's commit message; a project without a spec folder builds from its task.
+    /// result branch's commit message after the implementer's summary (its answer here is a search/replace block); a
+    /// project without a spec folder builds from its task.
     @Test func theTaskReachesEveryStageAndTheCommit() async throws {
         let task = "Fix: add() subtracts (ticket \(UUID().uuidString.prefix(6)))"
-        let answers: JSONValue = ["design": Self.design, "implement": Self.files([("calc.py", Self.fixed)]), "test": Self.files([("tests/test_more.py", Self.newTests)]), "verify": Self.pass]
+        let block = "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n\n```json\n{\"summary\": \"add() adds: it subtracted\"}\n```\n"
+        let answers: JSONValue = ["design": Self.design, "implement": .string(block), "test": Self.files([("tests/test_more.py", Self.newTests)]), "verify": Self.pass]
         let setup = try await Setup(files: ["calc.py": Self.buggy, "tests/__init__.py": "", "tests/test_calc.py": Self.calcTests], answers: answers, spec: false)
         try await withCleanup {
             let deployment = try #require(try await setup.project.client.readDeployment(flowName: "autonomous-build", name: setup.project.deployment))
@@ -233,7 +235,8 @@ struct HonestBuildTests {
             #expect(bodies.count == 4)
             #expect(bodies.allSatisfy { $0.contains(task) }, "a stage's prompt lacks the task")
             let log = try await runProgram("/usr/bin/git", ["-C", setup.source, "log", "-1", "--format=%B", "autonomy/\(run.name)"])
-            #expect(log.stdout.hasPrefix("autonomy: \(run.name): \(task)"), "\(log.stdout)")
+            // The implementer's summary first, then the run and its task.
+            #expect(log.stdout.hasPrefix("add() adds: it subtracted\n\nautonomy: \(run.name): \(task)"), "\(log.stdout)")
             #expect(try setup.project.trace(runID)["run"]?["parameters"]?["task"]?.stringValue == task)
         } cleanup: {
             await setup.stop()

@@ -168,6 +168,17 @@ struct ProjectTests {
             #expect(tar.status == 0, "\(tar.stderr)")
             let listing = try await runProgram("/bin/tar", ["-tzf", base + "/result.tgz"])
             #expect(listing.stdout.contains("./calc.py"))
+            // The change as a patch that applies to the commit the build started from (a change, a deletion, new files).
+            let patch = base + "/result.patch"
+            let patched = try await project.autonomy(["export", runID, "--patch", patch])
+            #expect(patched.status == 0, "\(patched.stderr)")
+            #expect(patched.stdout.contains("(1 added, 1 changed, 1 deleted)"), "\(patched.stdout)")
+            let clone = base + "/clone"
+            _ = try await runProgram("/usr/bin/git", ["clone", "-q", repo.path, clone])
+            _ = try await runProgram("/usr/bin/git", ["-C", clone, "checkout", "-q", original])
+            let check = try await runProgram("/usr/bin/git", ["-C", clone, "apply", "--check", patch])
+            let patchText = (try? String(contentsOfFile: patch, encoding: .utf8)) ?? ""
+            #expect(check.status == 0, "git apply --check: \(check.stderr)\n\(patchText.prefix(2000))")
             let twice = try await project.autonomy(["export", runID, "--to", out])
             #expect(twice.status == 65)
             #expect(twice.stderr.contains("exists and is not empty"))
