@@ -191,12 +191,15 @@ public struct Subprocess: Sendable {
     }
 
     /// The first `size` bytes of the file behind `fd`.
-    public static func readAll(_ fd: Int32, size: Int) -> Data {
-        var data = Data(count: size)
+    public static func readAll(_ fd: Int32, size: Int) -> Data { read(fd, from: 0, count: size) }
+
+    /// `count` bytes of the file behind `fd` from `offset` (fewer at its end).
+    static func read(_ fd: Int32, from offset: Int, count: Int) -> Data {
+        var data = Data(count: count)
         var done = 0
         data.withUnsafeMutableBytes { buffer in
-            while done < size {
-                let n = pread(fd, buffer.baseAddress! + done, size - done, off_t(done))
+            while done < count {
+                let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
                 done += n
@@ -211,15 +214,7 @@ public struct Subprocess: Sendable {
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return ("", false) }
         let size = Int(info.st_size)
         let truncated = size > limit
-        let start = truncated ? size - limit : 0
-        var buffer = [UInt8](repeating: 0, count: min(size, limit))
-        var done = 0
-        while done < buffer.count {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(start + done)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            done += n
-        }
-        return (String(decoding: buffer.prefix(done), as: UTF8.self), truncated)
+        let bytes = read(fd, from: truncated ? size - limit : 0, count: min(size, limit))
+        return (String(decoding: bytes, as: UTF8.self), truncated)
     }
 }

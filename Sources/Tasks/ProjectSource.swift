@@ -37,11 +37,18 @@ public enum ProjectSource {
         let destination = folder.root + "/source"
         try? FileManager.default.removeItem(atPath: destination)
         try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
-        var git = try GitRepository.resolve(source)
-        // A folder inside a repository that tracks nothing of it (ignored, or never added) is a plain folder.
-        if let found = git, !found.prefix.isEmpty, let head = try? await found.headCommit(), (try? await found.files(at: head))?.isEmpty ?? true {
-            git = nil
+        // The repository's files under the prefix at HEAD, read once. A folder inside a repository that tracks
+        // nothing of it (ignored, never added, or a repository without a commit) is a plain folder.
+        var tracked: (git: GitRepository, head: String, entries: [GitRepository.Entry])?
+        if let found = try GitRepository.resolve(source) {
+            if found.prefix.isEmpty {
+                let head = try await found.headCommit()
+                tracked = (found, head, try await found.files(at: head))
+            } else if let head = try? await found.headCommit(), let entries = try? await found.files(at: head), !entries.isEmpty {
+                tracked = (found, head, entries)
+            }
         }
+        let git = tracked?.git
         var commit: String?
         var skipped: [String: Int] = [:]
         func kept(_ path: String) -> Bool {
@@ -49,10 +56,9 @@ public enum ProjectSource {
             skipped[rule, default: 0] += 1
             return false
         }
-        if let git {
-            let head = try await git.headCommit()
+        if let (git, head, all) = tracked {
             commit = head
-            let entries = try await git.files(at: head).filter { $0.size <= maxFileBytes && kept($0.path) }
+            let entries = all.filter { $0.size <= maxFileBytes && kept($0.path) }
             guard entries.count <= maxFiles, entries.reduce(0, { $0 + $1.size }) <= maxTotalBytes else { throw tooLarge }
             let contents = try await git.contents(of: entries.map(\.blob), totalLimit: maxTotalBytes)
             for (entry, data) in zip(entries, contents) {
