@@ -12,7 +12,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 
 ensure_packages() {
   local need=()
-  for pkg in libcurl4-openssl-dev libssl-dev libseccomp-dev pkg-config curl bubblewrap "$@"; do
+  for pkg in libcurl4-openssl-dev libssl-dev libseccomp-dev pkg-config curl bubblewrap universal-ctags "$@"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -30,6 +30,22 @@ ensure_venv() {
   say "installing $PREFECT_PIN into .venv (about a minute)"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "$PREFECT_PIN"
+}
+
+# ensure_sdists: the PyPI source releases the real-repository tests build git repositories from, downloaded once
+# into .cache/pypi (never vendored here). Prints the folder.
+PYPI_SDISTS="tabulate==0.9.0 python-slugify==8.0.4 click==8.1.7 requests==2.32.3"
+ensure_sdists() {
+  local dir="$ROOT/.cache/pypi" want
+  mkdir -p "$dir"
+  for want in $PYPI_SDISTS; do
+    ls "$dir/${want%%==*}-${want##*==}.tar.gz" >/dev/null 2>&1 || {
+      say "downloading the source releases for the real-repository tests (PyPI)"
+      "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: -d "$dir" $PYPI_SDISTS >&2
+      break
+    }
+  done
+  echo "$dir"
 }
 
 # free_port: prints a free TCP port on 127.0.0.1

@@ -50,10 +50,13 @@ public struct Settings: Sendable {
     public struct StageModel: Sendable, Hashable {
         public var model: String?
         public var maxTokens: Int?
+        /// The model's context in tokens for this stage (`llm.stages.<stage>.context_tokens`).
+        public var contextTokens: Int?
 
-        public init(model: String? = nil, maxTokens: Int? = nil) {
+        public init(model: String? = nil, maxTokens: Int? = nil, contextTokens: Int? = nil) {
             self.model = model
             self.maxTokens = maxTokens
+            self.contextTokens = contextTokens
         }
     }
 
@@ -72,6 +75,10 @@ public struct Settings: Sendable {
         public var stream: Bool = true
         /// How often an answer cut at max_tokens is continued before the stage fails.
         public var maxContinuations: Int = 2
+        /// The model's context in tokens (`llm.context_tokens`); nil: `ContextWindow.tokens(model:)`.
+        public var contextTokens: Int?
+        /// How many requests one stage attempt may make to read or search the code before it must answer.
+        public var maxRequestsPerStage: Int = 8
         public var stages: [String: StageModel] = [:]
     }
 

@@ -99,14 +99,15 @@ extension SettingsLoader {
         if reader.isNull(node) { return stages }
         for (stage, value, _) in try reader.mapping(node, "llm.stages", known: ["design", "implement", "test", "verify"]) {
             var entry = Settings.StageModel()
-            for (field, v, _) in try reader.mapping(value, "llm.stages.\(stage)", known: ["model", "max_tokens"]) {
+            for (field, v, _) in try reader.mapping(value, "llm.stages.\(stage)", known: ["model", "max_tokens", "context_tokens"]) {
                 let key = "llm.stages.\(stage).\(field)"
                 if field == "model" {
                     entry.model = try reader.string(v, key)
                 } else {
                     let text = try reader.string(v, key)
-                    guard let n = Int(text), n >= 1 else { throw reader.fail(v, key, "expected a whole number of tokens ≥ 1, found '\(text)'") }
-                    entry.maxTokens = n
+                    let least = field == "context_tokens" ? 1024 : 1
+                    guard let n = Int(text), n >= least else { throw reader.fail(v, key, "expected a whole number of tokens ≥ \(least), found '\(text)'") }
+                    if field == "max_tokens" { entry.maxTokens = n } else { entry.contextTokens = n }
                 }
             }
             stages[stage] = entry

@@ -22,6 +22,8 @@ public struct SettingsLoader: Sendable {
         ("llm.timeout", "AUTONOMY_LLM_TIMEOUT"),
         ("llm.stream", "AUTONOMY_LLM_STREAM"),
         ("llm.max_continuations", "AUTONOMY_LLM_MAX_CONTINUATIONS"),
+        ("llm.context_tokens", "AUTONOMY_LLM_CONTEXT_TOKENS"),
+        ("llm.max_requests_per_stage", "AUTONOMY_LLM_MAX_REQUESTS_PER_STAGE"),
         ("budget_usd", "AUTONOMY_BUDGET_USD"),
         ("replay.from", "AUTONOMY_REPLAY_FROM"),
         ("state_dir", "AUTONOMY_STATE_DIR"),
@@ -42,7 +44,7 @@ public struct SettingsLoader: Sendable {
     static let sections: [String: [String]] = [
         "prefect": ["api_url", "ui_url", "work_pool", "work_queue"],
         "worker": ["name", "limit", "poll_interval", "heartbeat_interval", "shutdown_grace", "api_unreachable_exit_after"],
-        "llm": ["provider", "model", "base_url", "base_urls", "max_tokens", "timeout", "prices", "stream", "max_continuations", "stages"],
+        "llm": ["provider", "model", "base_url", "base_urls", "max_tokens", "timeout", "prices", "stream", "max_continuations", "context_tokens", "max_requests_per_stage", "stages"],
         "replay": ["from"],
         "test": ["command", "timeout", "sandbox", "paths", "env_allow", "cpu_time", "memory_mb", "processes", "tmp_mb", "disk_mb"],
         "notifications": ["webhooks"],
@@ -254,6 +256,8 @@ public struct SettingsLoader: Sendable {
         settings.stageRetries = try int("build.stage_retries", 0, min: 0)
         settings.stageRetryDelay = try duration("build.stage_retry_delay", .seconds(10))
         settings.llm.maxContinuations = try int("llm.max_continuations", 2, min: 0)
+        if resolved["llm.context_tokens"] != nil { settings.llm.contextTokens = try int("llm.context_tokens", 0, min: 1024) }
+        settings.llm.maxRequestsPerStage = try int("llm.max_requests_per_stage", 8, min: 1)
         settings.llm.stages = stageModels
         settings.projects = projects
         if let r = resolved["llm.stream"] {

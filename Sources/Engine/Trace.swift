@@ -90,6 +90,8 @@ public struct TraceEntry: Codable, Sendable {
     public var model: String?
     public var promptTemplate: String?
     public var promptSHA256: String?
+    /// The system prompt's SHA-256 (`templates/prompts/system.md` as sent), when the request had one.
+    public var systemSHA256: String?
     public var responseSHA256: String?
     public var inputs: [FileRecord]
     public var outputs: [FileRecord]
@@ -146,6 +148,7 @@ public struct TraceEntry: Codable, Sendable {
         case promptSHA256 = "prompt_sha256", responseSHA256 = "response_sha256", costUSD = "cost_usd"
         case requestID = "request_id", decisionRef = "decision_ref", flowRunCount = "flow_run_count"
         case taskRunID = "task_run_id", facts, endings, sequence, previousHMAC = "previous_hmac", hmac
+        case systemSHA256 = "system_sha256"
     }
 
     /// Every field is written, null where it does not apply.
@@ -175,6 +178,7 @@ public struct TraceEntry: Codable, Sendable {
         try c.encodeIfPresent(facts, forKey: .facts)
         try c.encodeIfPresent(endings, forKey: .endings)  // only when set: entries written before it sign as they did
         try c.encodeIfPresent(sequence, forKey: .sequence)
+        try c.encodeIfPresent(systemSHA256, forKey: .systemSHA256)
         try c.encodeIfPresent(previousHMAC, forKey: .previousHMAC)
         try c.encodeIfPresent(hmac, forKey: .hmac)
     }
@@ -271,6 +275,19 @@ extension TraceDocument {
             let entry = entries[recorded.index]
             return TraceProblem(index: recorded.index + 1, entryID: entry.id, reason: actual == nil ? "\(path) is missing" : "\(path) has SHA-256 \(actual!.prefix(12))…, the entry recorded \(recorded.sha256.prefix(12))…")
         }
+        // Every attempt's files, also those a later round replaced: the file as it is, or its copy in objects/.
+        var current: [String: String?] = [:]
+        for (i, entry) in entries.enumerated() {
+            for record in entry.inputs + entry.outputs {
+                let now = current[record.path] ?? folder.record(record.path)?.sha256
+                current[record.path] = .some(now)
+                if now == record.sha256 { continue }
+                let object = TraceObjects.path(record.sha256)
+                guard folder.record(object)?.sha256 == record.sha256 else {
+                    return TraceProblem(index: i + 1, entryID: entry.id, reason: "\(record.path) as this entry recorded it (SHA-256 \(record.sha256.prefix(12))…) is neither the file now nor \(object)")
+                }
+            }
+        }
         return nil
     }
 }
@@ -328,6 +345,7 @@ public actor TraceWriter {
         entry.previousHMAC = document.entries.last?.hmac ?? ""
         entry.hmac = try entry.expectedHMAC(key, flowRunID: signed ? document.run.flowRunID : nil)
         document.entries.append(entry)
+        TraceObjects.keep(entry.inputs + entry.outputs, in: folder)
         do {
             try Self.save(document, folder: folder)
         } catch {
@@ -372,4 +390,19 @@ extension TraceDocument {
     }
 
     public var totalCostUSD: Double { entries.filter { $0.kind == .llm }.compactMap(\.costUSD).reduce(0, +) }
+}
+
+/// A copy of every file a TRACE.json entry records, by its SHA-256 (`objects/<sha256>`), so that the files of every
+/// attempt still resolve after a later round replaced them. The snapshot of the source never changes in a run and is
+/// not copied.
+public enum TraceObjects {
+    public static func path(_ sha256: String) -> String { "objects/\(sha256)" }
+
+    static func keep(_ records: [FileRecord], in folder: RunFolder) {
+        for record in records where !record.path.hasPrefix("source/") && !record.path.hasPrefix("objects/") {
+            let object = path(record.sha256)
+            guard !folder.fileExists(object), let data = try? folder.read(record.path), SHA256.hex(data) == record.sha256 else { continue }
+            _ = try? folder.write(object, data)
+        }
+    }
 }

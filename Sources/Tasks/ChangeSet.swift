@@ -14,13 +14,24 @@ public struct ChangeSet: Sendable, Equatable {
 
     /// The result's files (source, implementation, the model's tests) against the source.
     public static func of(_ folder: RunFolder, hidden: [String] = []) async throws -> ChangeSet {
+        try await between(sourceFiles(folder), try BuildResult.files(folder), hidden: hidden)
+    }
+
+    /// The implementation so far (the tree the tests run on, without the model's tests) against the source.
+    public static func ofImplementation(_ folder: RunFolder, hidden: [String] = []) async throws -> ChangeSet {
+        try await between(sourceFiles(folder), try ProjectSource.mergedTree(folder), hidden: hidden)
+    }
+
+    /// The run's snapshot of the source.
+    public static func sourceFiles(_ folder: RunFolder) throws -> [(path: String, data: Data)] {
+        try folder.files(in: "source").map { (String($0.dropFirst("source/".count)), try folder.read($0)) }
+    }
+
+    /// What changed from one tree to another.
+    public static func between(_ old: [(path: String, data: Data)], _ new: [(path: String, data: Data)], hidden: [String] = []) async throws -> ChangeSet {
         func visible(_ path: String) -> Bool { hidden.isEmpty || !TestPaths.matches(path, patterns: hidden) }
-        var before: [String: Data] = [:]
-        for file in folder.files(in: "source") {
-            let path = String(file.dropFirst("source/".count))
-            if visible(path) { before[path] = try folder.read(file) }
-        }
-        let after = Dictionary(try BuildResult.files(folder).filter { visible($0.path) }.map { ($0.path, $0.data) }, uniquingKeysWith: { _, b in b })
+        let before = Dictionary(old.filter { visible($0.path) }.map { ($0.path, $0.data) }, uniquingKeysWith: { _, b in b })
+        let after = Dictionary(new.filter { visible($0.path) }.map { ($0.path, $0.data) }, uniquingKeysWith: { _, b in b })
         let added = after.keys.filter { before[$0] == nil }.sorted()
         let deleted = before.keys.filter { after[$0] == nil }.sorted()
         let changed = after.keys.filter { before[$0] != nil && before[$0] != after[$0] }.sorted()

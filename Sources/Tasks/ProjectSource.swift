@@ -168,41 +168,6 @@ public enum ProjectSource {
         guard let text = try? folder.readText("implementations/MANIFEST.json"), let json = try? JSONValue.parse(text) else { return [] }
         return (json["deleted"]?.arrayValue ?? []).compactMap(\.stringValue)
     }
-
-    /// The file tree and the files that matter, within `budget` characters, for the prompts: files matching
-    /// `hidden` are left out, and secret-looking values are replaced by a marker.
-    public static func promptListing(_ folder: RunFolder, budget: Int = 60_000, hidden: [String] = []) -> String {
-        promptListingAndShown(folder, budget: budget, hidden: hidden).0
-    }
-
-    /// The listing and the source paths it shows whole.
-    public static func promptListingAndShown(_ folder: RunFolder, budget: Int = 60_000, hidden: [String] = []) -> (String, Set<String>) {
-        var shown = Set<String>()
-        let files = folder.files(in: "source").filter { hidden.isEmpty || !TestPaths.matches(String($0.dropFirst("source/".count)), patterns: hidden) }
-        guard !files.isEmpty else { return ("none (a new project: there is no existing code)", []) }
-        let relative = files.map { String($0.dropFirst("source/".count)) }
-        var text = "File tree (\(relative.count) files):\n" + relative.prefix(400).map { "- \($0)" }.joined(separator: "\n")
-        if relative.count > 400 { text += "\n- … \(relative.count - 400) more" }
-        text += "\n\n"
-        // Manifests and READMEs first, then the smallest text files, until the budget is spent.
-        let important = ["README.md", "README", "package.json", "pyproject.toml", "setup.py", "requirements.txt", "go.mod", "Cargo.toml", "Makefile", "Package.swift"]
-        func rank(_ path: String) -> Int { important.contains((path as NSString).lastPathComponent) ? 0 : 1 }
-        let sizes = Dictionary(uniqueKeysWithValues: files.map { file -> (String, Int) in
-            var info = stat()
-            return (file, (try? folder.path(file)).flatMap { stat($0, &info) == 0 ? Int(info.st_size) : nil } ?? Int.max)
-        })
-        var used = text.count
-        for file in files.sorted(by: { (rank($0), sizes[$0] ?? 0, $0) < (rank($1), sizes[$1] ?? 0, $1) }) {
-            guard let raw = try? folder.readText(file), !raw.contains("\u{0}") else { continue }
-            let content = SecretScanner.redact(raw)
-            let block = "### \(file.dropFirst("source/".count))\n\n```\n\(content)\n```\n\n"
-            if used + block.count > budget { continue }
-            used += block.count
-            text += block
-            shown.insert(String(file.dropFirst("source/".count)))
-        }
-        return (text.trimmingCharacters(in: .whitespacesAndNewlines), shown)
-    }
 }
 
 /// The result of a build: the merged tree (source, implementation, the model's tests) as files, and, for a

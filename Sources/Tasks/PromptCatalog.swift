@@ -15,6 +15,16 @@ public enum PromptCatalog {
         "\(templatesDir)/prompts/\(stage.rawValue).md"
     }
 
+    /// The system prompt every stage's request carries (`templates/prompts/system.md`: the model's role and the rules
+    /// of the house), when the templates folder has one. It takes no placeholders.
+    public static func system(templatesDir: String) throws -> String? {
+        let path = "\(templatesDir)/prompts/system.md"
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let template = try PromptTemplate.load(path: path, displayName: "templates/prompts/system.md")
+        try template.validate(allowed: [])
+        return try template.render([:], prefixThrough: []).0
+    }
+
     /// Loads and checks a stage's template (unknown placeholders are errors with file:line).
     public static func load(templatesDir: String, stage: StageName) throws -> PromptTemplate {
         let template = try PromptTemplate.load(path: path(templatesDir: templatesDir, stage: stage), displayName: "templates/prompts/\(stage.rawValue).md")

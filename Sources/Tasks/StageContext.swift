@@ -48,11 +48,13 @@ public struct StageContext: Sendable {
     /// false: the test stage writes no tests (`test.model_tests`).
     public var modelTests = true
 
-    /// The source as the prompts show it: hidden tests left out, secret-looking values replaced.
-    func sourceListing() -> String { sourceListingAndShown().0 }
+    /// The model's context in tokens (`llm.stages.<stage>.context_tokens`, `llm.context_tokens`, else the model's).
+    public var contextTokens = ContextWindow.fallback
+    /// Read and search requests one attempt may make before it must answer (`llm.max_requests_per_stage`).
+    public var maxRequests = 8
 
-    /// The listing, and the files it shows whole (the ones an edit may touch besides new files).
-    func sourceListingAndShown() -> (String, Set<String>) { ProjectSource.promptListingAndShown(folder, hidden: hiddenTests) }
+    /// What the prompt has room for: the context less the answer's `max_tokens`.
+    var window: Int { contextTokens - maxTokens }
 
     /// Why a model may not write or delete `path`: a hidden acceptance test, or one of the project's own tests
     /// (a test file of the source, or a `test.protected` file). nil when it may.
@@ -107,14 +109,20 @@ public struct StageOutcome: Sendable {
 extension StageContext {
     /// Renders the stage's prompt, calls the model, records the response (for replay) and a TRACE `llm`
     /// entry with the prompt's SHA-256, usage and cost.
-    func callModel(values: [String: String], hints: [String: String] = [:], turns: [LLMTurn] = []) async throws -> (LLMResponse, TraceEntry) {
+    func callModel(values: [String: String], hints: [String: String] = [:], turns: [LLMTurn] = [], note: String? = nil) async throws -> (LLMResponse, TraceEntry) {
         let template = try PromptCatalog.load(templatesDir: templatesDir, stage: stage)
         var values = values
         values["task"] = task ?? "none (build what the specification says)"
         let (prompt, cacheable) = try template.render(values, prefixThrough: ["spec", "architecture", "source"])
-        var request = LLMRequest(prompt: prompt, model: model, maxTokens: maxTokens, stage: stage, project: project, hints: hints)
+        let system = try PromptCatalog.system(templatesDir: templatesDir)
+        var request = LLMRequest(system: system, prompt: prompt, model: model, maxTokens: maxTokens, stage: stage, project: project, hints: hints)
         request.cacheablePrefix = cacheable
         request.turns = turns
+        // Checked before anything is sent: a prompt the model cannot hold costs a request and fails anyway.
+        let estimate = TokenEstimate.of((system ?? "") + prompt + turns.map(\.text).joined())
+        guard estimate <= window else {
+            throw EngineError(code: .invalidInput, message: "the \(stage.rawValue) prompt is ≈\(estimate) tokens, more than the model has room for (context \(contextTokens) − max_tokens \(maxTokens) = \(window)); raise llm.context_tokens or llm.stages.\(stage.rawValue).context_tokens if the model holds more, or shorten the spec; no request was sent")
+        }
         // So LLM gateways and proxies can attribute cost per run and stage.
         request.headers = ["x-autonomy-flow-run": folder.runID, "x-autonomy-stage": "\(stage.rawValue)-\(attempt)"]
         let started = Date()
@@ -139,13 +147,15 @@ extension StageContext {
         let cost = price.map { $0.cost(inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadTokens: usage.cacheReadTokens ?? 0, cacheWriteTokens: usage.cacheWriteTokens ?? 0) }
         let entry = TraceEntry(
             kind: .llm, stage: stage.rawValue, attempt: attempt, startedAt: started, endedAt: Date(), status: "completed",
-            message: continuations > 0 ? "continued \(continuations) time(s) after max_tokens" : nil,
+            message: [note, continuations > 0 ? "continued \(continuations) time(s) after max_tokens" : nil].compactMap { $0 }.joined(separator: "; ").nilIfEmpty,
             provider: provider.name, model: response.model, promptTemplate: "templates/prompts/\(stage.rawValue).md",
             promptSHA256: request.promptSHA256, responseSHA256: SHA256.hex(response.text), usage: usage,
             costUSD: cost ?? (provider.name == "offline" || provider.name == "replay" ? 0 : nil), requestID: response.requestID)
-        try await trace.append(entry)
+        var traced = entry
+        traced.systemSHA256 = system.map(SHA256.hex)
+        try await trace.append(traced)
         logger.info("model answered", metadata: ["input_tokens": "\(usage.inputTokens)", "output_tokens": "\(usage.outputTokens)", "cache_read_tokens": "\(usage.cacheReadTokens ?? 0)"])
-        return (response, entry)
+        return (response, traced)
     }
 
     /// The start of the question the implement stage asks before it changes the project's own tests.
@@ -220,4 +230,8 @@ extension StageContext {
         }
         return (lines.isEmpty ? "none" : lines.joined(separator: "\n"), records)
     }
+}
+
+extension String {
+    var nilIfEmpty: String? { isEmpty ? nil : self }
 }

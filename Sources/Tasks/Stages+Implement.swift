@@ -27,46 +27,51 @@ extension Stages {
             }
             inputs.append(resultsRecord)
         }
-        // The files changed so far, as they are now: what a fix round edits (nothing is reverted by leaving it out).
+        // The changes so far as a diff against the source; the files themselves are in the code part, as they are
+        // now (a fix round edits them; nothing is reverted by leaving a file out).
         var previous = "none"
         let earlier = c.folder.files(in: "implementations").filter { !$0.hasSuffix("MANIFEST.json") }
         if !earlier.isEmpty || !ProjectSource.deletedPaths(c.folder).isEmpty {
-            let (listing, records) = try c.listing(of: "implementations")
-            let deleted = ProjectSource.deletedPaths(c.folder)
-            previous = listing + (deleted.isEmpty ? "" : "\n\nDeleted so far: " + deleted.joined(separator: ", "))
-            inputs += records
+            previous = try await ChangeSet.ofImplementation(c.folder, hidden: c.hiddenTests).promptText()
+            inputs += earlier.compactMap { c.folder.record($0) }
         }
-        let (source, shown) = c.sourceListingAndShown()
-        let values = ["project_name": c.project, "spec": spec, "architecture": architecture, "decisions": decisions, "feedback": c.feedback ?? "none", "failures": failures, "previous_implementation": previous, "source": source]
+        var values = ["project_name": c.project, "spec": spec, "architecture": architecture, "decisions": decisions, "feedback": c.feedback ?? "none", "failures": failures, "previous_implementation": previous, "source": ""]
+        let fixed = try c.checkBudget(values)
+        let texts = try c.promptTree()
+        let focus = [spec, c.task ?? "", c.feedback ?? "", c.fixingTests ? failures : ""].joined(separator: "\n")
+        let context = await c.codeContext(texts, focus: focus, fixed: fixed, requests: c.maxRequests)
+        values["source"] = context.text
         let hints = ["feedback": c.feedback ?? "none", "failures": failures]
-        var (response, entry) = try await c.callModel(values: values, hints: hints)
+        let before = try ProjectSource.mergedTree(c.folder)
+        let (firstResponse, firstEntry) = try await c.callModel(values: values, hints: hints)
+        var x = StageContext.Exchange(response: firstResponse, entry: firstEntry)
+        try await c.answerRequests(&x, values: values, hints: hints) { texts }
 
         // Blocks, or only a json part (a change that deletes or renames files, or a question); else whole files.
-        let first = EditBlocks.parse(response.text)
-        guard EditBlocks.looksLikeBlocks(response.text) || (first.structured != nil && first.structured?["files"] == nil) else {
-            return try await wholeFiles(c, response: response, entry: entry, inputs: inputs)
+        let first = EditBlocks.parse(x.response.text)
+        guard EditBlocks.looksLikeBlocks(x.response.text) || (first.structured != nil && first.structured?["files"] == nil) else {
+            return try await wholeFiles(c, response: x.response, entry: x.entry, inputs: inputs, before: before)
         }
         // The tree as the earlier rounds left it; the model may edit what it was shown whole, and new files.
         let base = try ProjectSource.mergedTree(c.folder, restoring: c.hiddenTests)
         var text: [String: String] = [:]
         for file in base { if let string = String(data: file.data, encoding: .utf8), !string.contains("\u{0}") { text[file.path] = string } }
-        let editable = shown.union(earlier.map { String($0.dropFirst("implementations/".count)) })
+        let editable = Set(context.full).union(x.read).union(earlier.map { String($0.dropFirst("implementations/".count)) })
         var applier = EditApplier(files: text, editable: editable)
         let sourcePaths = Set(ProjectSource.manifest(in: c.folder)?.paths ?? [])
         let touched = first.blocks.map(\.path) + (first.structured?["deleted"]?.arrayValue?.compactMap(\.stringValue) ?? [])
             + (first.structured?["renamed"]?.arrayValue ?? []).compactMap { $0["from"]?.stringValue }
         var allowed = Set<String>()
-        switch try await protectedGate(c, touched, source: sourcePaths, inputs: inputs, entry: entry) {
+        switch try await protectedGate(c, touched, source: sourcePaths, inputs: inputs, entry: x.entry) {
         case .ask(let outcome): return outcome
         case .allowed(let paths): allowed = paths
         case .proceed: break
         }
         var stats = (blocks: 0, first: 0, corrected: 0, failed: 0)
         var structured: JSONValue?
-        var turns: [LLMTurn] = []
         var round = 0
         while true {
-            let parsed = EditBlocks.parse(response.text)
+            let parsed = EditBlocks.parse(x.response.text)
             if parsed.structured != nil { structured = parsed.structured }
             var problems = parsed.malformed.map { "- \($0)" }
             for block in parsed.blocks {
@@ -88,8 +93,12 @@ extension Stages {
             }
             round += 1
             c.logger.info("edit blocks did not apply; asking the model to correct them", metadata: ["problems": "\(problems.count)", "correction": "\(round)"])
-            turns += [LLMTurn(.assistant, response.text), LLMTurn(.user, correctionPrompt(problems))]
-            (response, entry) = try await c.callModel(values: values, hints: hints.merging(["correction": "\(round)"]) { _, b in b }, turns: turns)
+            x.turns += [LLMTurn(.assistant, x.response.text), LLMTurn(.user, correctionPrompt(problems))]
+            (x.response, x.entry) = try await c.callModel(values: values, hints: hints.merging(["correction": "\(round)"]) { _, b in b }, turns: x.turns)
+            // A correction may first ask to read the file as it now stands.
+            let readBefore = x.read
+            try await c.answerRequests(&x, values: values, hints: hints) { CodeContext.promptTree(applier.files.map { ($0.key, Data($0.value.utf8)) }, hidden: c.hiddenTests) }
+            applier.editable?.formUnion(x.read.subtracting(readBefore))
         }
         stats.failed = max(0, stats.blocks - stats.first - stats.corrected)
 
@@ -122,13 +131,14 @@ extension Stages {
             "summary": summary.map { .string($0) } ?? .null,
             "edits": ["blocks": .int(stats.blocks), "applied_first": .int(stats.first), "applied_after_correction": .int(stats.corrected), "failed": .int(stats.failed), "corrections": .int(round)],
         ]
-        let outputs = try changed.write(into: c.folder, subfolder: "implementations", manifest: extra)
+        var outputs = try changed.write(into: c.folder, subfolder: "implementations", manifest: extra)
+        outputs.append(try await recordChanges(c, before: before, summary: summary))
         c.logger.info("implementation edited", metadata: ["blocks": "\(stats.blocks)", "applied_first": "\(stats.first)", "corrections": "\(round)", "files": "\(changed.files.count)"])
         var facts = StageFacts(decisionRequired: decision)
         facts.editBlocks = stats.blocks
         facts.editBlocksAppliedFirst = stats.first
         let what = "\(stats.blocks) edit block(s) (\(stats.first) applied at once\(round > 0 ? ", \(stats.corrected) after \(round) correction(s)" : ""))"
-        return StageOutcome(inputs: inputs, outputs: outputs, summary: decision != nil ? "a decision is required: \(decision!.question.prefix(120))" : (summary.map { "\(what): \($0)" } ?? what), llm: entry, facts: facts)
+        return StageOutcome(inputs: inputs, outputs: outputs, summary: decision != nil ? "a decision is required: \(decision!.question.prefix(120))" : (summary.map { "\(what): \($0)" } ?? what), llm: x.entry, facts: facts)
     }
 
     static func check(_ c: StageContext, _ path: String, verb: String, source: Set<String>, allowed: Set<String> = []) throws {
@@ -172,7 +182,7 @@ extension Stages {
     }
 
     /// The whole-file JSON answer of older runs (and of the offline provider's first round).
-    static func wholeFiles(_ c: StageContext, response: LLMResponse, entry: TraceEntry, inputs: [FileRecord]) async throws -> StageOutcome {
+    static func wholeFiles(_ c: StageContext, response: LLMResponse, entry: TraceEntry, inputs: [FileRecord], before: [(path: String, data: Data)]) async throws -> StageOutcome {
         let answer = try GeneratedFiles.parseAnswer(response.text, stage: "implement")
         var outputs: [FileRecord] = []
         if let files = answer.files {
@@ -192,6 +202,7 @@ extension Stages {
                 }
             }
             outputs = try files.write(into: c.folder, subfolder: "implementations")
+            outputs.append(try await recordChanges(c, before: before, summary: nil))
             c.logger.info("implementation written", metadata: ["files": "\(files.files.count)"])
         }
         if let question = answer.decision {
@@ -199,5 +210,21 @@ extension Stages {
         }
         let summary = answer.decision != nil ? "a decision is required: \(answer.decision!.question.prefix(120))" : "\(answer.files?.files.count ?? 0) implementation file(s)\(c.fixingTests ? " fixing the failing tests" : "")"
         return StageOutcome(inputs: inputs, outputs: outputs, summary: summary, llm: entry, facts: StageFacts(decisionRequired: answer.decision))
+    }
+
+    /// `changes/implement-N.md`: the attempt's change as unified diffs, against the source and against the tree the
+    /// attempt started from (the previous round), with the model's summary: what a reviewer reads (the UI's
+    /// implementation artifact), never whole copies of files.
+    static func recordChanges(_ c: StageContext, before: [(path: String, data: Data)], summary: String?) async throws -> FileRecord {
+        let now = try ProjectSource.mergedTree(c.folder)
+        let total = try await ChangeSet.between(try ChangeSet.sourceFiles(c.folder), now, hidden: c.hiddenTests)
+        let round = try await ChangeSet.between(before, now, hidden: c.hiddenTests)
+        var text = "# Implementation (implement-\(c.attempt))\n\n"
+        if let summary { text += "Summary: \(MarkdownText.plain(summary))\n\n" }
+        text += "## Against the source\n\n" + total.markdown(budget: 100_000) + "\n"
+        if c.attempt > 1 || round != total {
+            text += "\n## Against the previous round\n\n" + round.markdown(budget: 50_000) + "\n"
+        }
+        return try c.folder.write("changes/implement-\(c.attempt).md", text: text, within: "changes")
     }
 }

@@ -20,9 +20,9 @@ public enum Stages {
     /// Writes `designs/ARCHITECTURE.md` and `designs/OPEN_QUESTIONS.json`.
     static func design(_ c: StageContext) async throws -> StageOutcome {
         let (spec, inputs) = try c.specification()
-        let (response, entry) = try await c.callModel(
-            values: ["project_name": c.project, "spec": spec, "feedback": c.feedback ?? "none", "source": c.sourceListing()],
-            hints: ["feedback": c.feedback ?? "none"])
+        var values = ["project_name": c.project, "spec": spec, "feedback": c.feedback ?? "none", "source": ""]
+        values["source"] = try await c.sourceContext(values).0.text
+        let (response, entry) = try await c.callModel(values: values, hints: ["feedback": c.feedback ?? "none"])
         let questions = openQuestions(in: response.text)
         let architecture = try c.folder.write("designs/ARCHITECTURE.md", text: response.text, within: "designs")
         let list = try c.folder.write("designs/OPEN_QUESTIONS.json", text: JSONValue.array(questions.map { .string($0) }).jsonText() + "\n", within: "designs")
@@ -74,7 +74,10 @@ public enum Stages {
             testFiles = []
         } else {
             let (decisions, _) = await c.decisionsSummary()
-            let (response, llm) = try await c.callModel(values: ["project_name": c.project, "spec": spec, "architecture": architecture, "implementation": listing, "decisions": decisions, "feedback": c.feedback ?? "none", "source": c.sourceListing()])
+            var values = ["project_name": c.project, "spec": spec, "architecture": architecture, "implementation": listing, "decisions": decisions, "feedback": c.feedback ?? "none", "source": ""]
+            let (context, texts) = try await c.sourceContext(values, requests: c.maxRequests)
+            values["source"] = context.text
+            let (response, llm, _, _) = try await c.converse(values: values, hints: [:], texts: texts)
             entry = llm
             let answer = try GeneratedFiles.parseAnswer(response.text, stage: "test")
             if let files = answer.files {

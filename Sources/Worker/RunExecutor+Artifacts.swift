@@ -34,7 +34,11 @@ extension RunExecutor {
                 artifacts.append(.markdown(key: Self.designArtifactKey, markdown: MarkdownText.neutralized(design), description: "designs/ARCHITECTURE.md of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID))
             }
         case .implement where !report.outputs.isEmpty:
-            artifacts.append(.markdown(key: Self.implementationArtifactKey, markdown: Self.filesMarkdown(folder, report.outputs.filter { !$0.hasSuffix("MANIFEST.json") }, title: "Implementation (\(name))"), description: "implementations/ of \(run.name) (\(name))", flowRunID: run.id, taskRunID: taskRunID))
+            // The round's change as diffs (against the source and the previous round) with the model's summary; runs
+            // from before changes/ show the files.
+            let changes = report.outputs.first { $0.hasPrefix("changes/implement-") }
+            let markdown = changes.flatMap { try? folder.readText($0) } ?? Self.filesMarkdown(folder, report.outputs.filter { !$0.hasSuffix("MANIFEST.json") }, title: "Implementation (\(name))")
+            artifacts.append(.markdown(key: Self.implementationArtifactKey, markdown: markdown, description: "The change of \(run.name) (\(name)): \(changes ?? "implementations/")", flowRunID: run.id, taskRunID: taskRunID))
         case .test where report.facts.testsPassed != nil:
             // The tests the model wrote, like the implementation: reviewers see what ran.
             let reserved: Set<String> = ["tests/MANIFEST.json", "tests/RESULTS.json", "tests/RESULTS.md", "tests/VERIFICATION.md"]

@@ -206,6 +206,8 @@ public struct RunExecutor: Sendable {
                     context.maxTokens = own.maxTokens ?? settings.llm.maxTokens
                 }
                 context.maxContinuations = settings.llm.maxContinuations
+                context.contextTokens = settings.llm.stages[stage.rawValue]?.contextTokens ?? settings.llm.contextTokens ?? ContextWindow.tokens(model: context.model)
+                context.maxRequests = settings.llm.maxRequestsPerStage
                 context.fixingTests = input.fixingTests
                 context.rerunTests = input.testMode == .rerun
                 if let round = input.fixRound {

@@ -11,7 +11,7 @@ struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Validate config.yml, prefect.yaml, the gates file and the prompt templates, then reach the Prefect API.",
-        discussion: "--project NAME also snapshots that project's source as a build would (what is left out, secret-looking values) and runs its tests on it in the sandbox (the baseline a build starts with); exit 1 when they cannot run.")
+        discussion: "--project NAME also snapshots that project's source as a build would (what is left out, secret-looking values), reports its repository map and what a prompt has room for (with --task, which files an implement prompt for that task would show in full), and runs its tests on it in the sandbox (the baseline a build starts with); exit 1 when they cannot run.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -20,6 +20,9 @@ struct CheckCommand: AsyncParsableCommand {
 
     @Option(help: "A project of config.yml: snapshot its source and run its tests as a build's baseline would.")
     var project: String?
+
+    @Option(help: "With --project: the task of a run, to see which files its implement prompt would show in full.")
+    var task: String?
 
     func run() async throws {
         do {
@@ -89,6 +92,7 @@ struct CheckCommand: AsyncParsableCommand {
         let left = snapshot.skippedByRule.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         emit("ok: project \(name): source \(snapshot.repository.map { "repository \($0)" } ?? "folder \(source)")\(snapshot.commit.map { " at \($0.prefix(12))" } ?? ""): \(snapshot.files.count) file(s)\(left.isEmpty ? "" : "; left out: \(left)")")
         for finding in snapshot.secrets { emit("warning: \(finding.path):\(finding.line): a secret-looking value (\(finding.kind)); prompts get a marker instead") }
+        try await reportContext(name, project: project, settings: settings, folder: folder)
         let command = project.testCommand ?? settings.test.command
         do {
             let baseline = try await Stages.measureBaseline(folder: folder, project: name, command: command, timeout: project.testTimeout ?? settings.test.timeout, junit: project.junit, environment: [:], sandbox: sandbox.applying(project))
@@ -98,6 +102,31 @@ struct CheckCommand: AsyncParsableCommand {
         } catch {
             emit("error: project \(name): \(error)")
             return false
+        }
+    }
+
+    /// The project's repository map and what an implement prompt has room for with the configured model.
+    func reportContext(_ name: String, project: Settings.Project, settings: Settings, folder: RunFolder) async throws {
+        let model = settings.llm.stages["implement"]?.model ?? settings.llm.model ?? settings.llm.provider
+        let contextTokens = settings.llm.stages["implement"]?.contextTokens ?? settings.llm.contextTokens ?? ContextWindow.tokens(model: model)
+        let maxTokens = settings.llm.stages["implement"]?.maxTokens ?? settings.llm.maxTokens
+        let texts = CodeContext.promptTree(try ProjectSource.mergedTree(folder, restoring: project.hiddenTests), hidden: project.hiddenTests)
+        let spec = project.spec.map { FileTree.entries($0).compactMap { entry -> String? in
+            guard case .file = entry.kind else { return nil }
+            return (try? FileTree.readRegular(root: project.spec!, relative: entry.path, limit: 2 << 20)).map { String(decoding: $0, as: UTF8.self) }
+        }.joined(separator: "\n") } ?? ""
+        let window = contextTokens - maxTokens
+        let fixed = TokenEstimate.of(spec + (task ?? "")) + 1500
+        let budget = CodeContext.Budget.of(window: window, fixed: fixed)
+        let (context, problem) = await CodeContext.make(texts, focus: .init(text: spec + "\n" + (task ?? "")), budget: budget, requests: settings.llm.maxRequestsPerStage)
+        let all = texts.values.reduce(0) { $0 + TokenEstimate.of($1) }
+        emit("ok: project \(name): \(texts.count) text file(s), ≈\(all) tokens in all; model \(model): context \(contextTokens) tokens, max_tokens \(maxTokens), so a prompt has room for \(window)")
+        emit("ok: project \(name): an implement prompt (spec and task ≈\(fixed) tokens) shows \(context.full.count) file(s) in full and outlines \(context.outlined.count) in the repository map: ≈\(context.tokens) tokens (budget: \(budget.fullTokens) for whole files, \(budget.mapTokens) for the map), leaving ≈\(max(0, window - fixed - context.tokens)) for the rest of the prompt and reads")
+        if let problem { emit("warning: project \(name): \(problem)") }
+        if task != nil {
+            for item in context.ranking.prefix(10) {
+                emit("  \(context.full.contains(item.path) ? "in full " : "outlined") \(item.path)\(item.reason.map { " (\($0))" } ?? "")")
+            }
         }
     }
 }

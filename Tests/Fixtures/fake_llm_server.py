@@ -16,6 +16,12 @@ per event. Scenario flags after "scripted", joined by "-" (e.g. /scripted-cut-pr
   cutalways  every answer is cut
   preamble   the JSON comes after a sentence and inside a ```json fence, with a closing remark
   overload   (streaming) the first stream of each stage breaks with an overloaded_error event
+  agent      the implement answer is an object {"fixes": [{"path", "search", "replace", "read"?}], "summary"} and the
+             server acts as a coding model would: while a fix's SEARCH lines are nowhere in the conversation it
+             asks to read the file (the fix's "read", e.g. "path:START-END", or the whole path), then answers with
+             search/replace blocks after a sentence, inside a ``` fence; usage counts ~4 characters a token
+  sloppy     (with agent) the first blocks quote a line that is not in the file; after the worker's correction the
+             blocks are right
 Scenario "scripted" answers each pipeline stage with the text POSTed to /answers as {"design": "...",
 "implement": "...", "test": "...", "verify": "..."}; the stage is read from the prompt's first line. A list
 gives one answer per call of that stage, the last one repeated.
@@ -53,6 +59,31 @@ def stage_of(body):
             return stage
     return None
 lock = threading.Lock()
+
+
+def conversation(body):
+    """Every text the model has been shown: the system prompt and every message."""
+    parts = [body.get("system") or ""]
+    for m in body.get("messages", []):
+        content = m.get("content")
+        parts.append(content if isinstance(content, str) else "".join(b.get("text", "") for b in content or []))
+    return "\n".join(p if isinstance(p, str) else json.dumps(p) for p in parts)
+
+
+def agent(body, script, sloppy):
+    """What a coding model answers: a request to read what it has not seen, else its edits as blocks."""
+    seen_text = conversation(body)
+    for fix in script["fixes"]:
+        if fix["search"] and fix["search"] not in seen_text:
+            return "I need to see the code first.\n\n```json\n" + json.dumps({"read": [fix.get("read") or fix["path"]]}) + "\n```\n"
+    corrected = "did not apply" in seen_text
+    blocks = []
+    for fix in script["fixes"]:
+        search = fix["search"]
+        if sloppy and not corrected:
+            search = "# a line the model misremembered\n" + search
+        blocks.append("%s\n```python\n<<<<<<< SEARCH\n%s=======\n%s>>>>>>> REPLACE\n```\n" % (fix["path"], search, fix["replace"]))
+    return "Here is the fix.\n\n" + "\n".join(blocks) + "\n```json\n" + json.dumps({"summary": script.get("summary", "fix")}) + "\n```\n"
 
 def anthropic_ok(body):
     return {"id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model"),
@@ -105,11 +136,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             emit(None, "[DONE]")
         self.close_connection = True
 
-    def answer(self, anthropic, body, text, headers, cut=False, fail_midway=False):
+    def answer(self, anthropic, body, text, headers, cut=False, fail_midway=False, usage=(11, 7)):
         """A successful answer: JSON, or a stream when the request asked for one."""
         stop = ("max_tokens" if anthropic else "length") if cut else ("end_turn" if anthropic else "stop")
         cached = 100 if body_has_cache_control(body) else 0
-        usage = (11, 7, cached, 50 if cached else 0)
+        usage = (usage[0], usage[1], cached, 50 if cached else 0)
         if body.get("stream"):
             return self.stream(anthropic, body, text, stop, usage, headers, fail_midway)
         if anthropic:
@@ -171,6 +202,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 streams[stage] = streams.get(stage, 0) + 1
                 first_stream = streams[stage] == 1
             text = answers.get(stage, "no scripted answer for this prompt")
+            if "agent" in flags and isinstance(text, dict):
+                text = agent(body, text, "sloppy" in flags)
+                return self.answer(anthropic, body, text, rid, usage=(len(json.dumps(body)) // 4, (len(text) + 3) // 4))
             if isinstance(text, list):
                 text = text[min(k, len(text)) - 1]
             if "preamble" in flags:

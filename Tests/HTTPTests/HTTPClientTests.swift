@@ -81,8 +81,18 @@ struct HTTPClientTests {
         let before = sockets()
         let response = try await http.send(HTTPRequest(url: server.base + "/hello"))
         #expect(response.status == 200)
-        // What the request opened: the kept-alive connection, still open in the pool.
-        let opened = sockets().filter { before[$0.key] != $0.value }
+        // What the request opened: the kept-alive connection to the server, still open in the pool (other tests running
+        // at the same time open sockets too: only those to this server's port count).
+        let port = Int(server.base.split(separator: ":").last ?? "") ?? -1
+        var toServer = Set<String>()
+        for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+            for line in ((try? String(contentsOfFile: table, encoding: .utf8)) ?? "").split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                guard fields.count > 9, let remote = fields[2].split(separator: ":").last, Int(remote, radix: 16) == port else { continue }
+                toServer.insert("socket:[\(fields[9])]")
+            }
+        }
+        let opened = sockets().filter { before[$0.key] != $0.value && toServer.contains($0.value) }
         #expect(!opened.isEmpty)
         for (fd, target) in opened {
             #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0, "the connection's descriptor \(fd) (\(target)) would be inherited by children")

@@ -142,7 +142,10 @@ struct ProjectTests {
                 let text = content?.stringValue ?? (content?.arrayValue ?? []).compactMap { $0["text"]?.stringValue }.joined()
                 return text.hasPrefix("You are the implementer") ? text : nil
             }.first ?? ""
-            #expect(implementPrompt.contains("File tree (4 files):\n- README.md\n- calc.py\n- old.py\n- run_tests.py"), "\(implementPrompt.prefix(2000))")
+            #expect(implementPrompt.contains("The project has 4 text files. All of them are shown in full below.\n\n## Files in full\n\n"), "\(implementPrompt.prefix(2000))")
+            #expect(["calc.py", "old.py", "run_tests.py", "README.md"].allSatisfy { implementPrompt.contains("### \($0)\n\n```\n") })
+            // The system prompt went with every request.
+            #expect(seen.allSatisfy { $0["body"]?["system"]?.stringValue?.hasPrefix("You are a careful senior software engineer") == true })
             #expect(implementPrompt.contains("return a - b"))
 
             // The tests, test by test, from the project's JUnit report.

@@ -24,10 +24,11 @@ struct ImplementEditsTests {
         return (h, provider)
     }
 
-    func context(_ h: StageHarness, _ provider: any LLMProvider, _ stage: StageName, attempt: Int = 1, fixing: Bool = false) -> StageContext {
+    func context(_ h: StageHarness, _ provider: any LLMProvider, _ stage: StageName, attempt: Int = 1, fixing: Bool = false, contextTokens: Int? = nil) -> StageContext {
         var c = h.context(stage, attempt: attempt, provider: provider, fixingTests: fixing)
         c.projectSource = h.dir.path + "/source"
         c.task = "Fix add."
+        if let contextTokens { c.contextTokens = contextTokens }
         return c
     }
 
@@ -114,8 +115,108 @@ struct ImplementEditsTests {
         let big = String(repeating: "# filler line for the budget\n", count: 3000) + "VALUE = 1\n"
         let wrong = "big.py\n<<<<<<< SEARCH\nVALUE = 1\n=======\nVALUE = 2\n>>>>>>> REPLACE\n"
         let (h, provider) = try await harness(["implement": [wrong, wrong, wrong]], files: ["calc.py": Self.calc, "big.py": big])
-        let error = await #expect(throws: EngineError.self) { _ = try await Stages.run(context(h, provider, .implement)) }
+        let error = await #expect(throws: EngineError.self) { _ = try await Stages.run(context(h, provider, .implement, contextTokens: 12_000)) }
         #expect(error?.message.contains("big.py was not shown to you in full; ask to read it first") == true, "\(error?.message ?? "")")
+        // The prompt said so: big.py only outlined, and how to ask for it.
+        let prompt = try #require(await provider.requests.first { $0.stage == .implement }?.prompt)
+        #expect(prompt.contains("Shown in full below (1): calc.py"))
+        #expect(prompt.contains("Only outlined in the repository map"))
+        #expect(prompt.contains("{\"read\": [\"path\", \"path:START-END\"]"))
+    }
+
+    static let big = String(repeating: "# filler line for the budget\n", count: 3000) + "VALUE = 1\n"
+
+    @Test func theModelReadsWhatItWasNotShownThenEditsIt() async throws {
+        let ask = "I need to see the end of big.py.\n\n```json\n{\"read\": [\"big.py:2999-3001\"], \"search\": [\"^VALUE\"]}\n```\n"
+        let edit = "big.py\n<<<<<<< SEARCH\nVALUE = 1\n=======\nVALUE = 2\n>>>>>>> REPLACE\n"
+        let (h, provider) = try await harness(["implement": [ask, edit]], files: ["calc.py": Self.calc, "big.py": Self.big])
+        let outcome = try await Stages.run(context(h, provider, .implement, contextTokens: 12_000))
+        #expect(try h.folder.readText("implementations/big.py").hasSuffix("# filler line for the budget\nVALUE = 2\n"))
+        #expect(outcome.facts.editBlocksAppliedFirst == 1)
+        // The answer to the request went back in the same conversation: the lines, and the search's file:line.
+        let second = try #require(await provider.requests.last { $0.stage == .implement })
+        #expect(second.turns.map(\.role) == [.assistant, .user])
+        let answer = try #require(second.turns.last?.text)
+        #expect(answer.contains("### big.py (lines 2999-3001 of 3002)\n\n```\n# filler line for the budget\n# filler line for the budget\nVALUE = 1\n```"))
+        #expect(answer.contains("### search `^VALUE`: 1 match"))
+        #expect(answer.contains("big.py:3001: VALUE = 1"))
+        // Both exchanges are traced, the second saying what was read and searched.
+        let llm = await h.trace.entries.filter { $0.kind == .llm && $0.stage == "implement" }
+        #expect(llm.count == 2)
+        #expect(llm.last?.message?.hasPrefix("answers request 1: read big.py:2999-3001 (") == true, "\(llm.last?.message ?? "")")
+        #expect(llm.last?.message?.contains("search ^VALUE (1 matches)") == true)
+    }
+
+    @Test func requestsPastTheLimitFailTheStage() async throws {
+        let ask = "```json\n{\"read\": [\"calc.py\"]}\n```"
+        let (h, provider) = try await harness(["implement": [ask]])
+        var c = context(h, provider, .implement)
+        c.maxRequests = 2
+        let error = await #expect(throws: EngineError.self) { _ = try await Stages.run(c) }
+        #expect(error?.message.contains("asked to read or search the code 3 times in one implement attempt (llm.max_requests_per_stage is 2)") == true, "\(error?.message ?? "")")
+        #expect(await provider.requests.filter { $0.stage == .implement }.count == 3)
+        // The last answer said it was the last.
+        #expect(await provider.requests.last?.turns.last?.text.contains("That was the last request this attempt may make") == true)
+    }
+
+    @Test func aPromptOverTheModelsContextIsRefusedBeforeAnyRequest() async throws {
+        let (h, provider) = try await harness(["implement": ["unused"]])
+        _ = try h.folder.write("inputs/DOCS.md", text: String(repeating: "A long document the spec folder holds.\n", count: 4000))
+        let error = await #expect(throws: EngineError.self) { _ = try await Stages.run(context(h, provider, .implement, contextTokens: 20_000)) }
+        let message = error?.message ?? ""
+        #expect(message.hasPrefix("the spec (inputs/: "), "\(message)")
+        #expect(message.contains("is over its share of the implement prompt (40 % of 19000 tokens = 7600)"))
+        #expect(message.contains("raise llm.context_tokens (llm.stages.implement.context_tokens)"))
+        #expect(message.hasSuffix("no request was sent"))
+        #expect(await provider.requests.filter { $0.stage == .implement }.isEmpty)
+        // max_tokens past the context: refused the same way.
+        let tight = await #expect(throws: EngineError.self) { _ = try await Stages.run(context(h, provider, .implement, contextTokens: 1500)) }
+        #expect(tight?.message.hasPrefix("max_tokens 1000 leaves no room for a prompt in the model's context of 1500 tokens") == true)
+        #expect(await provider.requests.filter { $0.stage == .implement }.isEmpty)
+    }
+
+    @Test func theSystemPromptIsSentAndItsHashTraced() async throws {
+        let (h, provider) = try await harness(["implement": ["calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a - b\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n"]])
+        _ = try await Stages.run(context(h, provider, .implement))
+        let system = try String(contentsOfFile: h.templates + "/prompts/system.md", encoding: .utf8)
+        let request = try #require(await provider.requests.last)
+        #expect(request.system == system.trimmingCharacters(in: .newlines) || request.system == system)
+        let entry = try #require(await h.trace.entries.last { $0.kind == .llm })
+        #expect(entry.systemSHA256 == SHA256.hex(request.system ?? ""))
+        #expect(request.system?.contains("Never edit or delete the project's existing tests") == true)
+    }
+
+    @Test func everyTraceHashResolvesAfterThreeRoundsAndEachRoundIsADiff() async throws {
+        let one = "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a - b\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n\n```json\n{\"summary\": \"add adds\"}\n```\n"
+        let two = "util.py\n<<<<<<< SEARCH\nX = 1\n=======\nX = 2\n>>>>>>> REPLACE\n"
+        let three = "util.py\n<<<<<<< SEARCH\nX = 2\n=======\nX = 3\n>>>>>>> REPLACE\n"
+        let (h, provider) = try await harness(["implement": [one, two, three]])
+        for attempt in 1...3 {
+            let outcome = try await Stages.run(context(h, provider, .implement, attempt: attempt))
+            try await h.trace.append(TraceEntry(kind: .stage, stage: "implement", attempt: attempt, startedAt: Date(), endedAt: Date(), status: "completed", inputs: outcome.inputs, outputs: outcome.outputs))
+        }
+        #expect(try h.folder.readText("implementations/util.py") == "X = 3\n")
+        let document = await h.trace.document
+        #expect(document.verify(key: h.key, folder: h.folder) == nil)
+        // Round 1's util.py-less manifest and round 2's util.py (X = 2) are gone from implementations/, kept in objects/.
+        let recorded = document.entries.flatMap(\.outputs).filter { $0.path == "implementations/util.py" }
+        #expect(recorded.count == 2)
+        #expect(try h.folder.readText(TraceObjects.path(recorded[0].sha256)) == "X = 2\n")
+        try FileManager.default.removeItem(atPath: try h.folder.path("objects"))
+        let problem = document.verify(key: h.key, folder: h.folder)
+        #expect(problem?.reason.contains("as this entry recorded it") == true, "\(String(describing: problem))")
+        // Each round's change for the reviewer: a diff against the source and against the round before.
+        let round2 = try h.folder.readText("changes/implement-2.md")
+        #expect(round2.contains("## Against the source"))
+        #expect(round2.contains("-    return a - b\n+    return a + b"))
+        let previous = try #require(round2.components(separatedBy: "## Against the previous round").last)
+        #expect(previous.contains("-X = 1\n+X = 2"))
+        #expect(!previous.contains("return a + b"))
+        #expect(try h.folder.readText("changes/implement-1.md").contains("Summary: add adds"))
+        // Round 3's prompt shows the changes so far as a diff, and util.py as it is now.
+        let prompt = try #require(await provider.requests.last { $0.stage == .implement }?.prompt)
+        #expect(prompt.contains("+X = 2"))
+        #expect(prompt.contains("### util.py\n\n```\nX = 2\n"))
     }
 }
 

@@ -125,7 +125,7 @@ struct ProtectedTestsTests {
         #expect(error?.message.contains(reason) == true, "\(error?.message ?? "")")
         #expect(h.folder.files(in: "implementations").isEmpty)
         // The hidden test is in no prompt.
-        #expect(!(ProjectSource.promptListing(h.folder, hidden: ["acceptance/**"]).contains("acceptance")))
+        #expect(!(CodeContext.build(CodeContext.promptTree(try ProjectSource.mergedTree(h.folder), hidden: ["acceptance/**"]), map: RepoMap(tags: [:]), focus: .init(text: ""), budget: .init(fullTokens: 100_000, mapTokens: 10_000), requests: 8).text.contains("acceptance")))
     }
 
     /// Changing the project's own tests (a source test file, or a `test.protected` file) is not refused outright: a
