@@ -8,7 +8,7 @@ struct TraceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
         abstract: "Summarise a run's TRACE.json: stage, attempt, model, tokens, cost, duration, prompt hash, outputs.",
-        discussion: "--verify checks the signed header and the HMAC chain (keyed by <state_dir>/.trace-key; every entry covers the run's id and its place), that the chain ends where <state_dir>/trace-index/<run>.json recorded (entries cut from the end, or a TRACE.json copied from another run), and the SHA-256 of every file as the run last recorded it; it prints the first thing that does not match and exits 1.")
+        discussion: "--verify checks the signed header and the HMAC chain (keyed by <state_dir>/.trace-key; every entry covers the run's id and its place), that the chain ends where <state_dir>/trace-index/<run>.json recorded (entries cut from the end, or a TRACE.json copied from another run), the SHA-256 of every file as the run last recorded it, and every file of every attempt (as it is, or its copy in objects/); it prints the first thing that does not match and exits 1.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The run's id (or name, looked up through the API).") var run: String

@@ -40,7 +40,12 @@ struct WorkerE2ETests {
             #expect(firstTests.arrayValue?.count == 10)
             #expect(firstTests.arrayValue?.contains { $0["name"] == "test_textstats.TopWordsTest.test_ties_alphabetical" && $0["outcome"] == "failed" } == true, "\(firstTests.jsonText().prefix(600))")
             #expect(artifacts.first { $0.type == "progress" }?.data == 100)
-            #expect(artifacts.first { $0.key == "autonomy-implementation" }?.data?.stringValue?.contains("## implementations\\/textstats\\.py\n\n```\n") == true)
+            // Each round's change as diffs: round 2 against the source (a new file) and against round 1 (the fix).
+            let round2 = artifacts.first { $0.key == "autonomy-implementation" && taskNames[$0.taskRunID ?? ""] == "implement-2" }?.data?.stringValue ?? ""
+            #expect(round2.hasPrefix("# Implementation (implement-2)\n\nSummary: "), "\(round2.prefix(300))")
+            #expect(round2.contains("## Against the source") && round2.contains("--- /dev/null\n+++ b/textstats.py"))
+            let againstRound1 = round2.components(separatedBy: "## Against the previous round").last ?? ""
+            #expect(againstRound1.contains("--- a/textstats.py\n+++ b/textstats.py\n@@"), "\(againstRound1.prefix(400))")
 
             // The log shipper sends about every second: wait for the lines, not for a fixed time.
             var logs: [LogEntry] = []
