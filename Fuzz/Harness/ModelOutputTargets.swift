@@ -7,7 +7,7 @@ import Tasks
 
 /// What a model provider sends back: the files a stage asks for, the API's JSON, and its retry headers.
 enum ModelOutputTargets {
-    static let all = [files, editBlocks, providerAnswer, retryHeaders, stream, junit]
+    static let all = [files, editBlocks, codeRequests, providerAnswer, retryHeaders, stream, junit]
 
     /// Search/replace blocks parsed and applied to a small tree: no crash, every written path a safe relative one
     /// inside the tree (never `.git`), and the files not named by an applied block unchanged.
@@ -32,6 +32,24 @@ enum ModelOutputTargets {
                 require(start[path] == text, "\(path) changed without an applied block")
             }
         }
+    }
+
+    /// A model's read/search request, answered over a small tree; the same text as a request's focus (paths and names
+    /// in it) and as ctags output.
+    static let codeRequests = FuzzTarget(name: "code-requests", summary: "a model's read/search request through CodeRequest, RepoMap's ranking and ctags' JSON lines") { data in
+        let text = String(decoding: data, as: UTF8.self)
+        let tree = ["pkg/table.py": "class Table:\n    def render(self):\n        return format_cell(1)\n", "pkg/cells.py": "def format_cell(v):\n    return str(v)\n", "README.md": "# pkg\n"]
+        let parsed = EditBlocks.parse(text)
+        if let request = CodeRequest(parsed.structured) {
+            let budget = 4096
+            let (answer, shown, _) = request.answer(tree, budget: budget)
+            require(answer.utf8.count <= budget, "an answer of \(answer.utf8.count) bytes over its budget of \(budget)")
+            require(shown.isSubset(of: Set(tree.keys)), "a file outside the tree was shown: \(shown)")
+        }
+        let map = RepoMap(tags: RepoMap.parse(text).filter { tree[$0.key] != nil })
+        let ranked = map.ranked(tree, focus: .init(text: text, edited: ["pkg/cells.py"]))
+        require(Set(ranked.map(\.path)) == Set(tree.keys), "the ranking lost or invented files")
+        require(ranked.allSatisfy { $0.score.isFinite }, "a score that is not a number")
     }
 
     static let folder = RunFolder(stateDir: Scratch.folder + "/state", runID: "fuzz")

@@ -147,6 +147,36 @@ struct ImplementEditsTests {
         #expect(llm.last?.message?.contains("search ^VALUE (1 matches)") == true)
     }
 
+    @Test func aConversationWithReadsReplaysFromTheRunFolder() async throws {
+        let ask = "```json\n{\"read\": [\"big.py:3001-3001\"]}\n```"
+        let edit = "big.py\n<<<<<<< SEARCH\nVALUE = 1\n=======\nVALUE = 3\n>>>>>>> REPLACE\n"
+        let files = ["calc.py": Self.calc, "big.py": Self.big]
+        let (h, provider) = try await harness(["implement": [ask, edit]], files: files)
+        _ = try await Stages.run(context(h, provider, .implement, contextTokens: 12_000))
+        // Another run with the same inputs, every answer replayed from the first run's llm/ (keyed by the prompt
+        // hash, the read exchange included): the same edit, no model.
+        let replay = try ReplayProvider(from: h.folder.root, stateDir: h.dir.path + "/state")
+        let (h2, _) = try await harness([:], files: files)
+        _ = try await Stages.run(context(h2, replay, .implement, contextTokens: 12_000))
+        #expect(try h2.folder.readText("implementations/big.py") == (try h.folder.readText("implementations/big.py")))
+        #expect(try h2.folder.readText("implementations/big.py").hasSuffix("VALUE = 3\n"))
+        let prompts = await h.trace.entries.filter { $0.kind == .llm && $0.stage == "implement" }.map(\.promptSHA256)
+        #expect(await h2.trace.entries.filter { $0.kind == .llm && $0.stage == "implement" }.map(\.promptSHA256) == prompts)
+    }
+
+    @Test func theTestStageMayReadTooBeforeItWritesTests() async throws {
+        let ask = "```json\n{\"search\": [\"^def \"]}\n```"
+        let tests = ScriptedProvider.files([("test_calc.py", "import unittest\n")])
+        let (h, provider) = try await harness(["implement": ["calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a - b\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n"], "test": [ask, tests]])
+        _ = try await Stages.run(context(h, provider, .implement))
+        var c = context(h, provider, .test)
+        c.testCommand = "true"
+        _ = try await Stages.run(c)
+        let second = try #require(await provider.requests.last { $0.stage == .test })
+        #expect(second.turns.last?.text.contains("calc.py:1: def add(a, b):") == true)
+        #expect(try h.folder.readText("tests/test_calc.py") == "import unittest\n")
+    }
+
     @Test func requestsPastTheLimitFailTheStage() async throws {
         let ask = "```json\n{\"read\": [\"calc.py\"]}\n```"
         let (h, provider) = try await harness(["implement": [ask]])
