@@ -18,8 +18,9 @@ ensure_packages() {
   if [ ${#need[@]} -gt 0 ]; then
     say "installing Debian packages: ${need[*]}"
     local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+    # Another apt-get (unattended-upgrades, a second script) may hold the dpkg lock: wait for it, up to 10 minutes.
+    $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null
   fi
 }
 
@@ -46,6 +47,17 @@ ensure_sdists() {
     }
   done
   echo "$dir"
+}
+
+# no_warnings LOG: fails when the build log shows a warning in our own code (dependencies' warnings are theirs).
+no_warnings() {
+  local found
+  found=$(grep -E "^$ROOT/(Sources|flows|Tests|Fuzz)/[^:]+:[0-9]+:[0-9]+: warning:" "$1" | sort -u || true)
+  if [ -n "$found" ]; then
+    say "the build warns in our own code (fix it; warnings are not allowed here):"
+    printf '%s\n' "$found" >&2
+    return 1
+  fi
 }
 
 # free_port: prints a free TCP port on 127.0.0.1

@@ -56,7 +56,9 @@ extension Stages {
         let base = try ProjectSource.mergedTree(c.folder, restoring: c.hiddenTests)
         var text: [String: String] = [:]
         for file in base { if let string = String(data: file.data, encoding: .utf8), !string.contains("\u{0}") { text[file.path] = string } }
-        let editable = Set(context.full).union(x.read).union(earlier.map { String($0.dropFirst("implementations/".count)) })
+        // Files seen in full in an earlier attempt stay editable (its manifest's "seen").
+        let seenBefore = (try? JSONValue.parse(c.folder.readText("implementations/MANIFEST.json")))?["seen"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let editable = Set(context.full).union(x.read).union(earlier.map { String($0.dropFirst("implementations/".count)) }).union(seenBefore)
         var applier = EditApplier(files: text, editable: editable)
         let sourcePaths = Set(ProjectSource.manifest(in: c.folder)?.paths ?? [])
         let touched = first.blocks.map(\.path) + (first.structured?["deleted"]?.arrayValue?.compactMap(\.stringValue) ?? [])
@@ -129,6 +131,7 @@ extension Stages {
         let decision = try structured?["decision_required"].flatMap { $0.isNull ? nil : try GeneratedFiles.decisionRequest($0, stage: "implement") }
         let extra: [String: JSONValue] = [
             "summary": summary.map { .string($0) } ?? .null,
+            "seen": .array(editable.union(applier.editable ?? []).sorted().map { .string($0) }),
             "edits": ["blocks": .int(stats.blocks), "applied_first": .int(stats.first), "applied_after_correction": .int(stats.corrected), "failed": .int(stats.failed), "corrections": .int(round)],
         ]
         var outputs = try changed.write(into: c.folder, subfolder: "implementations", manifest: extra)

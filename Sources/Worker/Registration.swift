@@ -52,6 +52,7 @@ public struct Registration: Sendable {
 
     /// Registers the deployments targeting `pool` (all of them when nil). Returns each one's name, id, pool and what
     /// changed ("created", "unchanged", or the fields updated).
+    @discardableResult
     public func registerDeployments(onlyPool pool: String?, ownership: Ownership = .workerOwned) async throws -> [(name: String, id: String, pool: String, change: String)] {
         let flow = try await client.createFlow(name: AutonomousBuild.flowName)
         var registered: [(String, String, String, String)] = []

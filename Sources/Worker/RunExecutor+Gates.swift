@@ -12,17 +12,43 @@ extension RunExecutor {
     }
 
     /// Pauses the run at a gate: Suspended (worker, deployment runs; the worker lets go) or a blocking
-    /// Paused (`autonomy run`). A key that already fired means the answer is in: read it.
+    /// Paused (`autonomy run`). A pause key that already fired means the answer may be in: the answer is that pause's
+    /// `-response` input, else a Resuming after it in the run's history. When there is neither (a UI Retry after a
+    /// Cancel or an expired pause: forced states keep the server's pause keys), nobody answered, and the gate asks again
+    /// under a new key (`<gate>-<n>-r2`, …) — never taking the default for a person.
     func ask(_ run: FlowRun, firing: GateFiring, deployment: String?, folder: RunFolder, trace: TraceWriter, log: Logger, stop: StopSignal) async throws -> AskResult {
+        var key = firing.pauseKey
+        while true {
+            if let result = try await pause(run, firing: firing, key: key, deployment: deployment, folder: folder, trace: trace, log: log, stop: stop) { return result }
+            // This key fired before: the newest round of this gate's pause decides.
+            let fired = (try await client.readFlowRun(id: run.id)).empiricalPolicy?.pauseKeys ?? []
+            let latest = Self.latestRound(of: firing.pauseKey, in: fired + [key])
+            if let decision = try await readAnswer(run, firing: firing, key: latest.key, folder: folder, trace: trace, log: log) { return .answered(decision) }
+            key = "\(firing.pauseKey)-r\(latest.round + 1)"
+            log.notice("this gate's pause fired before but nobody answered it (a UI Retry, or a pause that was cancelled or timed out); asking again", metadata: ["gate": "\(firing.gate.id)", "pause_key": "\(key)"])
+        }
+    }
+
+    /// The newest of a gate's pause keys among `keys`: `base` is round 1, `base-rN` round N.
+    static func latestRound(of base: String, in keys: [String]) -> (key: String, round: Int) {
+        var latest = (key: base, round: 1)
+        for key in keys where key.hasPrefix(base + "-r") {
+            if let n = Int(key.dropFirst(base.count + 2)), n > latest.round { latest = (key, n) }
+        }
+        return latest
+    }
+
+    /// One pause under `key`; nil when the server says that key already fired.
+    private func pause(_ run: FlowRun, firing: GateFiring, key: String, deployment: String?, folder: RunFolder, trace: TraceWriter, log: Logger, stop: StopSignal) async throws -> AskResult? {
         let suspend = mode == .worker && run.deploymentID != nil
         let name = suspend ? "Suspended" : "Paused"
-        let base = "\(name.lowercased())-\(firing.pauseKey)"
+        let base = "\(name.lowercased())-\(key)"
         let keyset = RunInputKeyset(base: base)
         let askedAt = Date()
         let deadline = firing.gate.timeout.map { askedAt.addingTimeInterval($0.seconds) }
         // on_timeout: default is kept by the worker (GateDeadline); on_timeout: fail is the server's pause_timeout.
-        let ownDeadline = GateDeadline(firing, askedAt: askedAt)
-        var details = StateDetails(pauseReschedule: suspend, pauseKey: firing.pauseKey, runInputKeyset: keyset)
+        let ownDeadline = GateDeadline(firing, askedAt: askedAt).map { GateDeadline(expiry: $0.expiry, pauseKey: key, defaultChoice: $0.defaultChoice) }
+        var details = StateDetails(pauseReschedule: suspend, pauseKey: key, runInputKeyset: keyset)
         if firing.gate.onTimeout == .fail { details.pauseTimeout = deadline }
         let headline = firing.question.split(separator: "\n").first { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "# ")) } ?? firing.gate.id
         let state = StateCreate(type: .paused, name: name, message: "Decision required at gate \(firing.gate.id): \(headline)", details: details)
@@ -42,12 +68,12 @@ extension RunExecutor {
                 try await client.updateLabels(flowRunID: run.id, ownDeadline.labels)
             }
             let link = PrefectConnection.runLink(settings, runID: run.id)
-            log.notice("waiting for a decision in the Prefect UI", metadata: ["gate": "\(firing.gate.id)", "pause_key": "\(firing.pauseKey)", "ui": "\(link)", "or": "autonomy resume \(run.id) --choice \(firing.gate.defaultOption)"])
+            log.notice("waiting for a decision in the Prefect UI", metadata: ["gate": "\(firing.gate.id)", "pause_key": "\(key)", "ui": "\(link)", "or": "autonomy resume \(run.id) --choice \(firing.gate.defaultOption)"])
             await notifier.send(.init(event: "waiting", flowRunID: run.id, flowRunName: run.name, deployment: deployment, state: name, gate: firing.gate.id, question: firing.question, url: link))
             if suspend {
                 return .ended(.released("Suspended at gate \(firing.gate.id); Resume in the Prefect UI continues the build"))
             }
-            return try await waitForAnswer(run, firing: firing, keyset: keyset, deadline: ownDeadline, folder: folder, trace: trace, log: log, stop: stop)
+            return try await waitForAnswer(run, firing: firing, key: key, deadline: ownDeadline, folder: folder, trace: trace, log: log, stop: stop)
         case .reject(let current, let reason):
             switch current?.type {
             case .running: break
@@ -58,9 +84,8 @@ extension RunExecutor {
             case .cancelling, .cancelled: throw CancellationError()
             default: return .ended(.crashed("Prefect refused to pause at gate \(firing.gate.id): \(reason)"))
             }
-            log.info("this gate's pause already fired; reading the answer", metadata: ["gate": "\(firing.gate.id)", "pause_key": "\(firing.pauseKey)"])
-            let answered = try await readAnswer(run, firing: firing, keyset: keyset, answeredAt: current?.timestamp ?? Date(), folder: folder, trace: trace, log: log)
-            return .answered(answered)
+            log.info("this gate's pause already fired; looking for its answer", metadata: ["gate": "\(firing.gate.id)", "pause_key": "\(key)"])
+            return nil
         case .abort(let reason):
             let now = try await client.readFlowRun(id: run.id)
             if now.stateType == .cancelling || now.stateType == .cancelled { throw CancellationError() }
@@ -71,7 +96,7 @@ extension RunExecutor {
     }
 
     /// A blocking pause: poll the run (cheaply) until it is resumed, fails, or is cancelled.
-    private func waitForAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, deadline: GateDeadline?, folder: RunFolder, trace: TraceWriter, log: Logger, stop: StopSignal) async throws -> AskResult {
+    private func waitForAnswer(_ run: FlowRun, firing: GateFiring, key: String, deadline: GateDeadline?, folder: RunFolder, trace: TraceWriter, log: Logger, stop: StopSignal) async throws -> AskResult? {
         var resumedByDeadline = false
         while true {
             do {
@@ -84,7 +109,8 @@ extension RunExecutor {
             let current = try await client.readFlowRun(id: run.id)
             switch current.stateType {
             case .running:
-                return .answered(try await readAnswer(run, firing: firing, keyset: keyset, answeredAt: current.state?.timestamp ?? Date(), folder: folder, trace: trace, log: log))
+                // Running again without an answer (forced from the UI): nil, and the gate asks again.
+                return try await readAnswer(run, firing: firing, key: key, folder: folder, trace: trace, log: log).map { .answered($0) }
             case .paused:
                 if !resumedByDeadline, let deadline, deadline.expired(at: Date()) {
                     resumedByDeadline = true
@@ -101,20 +127,22 @@ extension RunExecutor {
         }
     }
 
-    /// Reads `<keyset>-response` (what the UI or `autonomy resume` sent; the server validated it) and records it.
-    /// The pause that fired may have been the other kind: a worker Suspends, `autonomy run --attach` Pauses; the
-    /// answer is under the keyset of the pause that actually fired, so both are read.
-    private func readAnswer(_ run: FlowRun, firing: GateFiring, keyset: RunInputKeyset, answeredAt: Date, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> Decision {
-        var text = try await client.readInput(flowRunID: run.id, key: keyset.response)
-        if text == nil {
-            for other in ["suspended", "paused"] where !keyset.response.hasPrefix(other + "-") {
-                text = try await client.readInput(flowRunID: run.id, key: RunInputKeyset(base: "\(other)-\(firing.pauseKey)").response)
-            }
+    /// The answer to the pause under `key`: its `-response` input (what the UI or `autonomy resume` sent; the server
+    /// validated it), recorded. The pause that fired may have been the other kind — a worker Suspends, `autonomy run
+    /// --attach` Pauses — so both keysets are read. Without an input, a Resuming state after that pause (someone resumed
+    /// it without a form) takes the gate's default as the form does; with neither, nobody answered: nil.
+    private func readAnswer(_ run: FlowRun, firing: GateFiring, key: String, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> Decision? {
+        var text: String?
+        for kind in ["suspended", "paused"] where text == nil {
+            text = try await client.readInput(flowRunID: run.id, key: RunInputKeyset(base: "\(kind)-\(key)").response)
         }
+        // When the person answered: the "Resuming" state /resume made after this pause, not the later re-claim.
+        let states = try await client.flowRunStates(flowRunID: run.id)
+        let pausedAt = states.filter { $0.type == .paused && $0.stateDetails?.pauseKey == key }.compactMap(\.timestamp).max()
+        let resumedAt = states.filter { $0.name == "Resuming" && ($0.timestamp ?? .distantPast) > (pausedAt ?? .distantPast) }.compactMap(\.timestamp).max()
+        guard text != nil || resumedAt != nil else { return nil }
         let answer = DecisionForm.answer(text, gate: firing.gate)
-        // When the person answered: the "Resuming" state /resume made, not the later re-claim by a worker.
-        let resumedAt = (try? await client.flowRunStates(flowRunID: run.id))?.filter { $0.name == "Resuming" }.compactMap(\.timestamp).max()
-        let decision = firing.decision(choice: answer.choice, comment: answer.comment, decidedBy: answer.decidedBy, defaulted: answer.defaulted, answeredAt: resumedAt ?? answeredAt, flowRunID: run.id)
+        let decision = firing.decision(choice: answer.choice, comment: answer.comment, decidedBy: answer.decidedBy, defaulted: answer.defaulted, answeredAt: resumedAt ?? Date(), flowRunID: run.id)
         return try await record(decision, folder: folder, trace: trace, log: log)
     }
 

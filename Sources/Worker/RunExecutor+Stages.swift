@@ -84,16 +84,20 @@ extension RunExecutor {
         switch try await client.proposeTaskRunState(id: taskRun.id, StateCreate(type: .running)) {
         case .accept, .wait: return nil
         case .reject(let state, let reason):
-            if state?.type == .paused {
-                log.info("the flow run was paused from the UI; releasing it at the stage boundary", metadata: ["stage": "\(stage.rawValue)"])
+            if state?.type == .paused || state?.type == .scheduled {
+                log.info("the flow run was paused or rescheduled from the UI; releasing it at the stage boundary", metadata: ["stage": "\(stage.rawValue)"])
                 return .released("Paused from the Prefect UI before \(stage.rawValue); Resume continues from the finished stages")
             }
             return .crashed("Prefect refused to start task run \(stage.rawValue)-\(attempt): \(reason)")
         case .abort(let reason):
+            // ABORT: the flow run is no longer Running. Paused, or already Resuming (a Pause and a Resume while the last
+            // stage ran): released, and the run comes back through the poll; only a Running run refused is a crash.
             let current = try await client.readFlowRun(id: run.id)
             switch current.stateType {
             case .cancelling, .cancelled: throw CancellationError()
-            case .paused: return .released("Paused from the Prefect UI before \(stage.rawValue)")
+            case .paused, .scheduled, .pending:
+                log.info("the flow run left Running from the UI; releasing it at the stage boundary", metadata: ["stage": "\(stage.rawValue)", "state": "\(current.state?.displayName ?? "?")"])
+                return .released("\(current.stateName ?? "Paused") from the Prefect UI before \(stage.rawValue); the run continues from the finished stages")
             default: return .crashed("Prefect refused to start task run \(stage.rawValue)-\(attempt): \(reason)")
             }
         }

@@ -29,7 +29,9 @@ public enum RunEnd: Sendable, Equatable {
 
 /// Why a run's task is being stopped; set before the task is cancelled. `stopped()` wakes the waiter.
 public final class StopSignal: Sendable {
-    public enum Reason: Sendable { case cancelledByUser, shutdown }
+    /// `released`: paused or rescheduled from the UI while a stage ran; the stage stops, the run is left as the UI put
+    /// it (Resume, or a Retry, continues from the finished stages).
+    public enum Reason: Sendable { case cancelledByUser, shutdown, released }
     private let reason = Mutex<Reason?>(nil)
     private let stream: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
@@ -114,6 +116,7 @@ public struct RunExecutor: Sendable {
             switch stop.current {
             case .shutdown: end = .handedBack("Worker shut down before the run finished; handed back for any worker to continue")
             case .cancelledByUser: end = .cancelled("Flow run was cancelled successfully.")
+            case .released: end = .released("Paused or rescheduled from the Prefect UI while a stage ran: the stage was stopped; Resume continues from the finished stages")
             case nil where error is CancellationError: end = .cancelled("Flow run was cancelled successfully.")
             case nil: end = .crashed("Worker failed while running the flow: \(error)")
             }

@@ -325,7 +325,8 @@ public final class WorkerService: Service, Sendable {
         if failures.withLock({ $0.remove(what) }) != nil { logger.info("\(what) works again") }
     }
 
-    /// One filter per interval for the in-flight runs being cancelled; one (less often) for expired gates.
+    /// One filter per interval for the in-flight runs being cancelled, or paused or rescheduled from the UI; one (less
+    /// often) for expired gates.
     private func watchLoop() async {
         var lastGateScan = ContinuousClock.now - .seconds(3600)
         let gateScanInterval = max(settings.worker.pollInterval, .seconds(5))
@@ -333,9 +334,19 @@ public final class WorkerService: Service, Sendable {
             let ids = await registry.ids
             if !ids.isEmpty {
                 do {
-                    for run in try await client.filterFlowRuns(FlowRunFilter(ids: ids, stateTypes: [.cancelling, .cancelled])) {
-                        logger.info("run is being cancelled; stopping it", metadata: ["flow_run.id": "\(run.id)"])
-                        await registry.stop(run.id, .cancelledByUser)
+                    for run in try await client.filterFlowRuns(FlowRunFilter(ids: ids, stateTypes: [.cancelling, .cancelled, .paused, .scheduled])) {
+                        switch run.stateType {
+                        case .cancelling, .cancelled:
+                            logger.info("run is being cancelled; stopping it", metadata: ["flow_run.id": "\(run.id)"])
+                            await registry.stop(run.id, .cancelledByUser)
+                        case .paused where run.state?.stateDetails?.pauseKey != nil:
+                            continue  // a gate's own pause: its executor lets go of it, or waits for the answer
+                        default:
+                            // A Pause (or a Pause and Resume, or a Retry) from the UI while a stage runs: the stage stops
+                            // now, the run is left as the UI put it, and nothing runs it twice.
+                            logger.info("run was paused or rescheduled from the UI while it ran; stopping its stage and releasing it", metadata: ["flow_run.id": "\(run.id)", "state": "\(run.state?.displayName ?? "?")"])
+                            await registry.stop(run.id, .released)
+                        }
                     }
                     succeeded("the cancellation check")
                 } catch {

@@ -92,6 +92,31 @@ struct ProtocolTests {
         #expect(decision["decided_by"] == "ana")
     }
 
+    /// A UI Retry of a run that was cancelled while it waited at a gate asks the gate again: the server keeps the old
+    /// pause key (forced states skip the rule that resets them), and that is no answer — nobody's decision is made for
+    /// them. The new pause is answered as any other.
+    @Test func aUIRetryAfterACancelAtAGateAsksAgain() async throws {
+        let project = try TestProject()
+        try await project.startWorker(name: "retry-gate")
+        try await withCleanup {
+            let runID = try await project.prefectRun()
+            try await project.waitFor(runID, "Suspended") { $0.stateType == .paused }
+            // The UI's Cancel of a Suspended run (straight to Cancelled), then its Retry (a forced AwaitingRetry).
+            _ = try await project.client.setFlowRunState(id: runID, StateCreate(type: .cancelled, name: "Cancelled", message: "Cancelled from the UI"), force: true)
+            _ = try await project.client.setFlowRunState(id: runID, StateCreate(type: .scheduled, name: "AwaitingRetry", message: "Retry from the UI", details: StateDetails(scheduledTime: Date())), force: true)
+            let again = try await project.waitFor(runID, timeout: .seconds(60), "Suspended again") { ($0.runCount ?? 0) >= 2 && $0.stateType == .paused }
+            #expect(again.state?.stateDetails?.pauseKey == "design-review-1-r2", "\(String(describing: again.state?.stateDetails))")
+            #expect(!FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json"), "the retry took the gate's default for a person")
+            _ = try await project.client.resumeFlowRun(id: runID, runInput: ["choice": "approve", "decided_by": "ana"])
+            let final = try await project.waitFinal(runID, timeout: .seconds(90))
+            #expect(final.stateType == .completed, "\(final.state?.message ?? "")")
+            let decision = try JSONValue.parse(String(contentsOfFile: "\(project.stateDir)/runs/\(runID)/decisions/design-review-1.json", encoding: .utf8))
+            #expect(decision["decided_by"] == "ana" && decision["defaulted"] == false, "\(decision.jsonText())")
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
     /// `answered_at` is when the person answered (the server's "Resuming" state), not when a worker claimed the run
     /// again afterwards.
     @Test func answeredAtIsTheResumeTimeNotTheReclaim() async throws {

@@ -427,8 +427,12 @@ struct WorkerE2ETests {
         }
     }
 
-    @Test func uiPauseReleasesAtTheNextStageBoundaryAndResumeContinues() async throws {
-        let project = try TestProject(testCommand: "sleep 3; python3 -m unittest discover")
+    /// A UI Pause while a stage runs stops that stage at once (as a Cancel does, but the run is released, not
+    /// cancelled); Resume runs it again. A Pause and a Resume while the stage still runs (the run already Resuming when
+    /// the next stage starts) releases the run too, and it goes on: never Crashed.
+    @Test(arguments: [false, true])
+    func uiPauseStopsTheStageAndResumeContinues(_ resumeAtOnce: Bool) async throws {
+        let project = try TestProject(testCommand: "sleep 6; python3 -m unittest discover")
         try await project.startWorker()
         try await withCleanup {
             let runID = try await project.prefectRun(["--param", "gates=default"])
@@ -438,16 +442,26 @@ struct WorkerE2ETests {
             // What the UI's Pause button sends: a forced Suspended state without a form.
             let pause = StateCreate(type: .paused, name: "Suspended", details: StateDetails(pauseTimeout: Date().addingTimeInterval(300), pauseReschedule: true))
             #expect(try await project.client.setFlowRunState(id: runID, pause, force: true).acceptedState?.type == .paused)
-            try await Task.sleep(for: .seconds(5))
-            let paused = try await project.client.readFlowRun(id: runID)
-            #expect(paused.stateType == .paused)
-            let tasks = try await project.client.filterTaskRuns(flowRunID: runID)
-            #expect(tasks.first { $0.name == "test-1" }?.stateType == .completed)
-            #expect(!tasks.contains { $0.name.hasPrefix("verify") && $0.stateType == .running })
-            #expect(try await project.client.resumeFlowRun(id: runID, runInput: nil).acceptedState?.type == .scheduled)
-            let run = try await project.waitFinal(runID)
-            #expect(run.stateType == .completed)
-            #expect(try project.attempts(runID) == TestProject.offlineBuild)
+            if resumeAtOnce {
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(try await project.client.resumeFlowRun(id: runID, runInput: nil).acceptedState?.type == .scheduled)
+            } else {
+                // The stage stops within a few poll intervals, long before its 6 s are up; the run stays paused.
+                let deadline = ContinuousClock.now + .seconds(4)
+                var test1: TaskRun?
+                while ContinuousClock.now < deadline {
+                    test1 = try await project.client.filterTaskRuns(flowRunID: runID).first { $0.name == "test-1" }
+                    if test1?.stateType == .cancelled { break }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                #expect(test1?.stateType == .cancelled, "test-1 is \(String(describing: test1?.stateType)) 4 s after the pause")
+                #expect(!FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/RESULTS.json"), "the tests ran to their end")
+                #expect(try await project.client.readFlowRun(id: runID).stateType == .paused)
+                #expect(try await project.client.resumeFlowRun(id: runID, runInput: nil).acceptedState?.type == .scheduled)
+            }
+            let run = try await project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .completed, "\(run.state?.message ?? "")")
+            #expect(try project.attempts(runID).contains("verify-1"))
         } cleanup: {
             await project.stopWorkers()
         }

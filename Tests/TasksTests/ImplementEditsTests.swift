@@ -177,6 +177,19 @@ struct ImplementEditsTests {
         #expect(try h.folder.readText("tests/test_calc.py") == "import unittest\n")
     }
 
+    @Test func aFileSeenInFullInAnEarlierAttemptMayBeEditedLater() async throws {
+        let fixAdd = "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a - b\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n"
+        let editBig = "big.py\n<<<<<<< SEARCH\nVALUE = 1\n=======\nVALUE = 2\n>>>>>>> REPLACE\n"
+        let (h, provider) = try await harness(["implement": [fixAdd, editBig]], files: ["calc.py": Self.calc, "big.py": Self.big])
+        _ = try await Stages.run(context(h, provider, .implement))  // everything fits: big.py in full
+        #expect(try manifest(h)["seen"]?.arrayValue?.contains("big.py") == true)
+        // Round 2 with a small context: big.py only outlined now, but seen in full before, so the edit applies.
+        let outcome = try await Stages.run(context(h, provider, .implement, attempt: 2, contextTokens: 12_000))
+        #expect(outcome.facts.editBlocksAppliedFirst == 1)
+        #expect(try h.folder.readText("implementations/big.py").hasSuffix("VALUE = 2\n"))
+        #expect(await provider.requests.last?.prompt.contains("Only outlined in the repository map") == true)
+    }
+
     @Test func requestsPastTheLimitFailTheStage() async throws {
         let ask = "```json\n{\"read\": [\"calc.py\"]}\n```"
         let (h, provider) = try await harness(["implement": [ask]])
