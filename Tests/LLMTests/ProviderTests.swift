@@ -330,8 +330,8 @@ final class CapturedLogs: @unchecked Sendable {  // guarded by the lock
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-            logs.append("\(message) \(metadata ?? [:])")
+        func log(event: LogEvent) {
+            logs.append("\(event.message) \(event.metadata ?? [:])")
         }
     }
 }

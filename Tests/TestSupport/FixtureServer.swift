@@ -14,7 +14,9 @@ public final class FixtureServer: @unchecked Sendable {  // immutable after init
         let portFile = directory.appendingPathComponent("port").path
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.fixtures.appendingPathComponent("\(script)").path, portFile] + arguments
+        // The fixture ends with this test process whatever happens to this object (a suite that keeps it, a leak): a
+        // thread in it checks every half second that its parent is still the process that started it.
+        process.arguments = ["python3", "-c", Self.watchdog, Self.fixtures.appendingPathComponent("\(script)").path, portFile] + arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -32,6 +34,20 @@ public final class FixtureServer: @unchecked Sendable {  // immutable after init
         }
         self.port = port
     }
+
+    /// Runs the fixture script (argv[1]) as `__main__` after starting a thread that exits when the parent is gone.
+    static let watchdog = """
+        import os, runpy, sys, threading, time
+        parent = os.getppid()
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(0)
+        threading.Thread(target=watch, daemon=True).start()
+        sys.argv = sys.argv[1:]
+        sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        """
 
     public var base: String { "http://127.0.0.1:\(port)" }
 
