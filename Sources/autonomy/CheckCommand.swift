@@ -43,6 +43,16 @@ struct CheckCommand: AsyncParsableCommand {
             if let name = project, sandbox.unavailable == nil, !(try await checkProject(name, settings: settings, sandbox: sandbox)) {
                 sandboxStatus = ExitCode(ExitStatus.runFailed.rawValue)
             }
+            // Without --project: every project's repository map and what a prompt has room for (no tests run).
+            if project == nil {
+                for (name, configured) in settings.projects.sorted(by: { $0.key < $1.key }) where configured.source != nil {
+                    do {
+                        try await withSnapshot(name, configured) { folder, _ in try await reportContext(name, project: configured, settings: settings, folder: folder) }
+                    } catch {
+                        emit("warning: project \(name): its source cannot be read as a build would read it: \(error)")
+                    }
+                }
+            }
             guard !offline else {
                 if let sandboxStatus { throw sandboxStatus }
                 return
@@ -80,10 +90,20 @@ struct CheckCommand: AsyncParsableCommand {
         guard let project = settings.projects[name] else {
             throw CLIError(status: .usage, message: "no project '\(name)' in config.yml's projects; known: \(settings.projects.keys.sorted().joined(separator: ", "))")
         }
-        guard let source = project.source else {
+        guard project.source != nil else {
             emit("ok: project \(name) has no source: there are no tests of its own to run before a build")
             return true
         }
+        return try await withSnapshot(name, project) { folder, _ in
+            try await reportContext(name, project: project, settings: settings, folder: folder)
+            return try await baseline(name, project: project, settings: settings, sandbox: sandbox, folder: folder)
+        }
+    }
+
+    /// Snapshots the project's source into a scratch run folder as a build would, reports what was left out and the
+    /// secret-looking values, and calls `body` with it.
+    func withSnapshot<T>(_ name: String, _ project: Settings.Project, _ body: (RunFolder, ProjectSource.Snapshot) async throws -> T) async throws -> T {
+        let source = project.source ?? ""
         let scratch = FileManager.default.temporaryDirectory.path + "/autonomy-check-\(UUID().uuidString)"
         defer { try? FileTree.remove(scratch) }
         let folder = RunFolder(stateDir: scratch, runID: "check")
@@ -92,7 +112,11 @@ struct CheckCommand: AsyncParsableCommand {
         let left = snapshot.skippedByRule.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         emit("ok: project \(name): source \(snapshot.repository.map { "repository \($0)" } ?? "folder \(source)")\(snapshot.commit.map { " at \($0.prefix(12))" } ?? ""): \(snapshot.files.count) file(s)\(left.isEmpty ? "" : "; left out: \(left)")")
         for finding in snapshot.secrets { emit("warning: \(finding.path):\(finding.line): a secret-looking value (\(finding.kind)); prompts get a marker instead") }
-        try await reportContext(name, project: project, settings: settings, folder: folder)
+        return try await body(folder, snapshot)
+    }
+
+    /// The project's tests on its untouched source, as a build's baseline; false when they cannot run.
+    func baseline(_ name: String, project: Settings.Project, settings: Settings, sandbox: Sandbox, folder: RunFolder) async throws -> Bool {
         let command = project.testCommand ?? settings.test.command
         do {
             let baseline = try await Stages.measureBaseline(folder: folder, project: name, command: command, timeout: project.testTimeout ?? settings.test.timeout, junit: project.junit, environment: [:], sandbox: sandbox.applying(project))

@@ -171,6 +171,12 @@ struct HonestBuildTests {
             #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
             #expect(check.stdout.contains("ok: project calc: baseline `python3 -m unittest discover -v`: 2 of 3 tests failed; 1 passing, 2 failing"), "\(check.stdout)")
             #expect(check.stdout.contains("  failing before any build (pre-existing): tests.test_legacy.Legacy.test_legacy"), "\(check.stdout)")
+            // The repository map and the budget it leaves, with --project and for every project without it.
+            for output in [check.stdout, try await setup.project.autonomy(["check", "--offline"]).stdout] {
+                #expect(output.contains("text file(s), ≈"), "\(output)")
+                #expect(output.contains("ok: project calc: an implement prompt (spec and task ≈"), "\(output)")
+                #expect(output.contains("in full and outlines 0 in the repository map"), "\(output)")
+            }
         } cleanup: {
             await setup.stop()
         }

@@ -193,20 +193,6 @@ struct SandboxAttackTests {
     }
 }
 
-/// One worker for the hostile `env` job-variable runs (offline provider: the refusal comes before any stage).
-actor HostileEnvironmentWorker {
-    static let shared = HostileEnvironmentWorker()
-    private var project: TestProject?
-
-    func ready() async throws -> TestProject {
-        if let project { return project }
-        let made = try TestProject()
-        try await made.startWorker()
-        project = made
-        return made
-    }
-}
-
 extension SandboxAttackTests {
     /// Each entry: the variables an attacker sets through `--job-variable env=…`, and the one the refusal names.
     static let hostileEnvironments: [(name: String, variables: [String: String])] = [
@@ -217,16 +203,24 @@ extension SandboxAttackTests {
         ("PATH", ["PATH": "/tmp/attack-bin:/usr/bin:/bin"]),
     ]
 
-    @Test(arguments: hostileEnvironments)
-    func hostileEnvironmentIsRefusedAtClaim(_ name: String, _ variables: [String: String]) async throws {
-        let project = try await HostileEnvironmentWorker.shared.ready()
-        let marker = "\(project.dir)/pwned-\(name)"
-        let env = JSONValue.object(variables.mapValues { .string($0.replacingOccurrences(of: "MARKER", with: marker)) })
-        let runID = try await project.prefectRun(["--param", "gates=default", "--job-variable", "env=\(env.jsonText())"])
-        let run = try await project.waitFinal(runID, timeout: .seconds(120))
-        #expect(run.stateType == .failed, "a run with env \(name) was not refused: \(run.state?.displayName ?? "?") \(run.state?.message ?? "")")
-        #expect(run.state?.message?.contains(name) == true, "the refusal does not name \(name): \(run.state?.message ?? "")")
-        #expect(!FileManager.default.fileExists(atPath: marker), "the \(name) attack ran a command")
-        #expect(!FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)"), "a refused run got a run folder")
+    /// One worker for all the hostile environments (offline provider: the refusal comes before any stage), stopped
+    /// when the test ends.
+    @Test func hostileEnvironmentsAreRefusedAtClaim() async throws {
+        let project = try TestProject()
+        try await project.startWorker()
+        try await withCleanup {
+            for (name, variables) in Self.hostileEnvironments {
+                let marker = "\(project.dir)/pwned-\(name)"
+                let env = JSONValue.object(variables.mapValues { .string($0.replacingOccurrences(of: "MARKER", with: marker)) })
+                let runID = try await project.prefectRun(["--param", "gates=default", "--job-variable", "env=\(env.jsonText())"])
+                let run = try await project.waitFinal(runID, timeout: .seconds(120))
+                #expect(run.stateType == .failed, "a run with env \(name) was not refused: \(run.state?.displayName ?? "?") \(run.state?.message ?? "")")
+                #expect(run.state?.message?.contains(name) == true, "the refusal does not name \(name): \(run.state?.message ?? "")")
+                #expect(!FileManager.default.fileExists(atPath: marker), "the \(name) attack ran a command")
+                #expect(!FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)"), "a refused run got a run folder")
+            }
+        } cleanup: {
+            await project.stopWorkers()
+        }
     }
 }
