@@ -9,6 +9,7 @@ public struct FlowRunFilter: Sendable {
     public var deploymentIDs: [String]?
     public var flowRunNames: [String]?
     public var limit: Int?
+    public var offset: Int?
     public var sort: String?
 
     public init(
@@ -38,6 +39,7 @@ public struct FlowRunFilter: Sendable {
         var body: [String: JSONValue] = ["flow_runs": .object(flowRuns)]
         if let workPoolNames { body["work_pools"] = ["name": ["any_": .array(workPoolNames.map { .string($0) })]] }
         if let limit { body["limit"] = .int(limit) }
+        if let offset, offset > 0 { body["offset"] = .int(offset) }
         if let sort { body["sort"] = .string(sort) }
         return .object(body)
     }

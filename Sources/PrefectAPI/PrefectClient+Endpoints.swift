@@ -124,6 +124,23 @@ extension PrefectClient {
         try decode([FlowRun].self, try await call(.post, "/flow_runs/filter", body: encode(filter.body)), "/flow_runs/filter")
     }
 
+    /// Every run the filter matches, page by page (the server answers at most `pageSize` at a time), sorted by id;
+    /// a run that moves between pages while they are read is listed once.
+    public func filterAllFlowRuns(_ filter: FlowRunFilter, pageSize: Int = 200) async throws -> [FlowRun] {
+        var page = filter
+        page.limit = pageSize
+        page.sort = filter.sort ?? "ID_DESC"
+        var runs: [FlowRun] = []
+        var seen = Set<String>()
+        for n in 0..<500 {
+            page.offset = n * pageSize
+            let batch = try await filterFlowRuns(page)
+            for run in batch where seen.insert(run.id).inserted { runs.append(run) }
+            if batch.count < pageSize { break }
+        }
+        return runs
+    }
+
     public func updateFlowRun(id: String, _ update: FlowRunUpdate) async throws {
         try await call(.patch, "/flow_runs/\(id)", body: encode(update))
     }

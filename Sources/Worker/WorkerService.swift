@@ -131,7 +131,7 @@ public final class WorkerService: Service, Sendable {
     /// so any worker continues them from their finished stages.
     private func reconcile() async throws {
         guard options.onlyRun == nil else { return }
-        let mine = try await client.filterFlowRuns(FlowRunFilter(stateTypes: [.pending, .running], workPoolNames: [pool], limit: 200))
+        let mine = try await client.filterAllFlowRuns(FlowRunFilter(stateTypes: [.pending, .running], workPoolNames: [pool]))
             .filter { $0.label("prefect.worker.name") == workerName }
         for run in mine {
             let ended = try await client.handBack(runID: run.id, message: "Worker \(workerName) restarted; handed back to continue from finished stages")
@@ -365,7 +365,7 @@ public final class WorkerService: Service, Sendable {
     private func resumeExpiredGates() async {
         let waiting: [FlowRun]
         do {
-            waiting = try await client.filterFlowRuns(FlowRunFilter(stateTypes: [.paused], workPoolNames: [pool], limit: 200))
+            waiting = try await client.filterAllFlowRuns(FlowRunFilter(stateTypes: [.paused], workPoolNames: [pool]))
             succeeded("the gate deadline check")
         } catch {
             return failed("the gate deadline check", error, ": gates past their deadline are not answered until it works again")

@@ -47,7 +47,7 @@ struct ResumeCommand: AsyncParsableCommand {
     }
 
     func listWaiting(_ client: PrefectClient, _ settings: Settings) async throws {
-        let runs = try await client.filterFlowRuns(FlowRunFilter(stateTypes: [.paused], workPoolNames: [settings.prefect.workPool], limit: 200))
+        let runs = try await client.filterAllFlowRuns(FlowRunFilter(stateTypes: [.paused], workPoolNames: [settings.prefect.workPool]))
         if runs.isEmpty {
             emit("no run of pool \(settings.prefect.workPool) is waiting at a gate")
             return

@@ -117,6 +117,26 @@ struct ProtocolTests {
         }
     }
 
+    /// More runs waiting at gates than the server answers in one page (200): `autonomy resume --list` lists every one
+    /// (the worker's gate-deadline scan and its restart reconcile read all pages the same way).
+    @Test func everyWaitingRunIsListedPastOnePage() async throws {
+        let project = try TestProject()
+        try await project.startWorker(name: "pages")
+        try await withCleanup {
+            let deployment = try #require(try await project.client.readDeployment(flowName: "autonomous-build", name: project.deployment))
+            let paused = StateCreate(type: .paused, name: "Suspended", message: "waiting", details: StateDetails(pauseReschedule: true, pauseKey: "design-review-1"))
+            for _ in 0..<205 {
+                _ = try await project.client.createFlowRun(deploymentID: deployment.id, DeploymentFlowRunCreate(parameters: ["gates": "default"], state: paused))
+            }
+            let list = try await project.autonomy(["resume", "--list"])
+            #expect(list.status == 0, "\(list.stderr)")
+            let rows = list.stdout.split(separator: "\n").filter { $0.contains("\tgate design-review-1\t") }
+            #expect(rows.count == 205, "listed \(rows.count) of 205 waiting runs")
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
     /// `answered_at` is when the person answered (the server's "Resuming" state), not when a worker claimed the run
     /// again afterwards.
     @Test func answeredAtIsTheResumeTimeNotTheReclaim() async throws {
