@@ -275,7 +275,9 @@ extension TraceDocument {
             let entry = entries[recorded.index]
             return TraceProblem(index: recorded.index + 1, entryID: entry.id, reason: actual == nil ? "\(path) is missing" : "\(path) has SHA-256 \(actual!.prefix(12))…, the entry recorded \(recorded.sha256.prefix(12))…")
         }
-        // Every attempt's files, also those a later round replaced: the file as it is, or its copy in objects/.
+        // Every attempt's files, also those a later round replaced: the file as it is, or its copy in objects/. Runs from
+        // before objects/ was kept have none and are checked as before.
+        guard folder.fileExists("objects") else { return nil }
         var current: [String: String?] = [:]
         for (i, entry) in entries.enumerated() {
             for record in entry.inputs + entry.outputs {

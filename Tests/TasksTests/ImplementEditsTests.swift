@@ -245,7 +245,7 @@ struct ImplementEditsTests {
         let recorded = document.entries.flatMap(\.outputs).filter { $0.path == "implementations/util.py" }
         #expect(recorded.count == 2)
         #expect(try h.folder.readText(TraceObjects.path(recorded[0].sha256)) == "X = 2\n")
-        try FileManager.default.removeItem(atPath: try h.folder.path("objects"))
+        try FileManager.default.removeItem(atPath: try h.folder.path(TraceObjects.path(recorded[0].sha256)))
         let problem = document.verify(key: h.key, folder: h.folder)
         #expect(problem?.reason.contains("as this entry recorded it") == true, "\(String(describing: problem))")
         // Each round's change for the reviewer: a diff against the source and against the round before.
