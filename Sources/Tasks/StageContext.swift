@@ -145,17 +145,16 @@ extension StageContext {
         let usage = response.usage
         let price = prices[response.model] ?? prices[model]
         let cost = price.map { $0.cost(inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadTokens: usage.cacheReadTokens ?? 0, cacheWriteTokens: usage.cacheWriteTokens ?? 0) }
-        let entry = TraceEntry(
+        var entry = TraceEntry(
             kind: .llm, stage: stage.rawValue, attempt: attempt, startedAt: started, endedAt: Date(), status: "completed",
             message: [note, continuations > 0 ? "continued \(continuations) time(s) after max_tokens" : nil].compactMap { $0 }.joined(separator: "; ").nilIfEmpty,
             provider: provider.name, model: response.model, promptTemplate: "templates/prompts/\(stage.rawValue).md",
             promptSHA256: request.promptSHA256, responseSHA256: SHA256.hex(response.text), usage: usage,
             costUSD: cost ?? (provider.name == "offline" || provider.name == "replay" ? 0 : nil), requestID: response.requestID)
-        var traced = entry
-        traced.systemSHA256 = system.map(SHA256.hex)
-        try await trace.append(traced)
+        entry.systemSHA256 = system.map(SHA256.hex)
+        try await trace.append(entry)
         logger.info("model answered", metadata: ["input_tokens": "\(usage.inputTokens)", "output_tokens": "\(usage.outputTokens)", "cache_read_tokens": "\(usage.cacheReadTokens ?? 0)"])
-        return (response, traced)
+        return (response, entry)
     }
 
     /// The start of the question the implement stage asks before it changes the project's own tests.
