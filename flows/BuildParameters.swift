@@ -85,7 +85,8 @@ public struct BuildParameters: Sendable, Hashable {
         "properties": [
             "project": [
                 "title": "Project", "type": "string", "default": "example", "position": 0,
-                "description": "A project of config.yml's projects, or a folder under templates/inputs/.",
+                "pattern": #"^(?!\.\.?$)[A-Za-z0-9._-]+$"#,
+                "description": "A project of config.yml's projects, or a folder under templates/inputs/ (a name: letters, digits, . _ -; never a path).",
             ],
             "provider": [
                 "title": "Provider", "default": nil, "position": 1,
@@ -110,6 +111,8 @@ public struct BuildParameters: Sendable, Hashable {
             ],
         ],
         "required": [],
+        // The server refuses a run with a parameter the flow does not take, at creation (not the worker, later).
+        "additionalProperties": false,
         "definitions": [:],
     ]
 }

@@ -137,6 +137,24 @@ struct ProtocolTests {
         }
     }
 
+    /// The deployment's parameter schema makes the server refuse, at creation, a parameter the flow does not take and a
+    /// project that is a path; a good run is still created.
+    @Test func theServerRefusesUnknownParametersAndPathProjects() async throws {
+        let project = try TestProject()
+        try await project.startWorker(name: "schema")
+        try await withCleanup {
+            for bad in [["--param", "bogus=1"], ["--param", "project=../../etc"], ["--param", "project=.."]] {
+                let result = try await project.prefectCLI(["deployment", "run", "autonomous-build/\(project.deployment)"] + bad)
+                #expect(result.status != 0, "\(bad) was accepted: \(result.stdout)")
+            }
+            let deployment = try #require(try await project.client.readDeployment(flowName: "autonomous-build", name: project.deployment))
+            #expect(try await project.client.filterFlowRuns(FlowRunFilter(deploymentIDs: [deployment.id])).isEmpty)
+            _ = try await project.prefectRun(["--param", "project=example", "--param", "gates=default"])
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
     /// `answered_at` is when the person answered (the server's "Resuming" state), not when a worker claimed the run
     /// again afterwards.
     @Test func answeredAtIsTheResumeTimeNotTheReclaim() async throws {
