@@ -82,18 +82,16 @@ struct HTTPClientTests {
         let response = try await http.send(HTTPRequest(url: server.base + "/hello"))
         #expect(response.status == 200)
         // What the request opened: the kept-alive connection to the server, still open in the pool (other tests running
-        // at the same time open sockets too: only those to this server's port count).
+        // at the same time open sockets too: only one connected to this server's port counts).
         let port = Int(server.base.split(separator: ":").last ?? "") ?? -1
-        var toServer = Set<String>()
-        for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-            for line in ((try? String(contentsOfFile: table, encoding: .utf8)) ?? "").split(separator: "\n").dropFirst() {
-                let fields = line.split(separator: " ")
-                guard fields.count > 9, let remote = fields[2].split(separator: ":").last, Int(remote, radix: 16) == port else { continue }
-                toServer.insert("socket:[\(fields[9])]")
-            }
+        func peerPort(_ fd: Int32) -> Int? {
+            var address = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let ok = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) } }
+            return ok == 0 && address.sin_family == sa_family_t(AF_INET) ? Int(UInt16(bigEndian: address.sin_port)) : nil
         }
-        let opened = sockets().filter { before[$0.key] != $0.value && toServer.contains($0.value) }
-        #expect(!opened.isEmpty)
+        let opened = sockets().filter { before[$0.key] != $0.value && peerPort($0.key) == port }
+        #expect(!opened.isEmpty, "no new socket connected to port \(port); new sockets: \(sockets().filter { before[$0.key] != $0.value })")
         for (fd, target) in opened {
             #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0, "the connection's descriptor \(fd) (\(target)) would be inherited by children")
         }
