@@ -64,11 +64,11 @@ extension StageContext {
     }
 
     /// Calls the model and answers its requests to see more code (`answerRequests`).
-    func converse(values: [String: String], hints: [String: String], texts: [String: String]) async throws -> (LLMResponse, TraceEntry, [LLMTurn], Set<String>) {
+    func converse(values: [String: String], hints: [String: String], texts: [String: String]) async throws -> Exchange {
         let (response, entry) = try await callModel(values: values, hints: hints)
         var exchange = Exchange(response: response, entry: entry)
         try await answerRequests(&exchange, values: values, hints: hints) { texts }
-        return (exchange.response, exchange.entry, exchange.turns, exchange.read)
+        return exchange
     }
 
     /// One attempt's conversation with the model: its latest answer, the turns after the prompt, the files it was

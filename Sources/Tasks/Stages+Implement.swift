@@ -43,9 +43,7 @@ extension Stages {
         values["source"] = context.text
         let hints = ["feedback": c.feedback ?? "none", "failures": failures]
         let before = try ProjectSource.mergedTree(c.folder)
-        let (firstResponse, firstEntry) = try await c.callModel(values: values, hints: hints)
-        var x = StageContext.Exchange(response: firstResponse, entry: firstEntry)
-        try await c.answerRequests(&x, values: values, hints: hints) { texts }
+        var x = try await c.converse(values: values, hints: hints, texts: texts)
 
         // Blocks, or only a json part (a change that deletes or renames files, or a question); else whole files.
         let first = EditBlocks.parse(x.response.text)

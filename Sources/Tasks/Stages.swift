@@ -77,7 +77,8 @@ public enum Stages {
             var values = ["project_name": c.project, "spec": spec, "architecture": architecture, "implementation": listing, "decisions": decisions, "feedback": c.feedback ?? "none", "source": ""]
             let (context, texts) = try await c.sourceContext(values, requests: c.maxRequests)
             values["source"] = context.text
-            let (response, llm, _, _) = try await c.converse(values: values, hints: [:], texts: texts)
+            let exchange = try await c.converse(values: values, hints: [:], texts: texts)
+            let (response, llm) = (exchange.response, exchange.entry)
             entry = llm
             let answer = try GeneratedFiles.parseAnswer(response.text, stage: "test")
             if let files = answer.files {

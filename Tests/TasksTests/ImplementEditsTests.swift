@@ -11,6 +11,8 @@ import TestSupport
 @Suite("Implement with edits")
 struct ImplementEditsTests {
     static let calc = "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n"
+    /// The one-block fix of `add` most tests give as the model's answer.
+    static let fixAdd = "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a - b\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n"
 
     func harness(_ answers: [String: [String]], files: [String: String] = ["calc.py": calc, "util.py": "X = 1\n", "old.py": "OLD = 1\n"]) async throws -> (StageHarness, RecordingScriptedProvider) {
         let h = try StageHarness()
@@ -35,7 +37,7 @@ struct ImplementEditsTests {
     func manifest(_ h: StageHarness) throws -> JSONValue { try JSONValue.parse(try h.folder.readText("implementations/MANIFEST.json")) }
 
     @Test func roundTwoEditsOnlyBAndKeepsRoundOnesChangeToA() async throws {
-        let first = "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a - b\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n"
+        let first = Self.fixAdd
         let second = "util.py\n<<<<<<< SEARCH\nX = 1\n=======\nX = 2\n>>>>>>> REPLACE\n\n```json\n{\"summary\": \"X is 2\"}\n```\n"
         let (h, provider) = try await harness(["implement": [first, second]])
         _ = try await Stages.run(context(h, provider, .implement))
@@ -167,7 +169,7 @@ struct ImplementEditsTests {
     @Test func theTestStageMayReadTooBeforeItWritesTests() async throws {
         let ask = "```json\n{\"search\": [\"^def \"]}\n```"
         let tests = ScriptedProvider.files([("test_calc.py", "import unittest\n")])
-        let (h, provider) = try await harness(["implement": ["calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a - b\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n"], "test": [ask, tests]])
+        let (h, provider) = try await harness(["implement": [Self.fixAdd], "test": [ask, tests]])
         _ = try await Stages.run(context(h, provider, .implement))
         var c = context(h, provider, .test)
         c.testCommand = "true"
@@ -178,9 +180,8 @@ struct ImplementEditsTests {
     }
 
     @Test func aFileSeenInFullInAnEarlierAttemptMayBeEditedLater() async throws {
-        let fixAdd = "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a - b\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n"
         let editBig = "big.py\n<<<<<<< SEARCH\nVALUE = 1\n=======\nVALUE = 2\n>>>>>>> REPLACE\n"
-        let (h, provider) = try await harness(["implement": [fixAdd, editBig]], files: ["calc.py": Self.calc, "big.py": Self.big])
+        let (h, provider) = try await harness(["implement": [Self.fixAdd, editBig]], files: ["calc.py": Self.calc, "big.py": Self.big])
         _ = try await Stages.run(context(h, provider, .implement))  // everything fits: big.py in full
         #expect(try manifest(h)["seen"]?.arrayValue?.contains("big.py") == true)
         // Round 2 with a small context: big.py only outlined now, but seen in full before, so the edit applies.
@@ -219,7 +220,7 @@ struct ImplementEditsTests {
     }
 
     @Test func theSystemPromptIsSentAndItsHashTraced() async throws {
-        let (h, provider) = try await harness(["implement": ["calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a - b\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n"]])
+        let (h, provider) = try await harness(["implement": [Self.fixAdd]])
         _ = try await Stages.run(context(h, provider, .implement))
         let system = try String(contentsOfFile: h.templates + "/prompts/system.md", encoding: .utf8)
         let request = try #require(await provider.requests.last)
@@ -230,7 +231,7 @@ struct ImplementEditsTests {
     }
 
     @Test func everyTraceHashResolvesAfterThreeRoundsAndEachRoundIsADiff() async throws {
-        let one = "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a - b\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n\n```json\n{\"summary\": \"add adds\"}\n```\n"
+        let one = Self.fixAdd + "\n```json\n{\"summary\": \"add adds\"}\n```\n"
         let two = "util.py\n<<<<<<< SEARCH\nX = 1\n=======\nX = 2\n>>>>>>> REPLACE\n"
         let three = "util.py\n<<<<<<< SEARCH\nX = 2\n=======\nX = 3\n>>>>>>> REPLACE\n"
         let (h, provider) = try await harness(["implement": [one, two, three]])
