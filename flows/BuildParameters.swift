@@ -1,6 +1,7 @@
 import Foundation
 import Engine
 import JSON
+import Tasks
 
 /// The parameters of the `autonomous-build` flow, exactly as registered with each deployment, so that
 /// Prefect itself validates `prefect deployment run --param`.
@@ -17,6 +18,8 @@ public struct BuildParameters: Sendable, Hashable {
     public var fresh: Bool = false
     /// What this run should do on top of the project's spec ("Fix: …", "Add: …"), Markdown; nil when none.
     public var task: String?
+    /// A benchmark exercise (`autonomy eval`): the project is the exercise itself, not a name.
+    public var exercise: Exercise?
 
     public static let maxTaskCharacters = 20_000
 
@@ -66,16 +69,26 @@ public struct BuildParameters: Sendable, Hashable {
             let trimmed = s.trimmingCharacters(in: .whitespacesAndNewlines)
             task = trimmed.isEmpty ? nil : trimmed
         }
+        if let v = values["exercise"], !v.isNull {
+            exercise = try Exercise(v)
+        }
     }
 
-    public static let names = ["project", "provider", "model", "gates", "fresh", "task"]
+    public static let names = ["project", "provider", "model", "gates", "fresh", "task", "exercise"]
 
     public var json: [String: JSONValue] {
         [
             "project": .string(project), "provider": provider.map { .string($0) } ?? .null,
             "model": model.map { .string($0) } ?? .null, "gates": .string(gates.rawValue), "fresh": .bool(fresh),
-            "task": .string(task ?? ""),
+            "task": .string(task ?? ""), "exercise": exercise?.summary ?? .null,
         ]
+    }
+
+    /// The parameters as `autonomy eval` sends them (the exercise whole; `json` records only its summary).
+    public var runParameters: [String: JSONValue] {
+        var values = json
+        values["exercise"] = exercise?.json ?? .null
+        return values
     }
 
     /// The `parameter_openapi_schema` Prefect stores with each deployment (Pydantic's shape, positions included).
@@ -108,6 +121,11 @@ public struct BuildParameters: Sendable, Hashable {
             "task": [
                 "title": "Task", "type": "string", "default": "", "position": 5, "maxLength": .int(maxTaskCharacters),
                 "description": "What this run should do on top of the project's spec, in Markdown (\"Fix: …\", \"Add: …\"); every stage sees it and the result's commit message names it. Empty = build the spec.",
+            ],
+            "exercise": [
+                "title": "Exercise", "default": nil, "position": 6,
+                "description": "Set by `autonomy eval`: a benchmark exercise (language, instructions, files, hidden tests) that is the run's project. Empty for every other run.",
+                "anyOf": [["type": "object"], ["type": "null"]],
             ],
         ],
         "required": [],

@@ -129,6 +129,8 @@ public struct Settings: Sendable {
         public var sandboxPaths: [String] = []
         public var memoryMB: Int?
         public var cpuTime: Duration?
+        /// The sandbox's process (and thread) limit for this project's tests (`test.processes` when nil).
+        public var processes: Int?
 
         public init(name: String, spec: String?) {
             self.name = name
@@ -180,6 +182,6 @@ public struct Settings: Sendable {
     }
     public var prefectYAML: String { projectRoot + "/prefect.yaml" }
 
-    public static let providers = ["claude", "openai", "openai-compatible", "offline", "replay"]
+    public static let providers = ["claude", "openai", "openai-compatible", "offline", "replay", "gold"]
     public static let webhookEvents = ["waiting", "failed", "completed"]
 }

@@ -56,6 +56,13 @@ public enum JSONValue: Sendable, Hashable, Codable {
         default: return nil
         }
     }
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
     public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
     public var isNull: Bool { self == .null }

@@ -10,7 +10,7 @@ public enum ProviderFactory {
     /// Each provider's key variable.
     public static let keyVariables = ["claude": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY", "openai-compatible": "OPENAI_COMPATIBLE_API_KEY"]
 
-    public static func make(provider: String, settings: Settings, environment: [String: String] = ProcessInfo.processInfo.environment, http: HTTPClient, logger: Logger) throws -> any LLMProvider {
+    public static func make(provider: String, settings: Settings, environment: [String: String] = ProcessInfo.processInfo.environment, http: HTTPClient, logger: Logger, reference: [String: String]? = nil) throws -> any LLMProvider {
         func key(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
         let base = settings.baseURL(for: provider)
         func checked(_ apiKey: String?) throws -> String? {
@@ -41,6 +41,8 @@ public enum ProviderFactory {
             return try ReplayProvider(from: from, stateDir: settings.stateDir)
         case "offline":
             return OfflineProvider()
+        case "gold":
+            return try GoldProvider(reference: reference)
         default:
             throw LLMError(code: .badRequest, provider: provider, message: "unknown provider '\(provider)'; choose one of \(Settings.providers.joined(separator: ", "))")
         }

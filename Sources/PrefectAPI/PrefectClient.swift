@@ -125,16 +125,24 @@ public final class PrefectClient: Sendable {
         guard let json = try? JSONCoding.decoder.decode(JSONValue.self, from: body) else {
             return String(decoding: body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        if let text = json["detail"]?.stringValue ?? json["exception_message"]?.stringValue { return text }
-        if let list = json["detail"]?.arrayValue {
-            return list.compactMap { item -> String? in
-                let location = item["loc"]?.arrayValue?.compactMap { $0.stringValue ?? $0.intValue.map(String.init) }.joined(separator: ".")
-                guard let message = item["msg"]?.stringValue else { return nil }
-                return location.map { "\($0): \(message)" } ?? message
-            }.joined(separator: "; ")
+        if let text = json["detail"]?.stringValue { return text }
+        // A 422's "Invalid request received." says nothing by itself: the validation list says what to fix.
+        if let text = json["exception_message"]?.stringValue {
+            guard let list = json["exception_detail"]?.arrayValue, !list.isEmpty else { return text }
+            return text + " " + validationMessages(list)
         }
+        if let list = json["detail"]?.arrayValue { return validationMessages(list) }
         if let detail = json["exception_detail"] { return detail.jsonText() }
         return ""
+    }
+
+    /// FastAPI's validation list: "body.parameters.x: Field required; …".
+    static func validationMessages(_ list: [JSONValue]) -> String {
+        list.compactMap { item -> String? in
+            let location = item["loc"]?.arrayValue?.compactMap { $0.stringValue ?? $0.intValue.map(String.init) }.joined(separator: ".")
+            guard let message = item["msg"]?.stringValue else { return nil }
+            return location.map { "\($0): \(message)" } ?? message
+        }.joined(separator: "; ")
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ response: HTTPResponse, _ path: String) throws -> T {

@@ -81,6 +81,29 @@ public enum ProjectSource {
                 return kept(path)
             }
         }
+        return try recorded(destination, folder: folder, git: git, commit: commit, skipped: skipped)
+    }
+
+    /// A source given as files (a benchmark exercise): written into `source/` with SOURCE.json like a folder's,
+    /// through the same filter.
+    public static func snapshot(files given: [String: String], into folder: RunFolder) throws -> Snapshot {
+        let destination = folder.root + "/source"
+        try? FileManager.default.removeItem(atPath: destination)
+        try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+        var skipped: [String: Int] = [:]
+        for (path, text) in given.sorted(by: { $0.key < $1.key }) {
+            try RunFolder.checkRelative(path)
+            if let rule = SourceFilter.rule(for: path) {
+                skipped[rule, default: 0] += 1
+                continue
+            }
+            try RunFolder.atomicWrite(Data(text.utf8), to: destination + "/" + path)
+        }
+        return try recorded(destination, folder: folder, git: nil, commit: nil, skipped: skipped)
+    }
+
+    /// Prunes what was copied to regular files within the limits, scans it for secrets and writes SOURCE.json.
+    private static func recorded(_ destination: String, folder: RunFolder, git: GitRepository?, commit: String?, skipped: [String: Int]) throws -> Snapshot {
         let files = try prune(destination, folder: folder)
         var secrets: [SecretScanner.Finding] = []
         for file in files {

@@ -100,6 +100,7 @@ public struct Sandbox: Sendable {
         sandbox.readOnlyPaths += project.sandboxPaths
         if let mb = project.memoryMB { sandbox.limits.memoryBytes = mb << 20 }
         if let cpu = project.cpuTime { sandbox.limits.cpuSeconds = Int(cpu.seconds.rounded(.up)) }
+        if let processes = project.processes { sandbox.limits.processes = processes }
         return sandbox
     }
 

@@ -58,7 +58,7 @@ extension StageContext {
     /// The design and test stages' code part: ranked for the spec, the task and feedback.
     func sourceContext(_ values: [String: String], requests: Int = 0) async throws -> (CodeContext, [String: String]) {
         let fixed = try checkBudget(values)
-        let texts = projectSource == nil ? [:] : try promptTree()
+        let texts = !hasSource ? [:] : try promptTree()
         let focus = [values["spec"], task, feedback].compactMap { $0 }.joined(separator: "\n")
         return (await codeContext(texts, focus: focus, fixed: fixed, requests: requests), texts)
     }

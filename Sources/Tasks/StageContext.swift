@@ -35,6 +35,11 @@ public struct StageContext: Sendable {
     public var projectSpec: String?
     public var projectSource: String?
     public var junit: String?
+    /// A benchmark exercise (`autonomy eval`): its spec and source come as files, not folders, and its stub may fail
+    /// the baseline in any way but a missing command (it does not compile before it is implemented).
+    public var exercise: Exercise?
+    /// The build starts from existing code (a source folder or repository, or an exercise's files).
+    var hasSource: Bool { projectSource != nil || exercise != nil }
     /// The names of config.yml's projects (for the error that lists what a run may name).
     public var knownProjects: [String] = []
     /// The run's `task` parameter: what this run should do on top of the spec (every stage's prompt shows it).

@@ -14,8 +14,12 @@ extension Stages {
         var outputs = try copySpec(c)
         var facts = StageFacts()
         var summary = outputs.isEmpty ? "no spec folder; the run's task says what to do" : "copied \(outputs.count) input file(s) from \(c.projectSpec == nil ? "templates/inputs/\(c.project)" : "the project's spec folder")"
-        if let sourceFolder = c.projectSource {
-            let snapshot = try await ProjectSource.snapshot(from: sourceFolder, into: c.folder)
+        if c.projectSource != nil || c.exercise != nil {
+            let snapshot = if let exercise = c.exercise {
+                try ProjectSource.snapshot(files: exercise.files, into: c.folder)
+            } else {
+                try await ProjectSource.snapshot(from: c.projectSource!, into: c.folder)
+            }
             if let record = c.folder.record(ProjectSource.manifestPath) { outputs.append(record) }
             facts.sourceRepository = snapshot.repository
             facts.sourceCommit = snapshot.commit
@@ -35,6 +39,9 @@ extension Stages {
     /// /proc/self/environ` would send the worker's keys to the model). A configured project without a spec folder
     /// needs the run's task.
     static func copySpec(_ c: StageContext) throws -> [FileRecord] {
+        if let exercise = c.exercise {
+            return [try c.folder.write("inputs/SPEC.md", text: exercise.instructions, within: "inputs")]
+        }
         let configured = c.projectSource != nil || c.projectSpec != nil
         if configured && c.projectSpec == nil {
             guard c.task != nil else {
@@ -77,7 +84,7 @@ extension Stages {
     static func runBaseline(_ c: StageContext) async throws -> (Baseline, [FileRecord]) {
         c.logger.info("running the project's tests on the untouched source (the baseline)", metadata: ["command": "\(c.testCommand)"])
         let started = Date()
-        let baseline = try await measureBaseline(folder: c.folder, project: c.project, command: c.testCommand, timeout: c.testTimeout, junit: c.junit, environment: c.testEnvironment, sandbox: c.sandbox)
+        let baseline = try await measureBaseline(folder: c.folder, project: c.project, command: c.testCommand, timeout: c.testTimeout, junit: c.junit, environment: c.testEnvironment, sandbox: c.sandbox, stub: c.exercise != nil)
         var records = [try c.folder.write(Baseline.path, text: baseline.json.jsonText() + "\n")]
         let markdown = "# Baseline: the project's tests before the build\n\n- command: `\(c.testCommand)`\n- result: \(baseline.summary)\n\n"
             + baseline.tests.map { "- \(MarkdownText.plain($0.name)): \($0.outcome)" }.joined(separator: "\n") + "\n"
@@ -89,14 +96,16 @@ extension Stages {
 
     /// The project's tests on the run folder's `source/`, as the test stage runs them; `autonomy check --project`
     /// uses it too. Throws with the command's output and the fix when it cannot run.
-    public static func measureBaseline(folder: RunFolder, project: String, command: String, timeout: Duration, junit: String?, environment: [String: String], sandbox: Sandbox) async throws -> Baseline {
+    /// `stub`: the source is an exercise's stub, which may fail in any way (it does not compile yet) but for a command
+    /// that is not there.
+    public static func measureBaseline(folder: RunFolder, project: String, command: String, timeout: Duration, junit: String?, environment: [String: String], sandbox: Sandbox, stub: Bool = false) async throws -> Baseline {
         let (run, junitRows) = try await sandbox.runOnCopy(try ProjectSource.mergedTree(folder), command: command, timeout: timeout, environment: environment) { workspace, _ -> [TestReport.Row]? in
             guard let junit else { return nil }
             return try? JUnitReport.parse(try workspace.readResult(junit, limit: 8 << 20))
         }
         let result = run.result
         let rows = junitRows ?? TestReport.parse(result.output)
-        if let reason = Baseline.cannotRun(result, tests: rows) {
+        if let reason = Baseline.cannotRun(result, tests: rows), !stub || result.exitCode == 126 || result.exitCode == 127 {
             let tail = result.output.trimmingCharacters(in: .whitespacesAndNewlines).suffix(1500)
             throw EngineError(code: .invalidInput, message: "the project's test command `\(command)` cannot run in the sandbox on the untouched source: \(reason). \(Baseline.advice(project: project)). Its output ends:\n\(tail)")
         }

@@ -217,7 +217,7 @@ public enum Stages {
         let (decisions, decisionRecords) = await c.decisionsSummary()
         let json = (try? JSONValue.parse(try c.folder.readText("tests/RESULTS.json"))) ?? [:]
         let passed = json["passed"]?.boolValue == true
-        let changes = c.projectSource == nil ? "none: a new project (everything is new)" : try await ChangeSet.of(c.folder, hidden: c.hiddenTests).promptText()
+        let changes = !c.hasSource ? "none: a new project (everything is new)" : try await ChangeSet.of(c.folder, hidden: c.hiddenTests).promptText()
         let baseline = Baseline.load(c.folder).map { baseline in
             baseline.table(TestReport.rows(recorded: json), passedNow: passed)
         } ?? "none: the project had no tests of its own to run before the build"

@@ -83,6 +83,29 @@ extension RunExecutor {
 
     /// The run's progress artifact: created at the run's start (or found again after a resume: one read per
     /// execution) and moved at every stage end. Returns its id, which the caller passes back the next time.
+    /// A benchmark exercise's run (`autonomy eval`): its figures as the `autonomy-eval-record` artifact, published
+    /// before the final state so that the eval, seeing the state, finds them.
+    func publishEvalRecord(_ run: FlowRun, end: RunEnd, log: Logger) async {
+        guard let value = run.parameters["exercise"], !value.isNull else { return }
+        let state: String
+        switch end {
+        case .completed: state = "COMPLETED"
+        case .failed: state = "FAILED"
+        case .cancelled: state = "CANCELLED"
+        case .crashed: state = "CRASHED"
+        case .released, .handedBack: return
+        }
+        let language = value["language"]?.stringValue ?? "?", name = value["name"]?.stringValue ?? "?"
+        let folder = RunFolder(stateDir: settings.stateDir, runID: run.id)
+        let document = try? TraceWriter.read(folder: folder)
+        let record = EvalRecord.of(document, language: language, exercise: name, flowRunID: run.id, state: state, message: end.message)
+        do {
+            _ = try await client.createArtifact(.table(key: EvalRecord.artifactKey, rows: [record.json.objectValue ?? [:]], description: "autonomy eval: \(language)/\(name)", flowRunID: run.id))
+        } catch {
+            log.warning("could not publish the eval record", metadata: ["error": "\(error)"])
+        }
+    }
+
     func updateProgress(_ run: FlowRun, id known: String?, percent: Double, note: String, log: Logger) async -> String? {
         do {
             let id = if let known { known } else { try await client.artifacts(flowRunID: run.id).first { $0.type == "progress" && $0.taskRunID == nil }?.id }

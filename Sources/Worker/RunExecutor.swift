@@ -122,6 +122,7 @@ public struct RunExecutor: Sendable {
             }
         }
         let intended = end
+        await uncancelled { await publishEvalRecord(run, end: intended, log: log) }
         stop.settle()  // before the final state: no heartbeat event may follow it
         end = await uncancelled { await finish(run, intended, log: log) }
         await uncancelled { await shipper.flush() }
@@ -143,10 +144,15 @@ public struct RunExecutor: Sendable {
         let pool = try? await client.readWorkPool(name: settings.prefect.workPool)
         let jobVariables = JobVariables.merged(poolTemplate: pool?.baseJobTemplate, deployment: deployment?.jobVariables, run: run.jobVariables)
         // Checked before anything is created for the run: a refused run leaves no folder behind.
-        let testEnvironment = (jobVariables["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+        var testEnvironment = (jobVariables["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
         let refused = Sandbox.refusedNames(testEnvironment, allowed: settings.test.envAllow)
         if !refused.isEmpty {
             return .failed("Refused the job variable env: \(refused.joined(separator: ", ")) \(refused.count == 1 ? "is" : "are") not in test.env_allow. Only names the worker's operator lists in config.yml reach the test command; ask them to add a name, or start the run without it.")
+        }
+        // A benchmark exercise (autonomy eval) is its own project: its language's toolchain runs its hidden tests.
+        let exercise = params.exercise
+        if let exercise, let why = Toolchain.unavailable(exercise) {
+            return .failed("Cannot run the exercise \(exercise.language)/\(exercise.name) on this worker: \(why).")
         }
         let folder = RunFolder(stateDir: settings.stateDir, runID: run.id)
         if !folder.exists, !(try await client.filterTaskRuns(flowRunID: run.id)).isEmpty {
@@ -156,18 +162,23 @@ public struct RunExecutor: Sendable {
         let deploymentName = deployment?.name
         let trace = try TraceWriter(folder: folder, run: .init(flowRunID: run.id, flowRunName: run.name, deployment: deploymentName.map { "\(AutonomousBuild.flowName)/\($0)" }, parameters: params.json), key: traceKey)
         let providerName = params.provider ?? jobVariables["provider"]?.stringValue ?? settings.llm.provider
-        let provider = try ProviderFactory.make(provider: providerName, settings: settings, http: http, logger: log)
+        let provider = try ProviderFactory.make(provider: providerName, settings: settings, http: http, logger: log, reference: exercise?.reference)
         let model = params.model ?? jobVariables["model"]?.stringValue ?? settings.llm.model ?? provider.defaultModel
         if providerName == "offline" { log.info("using the offline provider (no API key needed)") }
         let runCount = run.runCount ?? 1
         // A project of config.yml (spec, source, its own tests and toolchain) or a folder under templates/inputs/.
-        let project = settings.projects[params.project]
+        var project = settings.projects[params.project]
+        if let exercise, let toolchain = Toolchain.defaults[exercise.language] {
+            project = exercise.project(toolchain)
+            testEnvironment = toolchain.environment.merging(["EXERCISE": exercise.name]) { own, _ in own }.merging(testEnvironment) { _, run in run }
+        }
+        let maxFixRounds = exercise.map { $0.tries - 1 } ?? settings.maxFixRounds
         let projectSandbox = sandbox.applying(project)
 
         // The build is a state machine (flows/BuildMachine.swift); TRACE.json replays what already happened,
         // so a suspended, crashed or retried run goes on exactly where it was (a run killed between
         // implement-2 and test-2 goes on at test-2). With `fresh`, only entries since the build started over count.
-        var machine = BuildMachine(configuration: .init(gates: gates, budgetUSD: settings.budgetUSD, maxFixRounds: settings.maxFixRounds))
+        var machine = BuildMachine(configuration: .init(gates: gates, budgetUSD: settings.budgetUSD, maxFixRounds: maxFixRounds))
         var previousTaskRunID: String?
         var progressID: String?  // the progress artifact, looked up once per execution
         let document = await trace.document
@@ -190,13 +201,14 @@ public struct RunExecutor: Sendable {
                 return try await conclude(run, final, folder: folder, trace: trace, progressID: progressID, log: log)
             case .run(let stage, let attempt, let input):
                 var context = StageContext(
-                    folder: folder, trace: trace, stage: stage, attempt: attempt, project: params.project, templatesDir: settings.templatesDir,
+                    folder: folder, trace: trace, stage: stage, attempt: attempt, project: exercise?.name ?? params.project, templatesDir: settings.templatesDir,
                     provider: provider, model: model, maxTokens: settings.llm.maxTokens, prices: settings.llm.prices, feedback: input.feedback,
                     testCommand: project?.testCommand ?? settings.test.command, testTimeout: project?.testTimeout ?? settings.test.timeout,
                     testEnvironment: testEnvironment, sandbox: projectSandbox, logger: log)
                 context.projectSpec = project?.spec
                 context.projectSource = project?.source
                 context.task = params.task
+                context.exercise = exercise
                 context.knownProjects = Array(settings.projects.keys)
                 context.junit = project?.junit
                 if let patterns = project?.testPatterns { context.testPatterns = patterns }
@@ -214,7 +226,7 @@ public struct RunExecutor: Sendable {
                 context.fixingTests = input.fixingTests
                 context.rerunTests = input.testMode == .rerun
                 if let round = input.fixRound {
-                    log.info("fix round: implementing again with the failing tests", metadata: ["round": "\(round)", "of": "\(settings.maxFixRounds)", "attempt": "\(attempt)"])
+                    log.info("fix round: implementing again with the failing tests", metadata: ["round": "\(round)", "of": "\(maxFixRounds)", "attempt": "\(attempt)"])
                 }
                 switch try await runStage(run, context: context, fixRound: input.fixRound, upstream: previousTaskRunID, runCount: runCount, log: log) {
                 case .done(let entry, let taskRunID):

@@ -12,7 +12,7 @@ struct Autonomy: AsyncParsableCommand {
             configuration, 65 input rejected by the server, 69 Prefect API unreachable, 77 credentials rejected.
             """,
         version: AutonomyVersion.long,
-        subcommands: [CheckCommand.self, WorkerCommand.self, DeployCommand.self, RunCommand.self, ResumeCommand.self, TraceCommand.self, ExportCommand.self, SystemdUnitCommand.self])
+        subcommands: [CheckCommand.self, WorkerCommand.self, DeployCommand.self, RunCommand.self, ResumeCommand.self, TraceCommand.self, ExportCommand.self, EvalCommand.self, SystemdUnitCommand.self])
 
     /// ArgumentParser's own main, after the process hardened itself (see `ProcessHardening`).
     static func main() async {

@@ -22,6 +22,8 @@ per event. Scenario flags after "scripted", joined by "-" (e.g. /scripted-cut-pr
              search/replace blocks after a sentence, inside a ``` fence; usage counts ~4 characters a token
   sloppy     (with agent) the first blocks quote a line that is not in the file; after the worker's correction the
              blocks are right
+  exercise   a stage's answer may be an object {MARKER: [answer, ...]}: the answers for the prompt that contains
+             MARKER (a benchmark exercise's name), one per call of that stage for that marker, the last repeated
 Scenario "scripted" answers each pipeline stage with the text POSTed to /answers as {"design": "...",
 "implement": "...", "test": "...", "verify": "..."}; the stage is read from the prompt's first line. A list
 gives one answer per call of that stage, the last one repeated.
@@ -202,6 +204,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 streams[stage] = streams.get(stage, 0) + 1
                 first_stream = streams[stage] == 1
             text = answers.get(stage, "no scripted answer for this prompt")
+            if "exercise" in flags and isinstance(text, dict):
+                shown = conversation(body)
+                marker = next((m for m in sorted(text, key=len, reverse=True) if m in shown), None)
+                with lock:
+                    if partial is None:
+                        served[(stage, marker)] = served.get((stage, marker), 0) + 1
+                    k = max(1, served.get((stage, marker), 1))
+                text = text.get(marker, ["no scripted answer for this exercise"])
             if "agent" in flags and isinstance(text, dict):
                 text = agent(body, text, "sloppy" in flags)
                 return self.answer(anthropic, body, text, rid, usage=(len(json.dumps(body)) // 4, (len(text) + 3) // 4))
