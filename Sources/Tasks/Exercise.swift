@@ -192,7 +192,7 @@ public struct Exercise: Sendable, Hashable {
             var answer: [String: String] = [:]
             for path in example {
                 guard let text = read(path) else { throw EngineError(code: .invalidInput, message: "\(folder)/\(path) (the example solution) is missing", file: folder) }
-                answer[referenceTarget(path, solution: solution)] = text
+                answer[referenceTarget(path, solution: solution, examples: example)] = text
             }
             reference = answer
         }
@@ -210,13 +210,13 @@ public struct Exercise: Sendable, Hashable {
     }
 
     /// Where an example file goes: the solution file of the same name (Java's `.meta/src/reference/java/X.java`),
-    /// else the one of the same extension (`.meta/example.cpp` → `bank_account.cpp`), else the only one.
-    static func referenceTarget(_ example: String, solution: [String]) -> String {
+    /// else the only one of the same extension when no other example has it (`.meta/example.cpp` → `bank_account.cpp`),
+    /// else a new file of its own name next to the solution (Java's helper class `Frame.java`).
+    public static func referenceTarget(_ example: String, solution: [String], examples: [String]) -> String {
         let base = (example as NSString).lastPathComponent, ext = (example as NSString).pathExtension
         if let same = solution.first(where: { ($0 as NSString).lastPathComponent == base }) { return same }
         let sameExtension = solution.filter { ($0 as NSString).pathExtension == ext }
-        if sameExtension.count == 1 { return sameExtension[0] }
-        if solution.count == 1 { return solution[0] }
+        if sameExtension.count == 1, examples.filter({ ($0 as NSString).pathExtension == ext }).count == 1 { return sameExtension[0] }
         let folder = solution.first.map { ($0 as NSString).deletingLastPathComponent } ?? ""
         return folder.isEmpty ? base : folder + "/" + base
     }

@@ -80,6 +80,17 @@ struct ExerciseTests {
         #expect(Toolchain.unavailable(exercise("rust", files: ["t": "", "Cargo.toml": "[package]\nname = \"x\"\n"])) == nil || !FileManager.default.fileExists(atPath: "/usr/bin/cargo"))
     }
 
+    /// The reference files land where the build would write them: found by the gold eval of the real benchmark, where
+    /// Java's bowling has a helper class `Frame.java` next to `BowlingGame.java` (it was written over the solution).
+    @Test func referenceFilesLandOnTheSolutionsPaths() {
+        let java = ["src/main/java/BowlingGame.java"], javaExamples = [".meta/src/reference/java/BowlingGame.java", ".meta/src/reference/java/Frame.java"]
+        #expect(javaExamples.map { Exercise.referenceTarget($0, solution: java, examples: javaExamples) } == ["src/main/java/BowlingGame.java", "src/main/java/Frame.java"])
+        let cpp = ["bank_account.cpp", "bank_account.h"], cppExamples = [".meta/example.cpp", ".meta/example.h"]
+        #expect(cppExamples.map { Exercise.referenceTarget($0, solution: cpp, examples: cppExamples) } == cpp)
+        #expect(Exercise.referenceTarget(".meta/example.rs", solution: ["src/lib.rs"], examples: [".meta/example.rs"]) == "src/lib.rs")
+        #expect(Exercise.referenceTarget(".meta/example.h", solution: cpp, examples: [".meta/example.h"]) == "bank_account.h")
+    }
+
     @Test func aMissingBenchmarkFolderSaysWhereToGetOne() throws {
         #expect {
             _ = try Exercise.list(root: "/nonexistent/polyglot")
