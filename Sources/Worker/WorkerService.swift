@@ -277,36 +277,49 @@ public final class WorkerService: Service, Sendable {
 
     private func heartbeatLoop() async throws {
         for await _ in AsyncTimerSequence(interval: settings.worker.heartbeatInterval, clock: .continuous).cancelOnGracefulShutdown() {
-            do {
-                try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
-                contacted()
-                succeeded("the worker heartbeat")
-                await sendHeartbeats(logFailure: true)
-            } catch let error as PrefectError where error.code == .notFound {
-                // The pool was deleted while this worker ran: made again, as Prefect's own worker does at its sync.
-                logger.warning("the work pool is gone; creating it again", metadata: ["pool": "\(pool)"])
-                do {
-                    let created = try await registration.ensurePool(pool)
-                    poolID.withLock { $0 = created.id }
-                    if options.onlyRun == nil { try await registration.registerDeployments(onlyPool: pool) }
-                    try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
-                } catch {
-                    logger.error("could not create the work pool again", metadata: ["pool": "\(pool)", "error": "\(error)"])
-                }
-            } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
-                try checkUnreachable(error)
-                failed("the worker heartbeat", error)
-            } catch {
-                failed("the worker heartbeat", error)
-            }
+            try await workerHeartbeat()
+            // Not tied to the worker heartbeat: an outage of /workers/heartbeat must not silence the runs' heartbeats.
+            await sendHeartbeats(logFailure: true)
         }
     }
 
-    /// Heartbeat events for the runs executing (none for a settled run).
-    private func sendHeartbeats(logFailure: Bool) async {
-        let events = await registry.heartbeatEvents()
-        guard !events.isEmpty else { return }
+    private func workerHeartbeat() async throws {
         do {
+            try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
+            contacted()
+            succeeded("the worker heartbeat")
+        } catch let error as PrefectError where error.code == .notFound {
+            // The pool was deleted while this worker ran: made again, as Prefect's own worker does at its sync.
+            logger.warning("the work pool is gone; creating it again", metadata: ["pool": "\(pool)"])
+            do {
+                let created = try await registration.ensurePool(pool)
+                poolID.withLock { $0 = created.id }
+                if options.onlyRun == nil { try await registration.registerDeployments(onlyPool: pool) }
+                try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
+            } catch {
+                logger.error("could not create the work pool again", metadata: ["pool": "\(pool)", "error": "\(error)"])
+            }
+        } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
+            try checkUnreachable(error)
+            failed("the worker heartbeat", error)
+        } catch {
+            failed("the worker heartbeat", error)
+        }
+    }
+
+    /// Heartbeat events for the runs executing that the server has Running as they are sent: none for a settled run,
+    /// none for a run paused or suspended from the UI that the watch has not stopped yet, none while `autonomy run`
+    /// waits at a gate. The zombie automation then always sees the Paused/Suspended event after a run's last heartbeat,
+    /// and never marks a paused run Crashed (also when `autonomy run` is interrupted at a gate).
+    private func sendHeartbeats(logFailure: Bool) async {
+        var events = await registry.heartbeatEvents()
+        guard !events.isEmpty else { return }
+        let prefix = "prefect.flow-run."
+        func runID(_ event: Event) -> String { String((event.resource["prefect.resource.id"] ?? "").dropFirst(prefix.count)) }
+        do {
+            let running = Set(try await client.filterFlowRuns(FlowRunFilter(ids: events.map(runID), stateTypes: [.running])).map(\.id))
+            events.removeAll { !running.contains(runID($0)) }
+            guard !events.isEmpty else { return }
             try await client.emitEvents(events)
             succeeded("flow-run heartbeat events")
         } catch {

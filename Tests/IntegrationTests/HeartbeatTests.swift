@@ -63,8 +63,11 @@ struct HeartbeatTests {
     }
 
     /// The README's automation, created as shipped (only scoped to this test's tag and with a shorter window): a
-    /// worker killed mid-run leaves a run that Prefect marks Crashed; a run that completed, one suspended at a gate
-    /// and one handed back at a shutdown are left alone.
+    /// worker killed mid-run leaves a run that Prefect marks Crashed; a run that completed, one suspended at a gate,
+    /// one handed back at a shutdown, one suspended from the UI while its stage ran, and one whose `autonomy run` was
+    /// interrupted while it waited at a gate (left Paused for `--attach`, as the README says) are left alone. Before,
+    /// the last was Crashed: heartbeats went on while `autonomy run` waited in Paused, so its silence after Ctrl-C
+    /// looked like a dead worker.
     @Test func theZombieAutomationCrashesOnlyTheRunOfADeadWorker() async throws {
         let tag = TestEnvironment.unique("zombie")
         var automation = try JSONValue.parse(String(contentsOfFile: TestEnvironment.root + "/docs/zombie-automation.json", encoding: .utf8))
@@ -75,7 +78,7 @@ struct HeartbeatTests {
         object["trigger"] = .object(trigger)
         object["name"] = .string(tag)
         automation = .object(object)
-        let project = try TestProject(testCommand: "sleep ${SLEEP:-0} && python3 -m unittest discover -v", testExtra: ["env_allow: [SLEEP]"])
+        let project = try TestProject(testCommand: "sleep ${SLEEP:-0} && python3 -m unittest discover -v", deploymentExtra: ["tags: [\(tag)]"], testExtra: ["env_allow: [SLEEP]"])
         let created = try await runProgram("/usr/bin/curl", ["-fsS", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", automation.jsonText(), "\(project.apiURL)/automations/"])
         let automationID = try #require(try JSONValue.parse(created.stdout)["id"]?.stringValue, "\(created.stdout)\(created.stderr)")
         try await withCleanup {
@@ -90,6 +93,20 @@ struct HeartbeatTests {
             // Nobody may take it meanwhile: the other worker listens on a queue of its own.
             _ = try await project.client.setFlowRunState(id: handedBack, StateCreate(type: .scheduled, name: "AwaitingRetry", details: StateDetails(scheduledTime: Date().addingTimeInterval(3600))), force: true)
 
+            // `autonomy run` waiting at the design gate (blocking Paused), interrupted after heartbeats had time to go.
+            let inProcess = try ChildProcess(try TestEnvironment.binary(), ["run", "--config", project.configPath, "--deployment", project.deployment], environment: project.environment(), outputPath: "\(project.dir)/in-process.log")
+            var interrupted = ""
+            let started = ContinuousClock.now + .seconds(30)
+            while interrupted.isEmpty, ContinuousClock.now < started {
+                if let range = inProcess.output.range(of: #"\([0-9a-f-]{36}\)"#, options: .regularExpression) { interrupted = String(inProcess.output[range].dropFirst().dropLast()) }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            try await project.waitFor(interrupted, timeout: .seconds(60), "waiting at its gate") { $0.stateType == .paused }
+            try await Task.sleep(for: .seconds(12))  // two heartbeat intervals of the in-process worker
+            inProcess.signal(SIGINT)
+            #expect(await inProcess.wait(timeout: .seconds(20)) != nil)
+            #expect(try await project.client.readFlowRun(id: interrupted).stateType == .paused)
+
             let worker = try await project.startWorker(name: "zombie-b")
             let completed = try await project.prefectRun(["--param", "gates=default", "--tag", tag])
             let suspended = try await project.prefectRun(["--tag", tag])
@@ -102,6 +119,10 @@ struct HeartbeatTests {
             while ContinuousClock.now < beating, try await Self.events(project, runID: zombie, name: "prefect.flow-run.heartbeat").isEmpty {
                 try await Task.sleep(for: .milliseconds(500))
             }
+            // Suspended from the UI while its stage runs: released by the worker, never marked Crashed.
+            let uiSuspended = try await project.prefectRun(["--param", "gates=default", "--tag", tag, "--job-variable", #"env={"SLEEP": "120"}"#])
+            try await project.waitFor(uiSuspended, "in its test stage") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(uiSuspended)/tests/MANIFEST.json") }
+            _ = try await project.client.setFlowRunState(id: uiSuspended, StateCreate(type: .paused, name: "Suspended", message: "suspended from the UI"), force: true)
             await worker.kill9()
 
             let crashed = try await project.waitFor(zombie, timeout: .seconds(90), "Crashed by the automation") { $0.stateType == .crashed }
@@ -110,6 +131,9 @@ struct HeartbeatTests {
             #expect(try await project.client.readFlowRun(id: completed).stateType == .completed)
             #expect(try await project.client.readFlowRun(id: suspended).stateName == "Suspended")
             #expect(try await project.client.readFlowRun(id: handedBack).stateName == "AwaitingRetry")
+            let stillWaiting = try await project.client.readFlowRun(id: interrupted)
+            #expect(stillWaiting.stateType == .paused, "an interrupted `autonomy run` at a gate: \(stillWaiting.state?.displayName ?? "?") \(stillWaiting.state?.message ?? "")")
+            #expect(try await project.client.readFlowRun(id: uiSuspended).stateName == "Suspended")
         } cleanup: {
             _ = try? await runProgram("/usr/bin/curl", ["-fsS", "-X", "DELETE", "\(project.apiURL)/automations/\(automationID)"])
         }
