@@ -294,10 +294,24 @@ public struct Toolchain: Sendable {
         if exercise.language == "rust", let manifest = exercise.files["Cargo.toml"], let crates = cargoDependencies(manifest), !crates.isEmpty {
             return "it needs crates from crates.io (\(crates.joined(separator: ", "))), which cannot be downloaded here (tests run offline)"
         }
+        if exercise.language == "java", let gradle = exercise.files["build.gradle"], let artifacts = mavenDependencies(gradle), !artifacts.isEmpty {
+            return "it needs \(artifacts.joined(separator: ", ")) from Maven Central, which cannot be downloaded here (tests compile against Debian's JUnit 5 and AssertJ only)"
+        }
         if exercise.language == "cpp", exercise.files["CMakeLists.txt"]?.contains("find_package(Boost") == true, !FileManager.default.fileExists(atPath: "/usr/include/boost/date_time.hpp") {
             return "it needs Boost's date_time library, which this worker does not have; install libboost-date-time-dev (scripts/eval-benchmark does)"
         }
         return nil
+    }
+
+    /// The main code's Maven artifacts of a build.gradle (`implementation "group:name:version"`; test libraries are
+    /// the harness's own).
+    static func mavenDependencies(_ gradle: String) -> [String]? {
+        gradle.split(separator: "\n").compactMap { raw in
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard line.hasPrefix("implementation "), let open = line.firstIndex(where: { $0 == "\"" || $0 == "'" }) else { return nil }
+            let coordinates = line[line.index(after: open)...].prefix { $0 != "\"" && $0 != "'" }.split(separator: ":")
+            return coordinates.count >= 2 ? "\(coordinates[0]):\(coordinates[1])" : nil
+        }
     }
 
     /// The crate names under `[dependencies]` (and dev-/build-dependencies) of a Cargo.toml.

@@ -78,6 +78,8 @@ struct ExerciseTests {
         let crates = Toolchain.unavailable(exercise("rust", files: ["t": "", "Cargo.toml": "[package]\nname = \"x\"\n\n[dependencies]\ntime = \"0.3\"\n\n[dev-dependencies]\nrand = \"0.8\"\n"]))
         #expect(crates == "it needs crates from crates.io (time, rand), which cannot be downloaded here (tests run offline)")
         #expect(Toolchain.unavailable(exercise("rust", files: ["t": "", "Cargo.toml": "[package]\nname = \"x\"\n"])) == nil || !FileManager.default.fileExists(atPath: "/usr/bin/cargo"))
+        let gradle = "dependencies {\n    implementation \"io.reactivex.rxjava2:rxjava:2.2.12\"\n    testImplementation \"org.assertj:assertj-core:3.25.1\"\n}\n"
+        #expect(Toolchain.unavailable(exercise("java", files: ["t": "", "build.gradle": gradle])) == "it needs io.reactivex.rxjava2:rxjava from Maven Central, which cannot be downloaded here (tests compile against Debian's JUnit 5 and AssertJ only)")
     }
 
     /// The reference files land where the build would write them: found by the gold eval of the real benchmark, where
