@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import PrefectAPI
 import Testing
+import Worker
 
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +32,30 @@ struct ProtocolTests {
         } cleanup: {
             await project.stopWorkers()
         }
+    }
+
+    /// A shutdown's hand-back must not undo a Pause or Suspend from the UI that the worker had not seen yet: Prefect
+    /// accepts Paused → Scheduled, and before, the run went back to AwaitingRetry and any worker ran it again without a
+    /// Resume. A run the server still has Running is handed back, its infrastructure_pid cleared.
+    @Test func aHandBackLeavesARunPausedFromTheUIPaused() async throws {
+        let client = try TestEnvironment.client()
+        let flow = try await client.createFlow(name: TestEnvironment.unique("hand-back"))
+        func running() async throws -> String {
+            let run = try await client.createFlowRun(FlowRunCreate(flowID: flow.id, state: StateCreate(type: .pending)))
+            _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .running))
+            try await client.updateFlowRun(id: run.id, FlowRunUpdate(infrastructurePID: "worker-host:1234"))
+            return run.id
+        }
+        let paused = try await running()
+        _ = try await client.setFlowRunState(id: paused, StateCreate(type: .paused, name: "Suspended", message: "suspended from the UI"), force: true)
+        let left = try await client.handBack(runID: paused, message: "Worker w shut down before the run finished")
+        #expect(left.message.contains("paused from the UI: a Resume continues it"), "\(left)")
+        #expect(try await client.readFlowRun(id: paused).stateName == "Suspended")
+
+        let held = try await running()
+        #expect(try await client.handBack(runID: held, message: "Worker w shut down before the run finished") == .handedBack("Worker w shut down before the run finished"))
+        let back = try await client.readFlowRun(id: held)
+        #expect(back.stateName == "AwaitingRetry" && back.infrastructurePID == nil)
     }
 
     /// `autonomy run` and `autonomy worker` both default to the name `<host>-<pool>`; a worker starting while an
