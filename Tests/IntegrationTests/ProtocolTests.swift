@@ -58,6 +58,27 @@ struct ProtocolTests {
         #expect(back.stateName == "AwaitingRetry" && back.infrastructurePID == nil)
     }
 
+    /// A worker stopped at once (SIGQUIT cancels every task, its HTTP client included) while a stage runs: nobody
+    /// cancelled the run, so it is never ended Cancelled as if a person had; the worker's next start hands it back and
+    /// it completes from its finished stages.
+    @Test func aWorkerStoppedAtOnceDoesNotCancelItsRun() async throws {
+        let project = try TestProject(testCommand: "sleep ${SLEEP:-0} && python3 -m unittest discover -v", testExtra: ["env_allow: [SLEEP]"])
+        let name = TestEnvironment.unique("quit")
+        let first = try await project.startWorker(name: name)
+        try await withCleanup {
+            let runID = try await project.prefectRun(["--param", "gates=default", "--job-variable", #"env={"SLEEP": "20"}"#])
+            try await project.waitFor(runID, "in its test stage") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json") }
+            first.signal(SIGQUIT)
+            #expect(await first.wait(timeout: .seconds(30)) != nil)
+            let after = try await project.client.readFlowRun(id: runID)
+            #expect(after.stateType != .cancelled && after.stateType != .cancelling, "\(after.state?.displayName ?? "?"): \(after.state?.message ?? "")")
+            try await project.startWorker(name: name)
+            #expect(try await project.waitFinal(runID, timeout: .seconds(120)).stateType == .completed)
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
     /// `autonomy run` and `autonomy worker` both default to the name `<host>-<pool>`; a worker starting while an
     /// in-process run executes must not hand that run back (and so run it a second time).
     @Test func aWorkerRestartLeavesAnInProcessRunAlone() async throws {
