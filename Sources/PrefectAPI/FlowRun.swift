@@ -30,6 +30,8 @@ public struct FlowRun: Decodable, Sendable {
     public var infrastructurePID: String?
     public var created: Date?
     public var expectedStartTime: Date?
+    /// When a Scheduled run is due (the order of the worker's poll).
+    public var nextScheduledStartTime: Date?
     public var startTime: Date?
     public var endTime: Date?
 
@@ -39,6 +41,7 @@ public struct FlowRun: Decodable, Sendable {
         case stateType = "state_type", stateName = "state_name", runCount = "run_count"
         case empiricalPolicy = "empirical_policy", workPoolName = "work_pool_name", workQueueName = "work_queue_name"
         case infrastructurePID = "infrastructure_pid", expectedStartTime = "expected_start_time"
+        case nextScheduledStartTime = "next_scheduled_start_time"
         case startTime = "start_time", endTime = "end_time"
     }
 

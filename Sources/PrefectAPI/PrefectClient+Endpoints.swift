@@ -47,8 +47,10 @@ extension PrefectClient {
 
     /// The runs a worker of `pool` may claim (Scheduled, Late, Resuming, AwaitingRetry …) due before
     /// `before`. Claims nothing; the pool's concurrency limit is applied by the server.
-    public func scheduledFlowRuns(pool: String, queues: [String] = [], before: Date, limit: Int? = nil) async throws -> [WorkerFlowRunResponse] {
+    /// `after` (inclusive) pages on through a backlog: the server orders by `next_scheduled_start_time`.
+    public func scheduledFlowRuns(pool: String, queues: [String] = [], before: Date, after: Date? = nil, limit: Int? = nil) async throws -> [WorkerFlowRunResponse] {
         var body: [String: JSONValue] = ["scheduled_before": .string(JSONCoding.formatTimestamp(before))]
+        if let after { body["scheduled_after"] = .string(JSONCoding.formatTimestamp(after)) }
         if !queues.isEmpty { body["work_queue_names"] = .array(queues.map { .string($0) }) }
         if let limit { body["limit"] = .int(limit) }
         let path = "/work_pools/\(Self.segment(pool))/get_scheduled_flow_runs"

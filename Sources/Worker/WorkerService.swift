@@ -170,19 +170,40 @@ public final class WorkerService: Service, Sendable {
             let free = settings.worker.limit - (await registry.count)
             if free > 0 {
                 do {
-                    let scheduled = try await client.scheduledFlowRuns(pool: pool, queues: settings.prefect.workQueue.map { [$0] } ?? [], before: Date().addingTimeInterval(1), limit: free + 5)
+                    let queues = settings.prefect.workQueue.map { [$0] } ?? []
+                    let before = Date().addingTimeInterval(1)
+                    let page = free + 5
+                    var scheduled = try await client.scheduledFlowRuns(pool: pool, queues: queues, before: before, limit: page).map(\.flowRun)
                     contacted()
                     let ours = flowID.withLock { $0 }
-                    for item in scheduled where await registry.count < settings.worker.limit {
-                        guard !(await registry.contains(item.flowRun.id)) else { continue }
+                    // A page full of other flows' runs (a shared pool with a backlog of them) would hide ours for as long
+                    // as the backlog lasts: page on past them, in the server's order (queue pauses, priorities and
+                    // concurrency limits still apply), up to `backlogPages` pages a poll.
+                    if let ours {
+                        var last = scheduled
+                        var pages = 0
+                        while last.count >= (pages == 0 ? page : Self.backlogPage), scheduled.filter({ $0.flowID == ours }).count < free, pages < Self.backlogPages,
+                            let cursor = last.last?.nextScheduledStartTime
+                        {
+                            pages += 1
+                            let known = Set(scheduled.map(\.id))
+                            last = try await client.scheduledFlowRuns(pool: pool, queues: queues, before: before, after: cursor, limit: Self.backlogPage).map(\.flowRun)
+                            let fresh = last.filter { !known.contains($0.id) }
+                            if fresh.isEmpty { break }
+                            scheduled += fresh
+                        }
+                    }
+                    var seen = Set<String>()
+                    for run in scheduled where await registry.count < settings.worker.limit {
+                        guard seen.insert(run.id).inserted, !(await registry.contains(run.id)) else { continue }
                         // Another flow's run in this pool is not ours to run (proposing Pending would take it).
-                        guard ours == nil || item.flowRun.flowID == ours else {
-                            if foreignRuns.withLock({ $0.count < 10_000 && $0.insert(item.flowRun.id).inserted }) {
-                                logger.warning("a run of another flow waits in this pool; leaving it for a worker of that flow", metadata: ["flow_run.id": "\(item.flowRun.id)", "flow.id": "\(item.flowRun.flowID)"])
+                        guard ours == nil || run.flowID == ours else {
+                            if foreignRuns.withLock({ $0.count < 10_000 && $0.insert(run.id).inserted }) {
+                                logger.warning("a run of another flow waits in this pool; leaving it for a worker of that flow", metadata: ["flow_run.id": "\(run.id)", "flow.id": "\(run.flowID)"])
                             }
                             continue
                         }
-                        try await claim(item.flowRun.id, runs: &runs)
+                        try await claim(run.id, runs: &runs)
                     }
                     succeeded("polling for runs")
                 } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
@@ -195,6 +216,10 @@ public final class WorkerService: Service, Sendable {
             if options.runOnce { return }
         }
     }
+
+    /// How far a poll pages past other flows' runs that fill its first page: 10 pages of 100.
+    static let backlogPage = 100
+    static let backlogPages = 10
 
     /// Proposes Pending: ACCEPT = ours; ABORT = another worker has it; REJECT (e.g. AwaitingConcurrencySlot) = not now.
     private func claim(_ runID: String, runs: inout ThrowingDiscardingTaskGroup<any Error>) async throws {

@@ -79,6 +79,26 @@ struct ProtocolTests {
         }
     }
 
+    /// A shared pool with a backlog of another flow's overdue runs: before, the poll asked for `free + 5` runs in the
+    /// server's order and dropped the others' client-side, so with 12 of them due earlier ours waited until they were
+    /// gone. Now the poll pages on past them.
+    @Test func aBacklogOfAnotherFlowsRunsDoesNotStarveOurs() async throws {
+        let project = try TestProject()
+        try await project.startWorker()
+        try await withCleanup {
+            let other = try await project.client.createFlow(name: TestEnvironment.unique("backlog-flow"))
+            let deployment = try await project.client.upsertDeployment(DeploymentCreate(
+                name: "theirs", flowID: other.id, workPoolName: project.pool, workQueueName: "default", entrypoint: "flows/theirs.py:theirs",
+                description: nil, version: nil, tags: [], parameters: [:], parameterOpenAPISchema: ["type": "object", "properties": [:]], enforceParameterSchema: false))
+            let overdue = StateCreate(type: .scheduled, name: "Late", details: StateDetails(scheduledTime: Date().addingTimeInterval(-3600)))
+            for _ in 0..<12 { _ = try await project.client.createFlowRun(deploymentID: deployment.id, DeploymentFlowRunCreate(state: overdue)) }
+            let ours = try await project.prefectRun(["--param", "gates=default"])
+            #expect(try await project.waitFinal(ours, timeout: .seconds(60)).stateType == .completed)
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
     /// `autonomy run` and `autonomy worker` both default to the name `<host>-<pool>`; a worker starting while an
     /// in-process run executes must not hand that run back (and so run it a second time).
     @Test func aWorkerRestartLeavesAnInProcessRunAlone() async throws {
