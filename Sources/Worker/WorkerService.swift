@@ -147,10 +147,11 @@ public final class WorkerService: Service, Sendable {
 
     private func pollLoop(runs: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         if let only = options.onlyRun {
-            // `autonomy run`: the run was created Pending for this process (or is attached while Running).
+            // `autonomy run`: the run waits Scheduled out of every poll's reach until this process claims it (or it is
+            // attached while Pending or Running).
             let run = try await client.readFlowRun(id: only)
             switch run.stateType {
-            case .scheduled: try await claim(only, runs: &runs)
+            case .scheduled: try await claimInProcess(only, runs: &runs)
             case .pending, .running:
                 let signal = await registry.add(only)
                 let alreadyRunning = run.stateType == .running
@@ -220,6 +221,43 @@ public final class WorkerService: Service, Sendable {
     /// How far a poll pages past other flows' runs that fill its first page: 10 pages of 100.
     static let backlogPage = 100
     static let backlogPages = 10
+
+    /// When `autonomy run`'s run is due: far enough ahead that no poll (`scheduled_before` now) ever returns it.
+    public static var inProcessSchedule: Date { Date().addingTimeInterval(10 * 365 * 86_400) }
+
+    /// `autonomy run` claims its run with Pending as a worker does, so the deployment's concurrency limit holds (a run
+    /// created Pending took no slot, and its end gave one back that it never had). While the deployment is full the
+    /// server answers with AwaitingConcurrencySlot, due soon: the run is put out of the polls' reach again and this
+    /// process asks again when the server said to.
+    private func claimInProcess(_ runID: String, runs: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
+        var told = false
+        while true {
+            // Due now: Prefect copies a Pending state's scheduled time from the Scheduled one only when it has none, and
+            // holds Running back (WAIT) until that time.
+            let claim = StateCreate(type: .pending, message: "Claimed by autonomy run (\(workerName))", details: StateDetails(scheduledTime: Date()))
+            let result = try await client.proposeFlowRunState(id: runID, claim, maxWait: .seconds(10))
+            switch result {
+            case .accept:
+                let signal = await registry.add(runID)
+                runs.addTask {
+                    await self.start(runID, signal: signal)
+                    await self.registry.remove(runID)
+                }
+                return
+            case .reject(let state, let reason) where state?.type == .scheduled:
+                if !told {
+                    logger.notice("waiting for a slot of the deployment's concurrency limit", metadata: ["flow_run.id": "\(runID)", "reason": "\(reason)"])
+                    told = true
+                }
+                let due = state?.stateDetails?.scheduledTime ?? Date().addingTimeInterval(2)
+                _ = try await client.setFlowRunState(id: runID, StateCreate(type: .scheduled, name: state?.name ?? "AwaitingConcurrencySlot", message: "Waits for a slot of the deployment's concurrency limit; runs in-process (autonomy run)", details: StateDetails(scheduledTime: Self.inProcessSchedule)), force: true)
+                try await Task.sleep(for: .seconds(min(30, max(0.5, due.timeIntervalSinceNow))))
+            default:
+                logger.warning("could not start the run in this process", metadata: ["flow_run.id": "\(runID)", "result": "\(result.summary)"])
+                return
+            }
+        }
+    }
 
     /// Proposes Pending: ACCEPT = ours; ABORT = another worker has it; REJECT (e.g. AwaitingConcurrencySlot) = not now.
     private func claim(_ runID: String, runs: inout ThrowingDiscardingTaskGroup<any Error>) async throws {

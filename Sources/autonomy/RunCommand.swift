@@ -47,8 +47,10 @@ struct RunCommand: AsyncParsableCommand {
                 guard let d = try await client.readDeployment(flowName: AutonomousBuild.flowName, name: deployment) else {
                     throw CLIError.usage("deployment '\(AutonomousBuild.flowName)/\(deployment)' is not in prefect.yaml")
                 }
-                // Created Pending: no polling worker can take it; this process runs it.
-                let run = try await client.createFlowRun(deploymentID: d.id, DeploymentFlowRunCreate(parameters: parameters, state: StateCreate(type: .pending, message: "Running in-process (autonomy run)")))
+                // Created Scheduled far ahead, so no polling worker takes it; this process claims it with Pending, which
+                // takes a slot of the deployment's concurrency limit as a worker's claim does.
+                let waiting = StateCreate(type: .scheduled, name: "Scheduled", message: "Runs in-process (autonomy run)", details: StateDetails(scheduledTime: WorkerService.inProcessSchedule))
+                let run = try await client.createFlowRun(deploymentID: d.id, DeploymentFlowRunCreate(parameters: parameters, state: waiting))
                 runID = run.id
                 emit("flow run \(run.name) (\(run.id))")
             }

@@ -99,6 +99,39 @@ struct ProtocolTests {
         }
     }
 
+    /// `autonomy run` takes a slot of the deployment's concurrency limit as a worker's claim does: before, it created
+    /// its run already Pending (no slot taken) and its end gave back a slot it never had, so with a limit of 1 three
+    /// in-process runs ran at once. Now they run one after the other, and all complete.
+    @Test func inProcessRunsKeepTheDeploymentConcurrencyLimit() async throws {
+        let project = try TestProject(testCommand: "sleep ${SLEEP:-0} && python3 -m unittest discover -v", deploymentJobVariables: #"{env: {SLEEP: "6"}}"#, deploymentExtra: ["concurrency_limit: 1"], testExtra: ["env_allow: [SLEEP]"])
+        var processes: [ChildProcess] = []
+        try await withCleanup {
+            for i in 0..<3 {
+                processes.append(try ChildProcess(try TestEnvironment.binary(), ["run", "--config", project.configPath, "--deployment", project.deployment, "--param", "gates=default"], environment: project.environment(), outputPath: "\(project.dir)/in-process-\(i).log"))
+            }
+            var ids: [String] = []
+            for process in processes {
+                #expect(await process.wait(timeout: .seconds(240)) == 0, "\(process.output)")
+                if let range = process.output.range(of: #"\([0-9a-f-]{36}\)"#, options: .regularExpression) { ids.append(String(process.output[range].dropFirst().dropLast())) }
+            }
+            #expect(ids.count == 3)
+            var intervals: [(Date, Date)] = []
+            for id in ids {
+                let states = try await project.client.flowRunStates(flowRunID: id)
+                #expect(states.last?.type == .completed)
+                let start = try #require(states.filter { $0.type == .running }.compactMap(\.timestamp).min())
+                let end = try #require(states.last?.timestamp)
+                intervals.append((start, end))
+            }
+            intervals.sort { $0.0 < $1.0 }
+            for (a, b) in zip(intervals, intervals.dropFirst()) {
+                #expect(b.0 >= a.1, "a run started at \(b.0) while another ran until \(a.1): the deployment's limit of 1 did not hold")
+            }
+        } cleanup: {
+            for process in processes where await process.wait(timeout: .milliseconds(1)) == nil { await process.kill9() }
+        }
+    }
+
     /// `autonomy run` and `autonomy worker` both default to the name `<host>-<pool>`; a worker starting while an
     /// in-process run executes must not hand that run back (and so run it a second time).
     @Test func aWorkerRestartLeavesAnInProcessRunAlone() async throws {
