@@ -13,14 +13,19 @@ import Glibc
 @Suite("Prefect integration: protocol", .serialized, .timeLimit(.minutes(4)))
 struct ProtocolTests {
     /// A pool may hold runs of other flows (a Python deployment, another team's): they are not ours to run.
+    /// A deployment of another flow on the project's pool (a pool shared with someone else's flows).
+    static func anotherFlowsDeployment(in project: TestProject) async throws -> Deployment {
+        let other = try await project.client.createFlow(name: TestEnvironment.unique("someone-elses-flow"))
+        return try await project.client.upsertDeployment(DeploymentCreate(
+            name: "theirs", flowID: other.id, workPoolName: project.pool, workQueueName: "default", entrypoint: "flows/theirs.py:theirs",
+            description: nil, version: nil, tags: [], parameters: [:], parameterOpenAPISchema: ["type": "object", "properties": [:]], enforceParameterSchema: false))
+    }
+
     @Test func runsOfOtherFlowsInThePoolAreNotClaimed() async throws {
         let project = try TestProject()
         try await project.startWorker()
         try await withCleanup {
-            let other = try await project.client.createFlow(name: TestEnvironment.unique("someone-elses-flow"))
-            let deployment = try await project.client.upsertDeployment(DeploymentCreate(
-                name: "theirs", flowID: other.id, workPoolName: project.pool, workQueueName: "default", entrypoint: "flows/theirs.py:theirs",
-                description: nil, version: nil, tags: [], parameters: [:], parameterOpenAPISchema: ["type": "object", "properties": [:]], enforceParameterSchema: false))
+            let deployment = try await Self.anotherFlowsDeployment(in: project)
             let foreign = try await project.client.createFlowRun(deploymentID: deployment.id, DeploymentFlowRunCreate())
             let ours = try await project.prefectRun(["--param", "gates=default"])
             #expect(try await project.waitFinal(ours).stateType == .completed)
@@ -86,10 +91,7 @@ struct ProtocolTests {
         let project = try TestProject()
         try await project.startWorker()
         try await withCleanup {
-            let other = try await project.client.createFlow(name: TestEnvironment.unique("backlog-flow"))
-            let deployment = try await project.client.upsertDeployment(DeploymentCreate(
-                name: "theirs", flowID: other.id, workPoolName: project.pool, workQueueName: "default", entrypoint: "flows/theirs.py:theirs",
-                description: nil, version: nil, tags: [], parameters: [:], parameterOpenAPISchema: ["type": "object", "properties": [:]], enforceParameterSchema: false))
+            let deployment = try await Self.anotherFlowsDeployment(in: project)
             let overdue = StateCreate(type: .scheduled, name: "Late", details: StateDetails(scheduledTime: Date().addingTimeInterval(-3600)))
             for _ in 0..<12 { _ = try await project.client.createFlowRun(deploymentID: deployment.id, DeploymentFlowRunCreate(state: overdue)) }
             let ours = try await project.prefectRun(["--param", "gates=default"])
