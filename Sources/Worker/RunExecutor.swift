@@ -142,8 +142,16 @@ public struct RunExecutor: Sendable {
         }
         // Job variables as Prefect merges them: pool defaults ⊕ the deployment's ⊕ the run's (env key by key).
         // Read at each start (UI edits apply to the next run); a deployment that is gone counts as none.
-        let deployment: Deployment? = if let id = run.deploymentID { try? await client.readDeployment(id: id) } else { nil }
-        let pool = try? await client.readWorkPool(name: settings.prefect.workPool)
+        // Only a deployment or pool that is gone (404) counts as none: a read that fails must not silently drop the
+        // run's job variables (it would build with the config's provider instead of the one it asked for).
+        let deployment: Deployment?
+        let pool: WorkPool?
+        do {
+            deployment = if let id = run.deploymentID { try await client.readDeployment(id: id) } else { nil }
+            pool = try await client.readWorkPool(name: settings.prefect.workPool)
+        } catch let error as PrefectError {
+            return .handedBack("Could not read the run's deployment and work pool (its job variables): \(error.message); handed back for a worker to try again")
+        }
         let jobVariables = JobVariables.merged(poolTemplate: pool?.baseJobTemplate, deployment: deployment?.jobVariables, run: run.jobVariables)
         // Checked before anything is created for the run: a refused run leaves no folder behind.
         var testEnvironment = (jobVariables["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)

@@ -9,12 +9,14 @@ Forwards every request to UPSTREAM (http://127.0.0.1:PORT, the path kept) and wr
   --before TYPE:ACTION           the first time a flow run proposes TYPE (PAUSED counts only with a pause_key: a gate
                                  firing), ACTION happens on the server first: cancel sets it CANCELLING (the UI's
                                  Cancel), pause sets it Suspended as the UI's Pause dialog does.
+  --refuse-get REGEX[:COUNT]     the first COUNT (default 1) GETs whose path matches REGEX are answered 403 without
+                                 reaching the server (a read that fails and is not retried).
 Each drop and action is appended to --events FILE as one JSON line, so a test can check it happened.
 """
 import datetime, http.client, http.server, json, re, socket, socketserver, struct, sys, threading, urllib.parse
 
 port_file, upstream = sys.argv[1], urllib.parse.urlparse(sys.argv[2])
-drops, before, events_path = [], {}, None
+drops, before, events_path, refusals = [], {}, None, []
 args = sys.argv[3:]
 while args:
     flag, value, args = args[0], args[1], args[2:]
@@ -24,6 +26,9 @@ while args:
     elif flag == "--before":
         proposed, action = value.split(":")
         before[proposed] = action
+    elif flag == "--refuse-get":
+        pattern, _, count = value.rpartition(":") if re.search(r":[0-9]+$", value) else (value, "", "1")
+        refusals.append({"pattern": re.compile(pattern), "left": int(count)})
     elif flag == "--events":
         events_path = value
     else:
@@ -65,6 +70,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def forward(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        if self.command == "GET":
+            path = urllib.parse.urlparse(self.path).path
+            with lock:
+                refusal = next((r for r in refusals if r["left"] > 0 and r["pattern"].search(path)), None)
+                if refusal:
+                    refusal["left"] -= 1
+            if refusal:
+                event({"refused": path})
+                text = json.dumps({"detail": "refused by the test proxy"}).encode()
+                self.send_response(403)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+                return
         drop = self.before(body)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "keep-alive")}
         status, response_headers, text = upstream_call(self.command, self.path, body, headers)

@@ -28,6 +28,7 @@ struct LossyProxy {
         let text = (try? String(contentsOfFile: eventsPath, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }.map { e in
             if let dropped = e["dropped"]?.stringValue { return dropped }
+            if let refused = e["refused"]?.stringValue { return "refused GET \(refused)" }
             return "\(e["before"]?.stringValue ?? "?"):\(e["action"]?.stringValue ?? "?") → \(e["result"]?.stringValue ?? e["result"].map { $0.jsonText() } ?? "?")"
         }
     }
@@ -51,6 +52,19 @@ struct LostAnswerTests {
             try await body(proxy, project, worker)
         } cleanup: {
             await project.stopWorkers()
+        }
+    }
+
+    /// The run's deployment cannot be read when it starts (its job variables: provider, model, env): before, the
+    /// failure was dropped (`try?`) and the run built with the config's provider; now it is handed back and the next
+    /// claim, which reads it, completes it.
+    @Test func aFailedReadOfTheDeploymentHandsTheRunBack() async throws {
+        try await Self.throughProxy(["--refuse-get", "/api/deployments/[0-9a-f-]{36}$:1"]) { proxy, project, _ in
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            #expect(try await project.waitFinal(runID, timeout: .seconds(90)).stateType == .completed)
+            #expect(proxy.events.contains { $0.hasPrefix("refused GET /api/deployments/") }, "\(proxy.events)")
+            let states = try await project.client.flowRunStates(flowRunID: runID)
+            #expect(states.contains { $0.name == "AwaitingRetry" && $0.message?.contains("Could not read the run's deployment and work pool") == true }, "\(states.map { "\($0.name ?? "?"): \($0.message ?? "")" })")
         }
     }
 
