@@ -40,6 +40,9 @@ struct CLITests {
               export                  Write a run's result (the source it started from, the
                                       implementation on top, the tests) to a folder or a
                                       tar file, or its change as a patch.
+              eval                    Run benchmark exercises (Aider's polyglot benchmark
+                                      layout) as flow runs on the pool and report pass
+                                      rates.
               systemd-unit            Print (or --install) the systemd template unit
                                       autonomy-worker@.service.
 
