@@ -68,8 +68,9 @@ struct LostAnswerTests {
         }
     }
 
-    /// The server commits Pending (the claim), Running and a task run's Running, and each answer is lost; the retry
-    /// is refused as a duplicate with the current state, which is ours: the run goes on and completes.
+    /// The server commits Pending (the claim), Running and a task run's Running, and each answer is lost; a flow run's
+    /// retry is refused as a duplicate with the current state, which is ours, and a task run's is accepted again (no
+    /// duplicate rule for tasks): the run goes on and completes.
     @Test func lostAnswersToAClaimAndItsStartDoNotStrandTheRun() async throws {
         try await Self.throughProxy(["--drop-answer", "flow:PENDING", "--drop-answer", "flow:RUNNING", "--drop-answer", "task:RUNNING"]) { proxy, project, _ in
             let runID = try await project.prefectRun(["--param", "gates=default"])
