@@ -265,6 +265,15 @@ extension PrefectClient {
     }
 
     /// `PATCH /artifacts/{id}` with new `data` (how a progress artifact moves, as Prefect's update_progress_artifact does).
+    /// A progress artifact set to `percent` with `note`: the one `id` names, else a new one (its id is returned).
+    public func progress(id: String?, key: String?, flowRunID: String?, percent: Double, note: String) async throws -> String {
+        if let id {
+            try await updateArtifact(id: id, data: .double(percent), description: note)
+            return id
+        }
+        return try await createArtifact(.progress(key: key, percent: percent, description: note, flowRunID: flowRunID)).id
+    }
+
     public func updateArtifact(id: String, data: JSONValue, description: String? = nil) async throws {
         var body: [String: JSONValue] = ["data": data]
         if let description { body["description"] = .string(description) }

@@ -109,11 +109,7 @@ extension RunExecutor {
     func updateProgress(_ run: FlowRun, id known: String?, percent: Double, note: String, log: Logger) async -> String? {
         do {
             let id = if let known { known } else { try await client.artifacts(flowRunID: run.id).first { $0.type == "progress" && $0.taskRunID == nil }?.id }
-            if let id {
-                try await client.updateArtifact(id: id, data: .double(percent), description: note)
-                return id
-            }
-            return try await client.createArtifact(.progress(key: nil, percent: percent, description: note, flowRunID: run.id)).id
+            return try await client.progress(id: id, key: nil, flowRunID: run.id, percent: percent, note: note)
         } catch {
             log.warning("could not update the progress artifact", metadata: ["error": "\(error)"])
             return nil

@@ -33,14 +33,14 @@ public final class WorkerService: Service, Sendable {
     let logger: Logger
     let notify = SDNotify()
     let registry = RunRegistry()
-    private let lastContact = Mutex(ContinuousClock.now)
-    private let poolID = Mutex<String?>(nil)
+    let lastContact = Mutex(ContinuousClock.now)
+    let poolID = Mutex<String?>(nil)
     /// The autonomous-build flow's id: only its runs are claimed (a pool may hold other flows' runs).
     private let flowID = Mutex<String?>(nil)
     /// Runs of other flows already reported once (so the log says it once per run, not once per poll).
     private let foreignRuns = Mutex<Set<String>>([])
     /// Failing calls already logged (each once, until it works again): "the worker heartbeat", "polling for runs", …
-    private let failures = Mutex<Set<String>>([])
+    let failures = Mutex<Set<String>>([])
     let infrastructurePID = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
 
     public init(settings: Settings, client: PrefectClient, registration: Registration, executor: RunExecutor, shipper: LogShipper, options: Options, logger: Logger) {
@@ -334,140 +334,5 @@ public final class WorkerService: Service, Sendable {
         if await untilEmpty(by: .now + Self.handBackBound) { return }
         let left = await registry.count
         logger.error("runs were still being handed back when the stop timeout came near; leaving them to the worker's next start (it hands back what it held)", metadata: ["runs": "\(left)"])
-    }
-
-    // MARK: Heartbeat and watch
-
-    private func heartbeatLoop() async throws {
-        for await _ in AsyncTimerSequence(interval: settings.worker.heartbeatInterval, clock: .continuous).cancelOnGracefulShutdown() {
-            try await workerHeartbeat()
-            // Not tied to the worker heartbeat: an outage of /workers/heartbeat must not silence the runs' heartbeats.
-            await sendHeartbeats(logFailure: true)
-        }
-    }
-
-    private func workerHeartbeat() async throws {
-        do {
-            try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
-            contacted()
-            succeeded("the worker heartbeat")
-        } catch let error as PrefectError where error.code == .notFound {
-            // The pool was deleted while this worker ran: made again, as Prefect's own worker does at its sync.
-            logger.warning("the work pool is gone; creating it again", metadata: ["pool": "\(pool)"])
-            do {
-                let created = try await registration.ensurePool(pool)
-                poolID.withLock { $0 = created.id }
-                if options.onlyRun == nil { try await registration.registerDeployments(onlyPool: pool) }
-                try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
-            } catch {
-                logger.error("could not create the work pool again", metadata: ["pool": "\(pool)", "error": "\(error)"])
-            }
-        } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
-            try checkUnreachable(error)
-            failed("the worker heartbeat", error)
-        } catch {
-            failed("the worker heartbeat", error)
-        }
-    }
-
-    /// Heartbeat events for the runs executing that the server has Running as they are sent: none for a settled run,
-    /// none for a run paused or suspended from the UI that the watch has not stopped yet, none while `autonomy run`
-    /// waits at a gate. The zombie automation then always sees the Paused/Suspended event after a run's last heartbeat,
-    /// and never marks a paused run Crashed (also when `autonomy run` is interrupted at a gate).
-    private func sendHeartbeats(logFailure: Bool) async {
-        var events = await registry.heartbeatEvents()
-        guard !events.isEmpty else { return }
-        let prefix = "prefect.flow-run."
-        func runID(_ event: Event) -> String { String((event.resource["prefect.resource.id"] ?? "").dropFirst(prefix.count)) }
-        do {
-            let running = Set(try await client.filterFlowRuns(FlowRunFilter(ids: events.map(runID), stateTypes: [.running])).map(\.id))
-            events.removeAll { !running.contains(runID($0)) }
-            guard !events.isEmpty else { return }
-            try await client.emitEvents(events)
-            succeeded("flow-run heartbeat events")
-        } catch {
-            if logFailure { failed("flow-run heartbeat events", error, "; the zombie automation may mark runs Crashed if this goes on") }
-        }
-    }
-
-    /// Logs a failing call once, until it works again: a call made every interval would flood the log.
-    private func failed(_ what: String, _ error: any Error, _ consequence: String = "") {
-        guard failures.withLock({ $0.insert(what).inserted }) else { return }
-        let message = (error as? PrefectError)?.message ?? "\(error)"
-        logger.warning("\(what) failed\(consequence); logged once until it works again", metadata: ["error": "\(message)"])
-    }
-
-    private func succeeded(_ what: String) {
-        if failures.withLock({ $0.remove(what) }) != nil { logger.info("\(what) works again") }
-    }
-
-    /// One filter per interval for the in-flight runs being cancelled, or paused or rescheduled from the UI; one (less
-    /// often) for expired gates.
-    private func watchLoop() async {
-        var lastGateScan = ContinuousClock.now - .seconds(3600)
-        let gateScanInterval = max(settings.worker.pollInterval, .seconds(5))
-        for await _ in AsyncTimerSequence(interval: settings.worker.pollInterval, clock: .continuous) {
-            let ids = await registry.ids
-            if !ids.isEmpty {
-                do {
-                    for run in try await client.filterFlowRuns(FlowRunFilter(ids: ids, stateTypes: [.cancelling, .cancelled, .paused, .scheduled])) {
-                        switch run.stateType {
-                        case .cancelling, .cancelled:
-                            logger.info("run is being cancelled; stopping it", metadata: ["flow_run.id": "\(run.id)"])
-                            await registry.stop(run.id, .cancelledByUser)
-                        case .paused where run.state?.stateDetails?.pauseKey != nil:
-                            continue  // a gate's own pause: its executor lets go of it, or waits for the answer
-                        default:
-                            // A Pause (or a Pause and Resume, or a Retry) from the UI while a stage runs: the stage stops
-                            // now, the run is left as the UI put it, and nothing runs it twice.
-                            logger.info("run was paused or rescheduled from the UI while it ran; stopping its stage and releasing it", metadata: ["flow_run.id": "\(run.id)", "state": "\(run.state?.displayName ?? "?")"])
-                            await registry.stop(run.id, .released)
-                        }
-                    }
-                    succeeded("the cancellation check")
-                } catch {
-                    failed("the cancellation check", error, ": a Cancel from the UI is not seen until it works again")
-                }
-            }
-            if options.onlyRun == nil, ContinuousClock.now - lastGateScan >= gateScanInterval {
-                lastGateScan = ContinuousClock.now
-                await resumeExpiredGates()
-            }
-        }
-    }
-
-    /// Runs of this pool waiting at an `on_timeout: default` gate whose deadline passed are resumed with
-    /// the default answer through `/resume`, so the server still validates it.
-    private func resumeExpiredGates() async {
-        let waiting: [FlowRun]
-        do {
-            waiting = try await client.filterAllFlowRuns(FlowRunFilter(stateTypes: [.paused], workPoolNames: [pool]))
-            succeeded("the gate deadline check")
-        } catch {
-            return failed("the gate deadline check", error, ": gates past their deadline are not answered until it works again")
-        }
-        await registry.setWaiting(waiting.count)
-        let now = Date()
-        for run in waiting {
-            guard let deadline = GateDeadline(label: { run.label($0) }, currentPauseKey: run.state?.stateDetails?.pauseKey), deadline.expired(at: now) else { continue }
-            do {
-                let result = try await client.resumeFlowRun(id: run.id, runInput: deadline.answer)
-                logger.notice("gate deadline passed; resumed with the default answer", metadata: ["flow_run.id": "\(run.id)", "pause_key": "\(deadline.pauseKey)", "choice": "\(deadline.defaultChoice)", "result": "\(result.summary)"])
-            } catch {
-                logger.warning("gate deadline passed, but resuming with the default answer failed; tried again at the next check", metadata: ["flow_run.id": "\(run.id)", "error": "\(error)"])
-            }
-        }
-    }
-
-    // MARK: API reachability
-
-    private func contacted() { lastContact.withLock { $0 = ContinuousClock.now } }
-
-    private func checkUnreachable(_ error: PrefectError) throws {
-        let since = ContinuousClock.now - lastContact.withLock { $0 }
-        if since > settings.worker.apiUnreachableExitAfter {
-            logger.warning("Prefect API unreachable for too long; exiting so the service manager can restart the worker", metadata: ["for": "\(DurationParser.format(since))", "limit": "\(DurationParser.format(settings.worker.apiUnreachableExitAfter))"])
-            throw WorkerError(code: .apiUnreachable, message: "Prefect API unreachable for longer than worker.api_unreachable_exit_after (\(DurationParser.format(settings.worker.apiUnreachableExitAfter))): \(error.message)")
-        }
     }
 }

@@ -92,15 +92,23 @@ struct EvalCommand: AsyncParsableCommand {
         while !pending.isEmpty || !inFlight.isEmpty {
             while inFlight.count < parallel, !pending.isEmpty {
                 let next = pending.removeFirst()
-                let exercise = try Exercise.load(folder: next.path, language: next.language, tries: tries, gold: gold)
                 var parameters = BuildParameters(provider: gold ? "gold" : provider, model: model, gates: .default)
-                parameters.exercise = exercise
-                let size = JSONValue.object(parameters.runParameters).jsonText().utf8.count
-                if size > Self.maxParameterBytes {
-                    let record = EvalRecord(language: next.language, exercise: next.name, flowRunID: "", error: "the exercise is \(size) bytes as run parameters; Prefect takes at most 524,288", state: "NOT_STARTED")
+                // An exercise the harness cannot use is recorded as one that could not run; the eval goes on.
+                func notStarted(_ why: String) throws {
+                    let record = EvalRecord(language: next.language, exercise: next.name, flowRunID: "", error: why, state: "NOT_STARTED")
                     results.records.append(record)
                     try results.save(json, tries: tries)
-                    emit("\(results.records.count)/\(total) — \(record.key): could not run: \(record.error ?? "")")
+                    emit("\(results.records.count)/\(total) — \(record.key): could not run: \(why)")
+                }
+                do {
+                    parameters.exercise = try Exercise.load(folder: next.path, language: next.language, tries: tries, gold: gold)
+                } catch {
+                    try notStarted("\(error)")
+                    continue
+                }
+                let size = JSONValue.object(parameters.runParameters).jsonText().utf8.count
+                if size > Self.maxParameterBytes {
+                    try notStarted("the exercise is \(size) bytes as run parameters; Prefect takes at most 524,288")
                     continue
                 }
                 let run = try await client.createFlowRun(deploymentID: d.id, DeploymentFlowRunCreate(
@@ -170,15 +178,7 @@ struct EvalCommand: AsyncParsableCommand {
     }
 
     static func progress(_ client: PrefectClient, id: String?, evalID: String, percent: Double, note: String) async -> String? {
-        do {
-            if let id {
-                try await client.updateArtifact(id: id, data: .double(percent), description: note)
-                return id
-            }
-            return try await client.createArtifact(.progress(key: "autonomy-eval-\(evalID)-progress", percent: percent, description: note, flowRunID: nil)).id
-        } catch {
-            return id
-        }
+        (try? await client.progress(id: id, key: "autonomy-eval-\(evalID)-progress", flowRunID: nil, percent: percent, note: note)) ?? id
     }
 }
 

@@ -75,6 +75,15 @@ struct EvalTests {
             #expect(again.stdout.contains("6 exercise(s) already recorded; 0 to run"), "\(again.stdout)")
             #expect(try Self.records(goldJSON).count == 6)
 
+            // An exercise the harness cannot read is recorded as could not run; the eval goes on to its end.
+            let broken = base + "/broken/python/exercises/practice/no-config"
+            try FileManager.default.createDirectory(atPath: broken + "/.meta", withIntermediateDirectories: true)
+            try "not json".write(toFile: broken + "/.meta/config.json", atomically: true, encoding: .utf8)
+            let brokenJSON = base + "/broken.json"
+            let unreadable = try await eval(project, [base + "/broken", "--gold", "--json", brokenJSON])
+            #expect(unreadable.status == 0, "\(unreadable.stdout)\n\(unreadable.stderr)")
+            #expect(try Self.records(brokenJSON)["python"]?["error"]?.stringValue?.contains("config.json is missing or not JSON") == true)
+
             // A model that is wrong at first and right once it sees the failing tests.
             let scriptedJSON = base + "/scripted.json"
             let scripted = try await eval(project, [bench, "--provider", "claude", "--model", "claude-test", "--languages", Self.runnable.joined(separator: ","), "--json", scriptedJSON, "--parallel", "3"])
