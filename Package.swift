@@ -38,7 +38,10 @@ let package = Package(
         .target(name: "JSON", swiftSettings: swiftSettings),
         .target(
             name: "HTTP",
-            dependencies: ["CCurl", "JSON", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "CCurl", "CSystem", "JSON", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings),
         .target(
             name: "PrefectAPI",

@@ -24,6 +24,8 @@ static inline int csystem_set_not_dumpable(void) { return prctl(PR_SET_DUMPABLE,
 
 /// PR_GET_DUMPABLE.
 static inline int csystem_dumpable(void) { return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0); }
+/// PR_SET_NAME: the calling thread's name as /proc and debuggers show it (15 bytes at most).
+static inline int csystem_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 /// setfsuid(2): this thread's file-system uid (tests simulate an unprivileged worker with it).
 static inline int csystem_setfsuid(unsigned int uid) { return setfsuid(uid); }
 #endif

@@ -1,12 +1,18 @@
 import CCurl
+import CSystem
 import Foundation
 import JSON
 import Synchronization
 
 /// One libcurl multi handle driven by one dedicated thread, so no transfer ever blocks Swift's
 /// cooperative pool. Callers hand over `Sendable` jobs through a mutex and wake the thread with
-/// `curl_multi_wakeup`; every raw curl pointer stays on the thread. The multi handle owns the
+/// `curl_multi_wakeup`; every other curl call stays on the thread. The multi handle owns the
 /// connection cache, so kept-alive connections are reused across requests.
+///
+/// Its life is `Lifecycle` (a value type: events in, actions out). The thread starts with the first request or
+/// `start()`, holds this object (never the `HTTPClient` around it) and ends after `shutdown()`, failing what is
+/// still in flight. The multi handle is freed under the same lock that guards every `curl_multi_wakeup`, so a
+/// request or cancel racing a shutdown never wakes a freed handle.
 final class CurlMulti: Sendable {
     struct Options: Sendable {
         var connectTimeout: Duration
@@ -22,99 +28,180 @@ final class CurlMulti: Sendable {
         let continuation: CheckedContinuation<HTTPResponse, any Error>
     }
 
-    private struct State {
+    /// The client's life and its bookkeeping of requests. Every method is one event; what it returns is what the
+    /// caller must do after releasing the lock.
+    struct Lifecycle {
+        enum Phase: Equatable { case idle, running, shuttingDown, finished }
+        var phase = Phase.idle
         var nextID: UInt64 = 0
+        /// Ids handed out whose job has not been submitted yet (the window where a cancel can come first).
+        var reserved: Set<UInt64> = []
+        /// Reserved ids cancelled before their submit: a subset of `reserved`, so it never outgrows the requests
+        /// being started.
+        var cancelledEarly: Set<UInt64> = []
         var pending: [UInt64: Job] = [:]
         var pendingOrder: [UInt64] = []
         var active: Set<UInt64> = []
         var cancelRequests: [UInt64] = []
-        var cancelledEarly: Set<UInt64> = []
-        var shutdown = false
+        var finishedWaiters: [CheckedContinuation<Void, Never>] = []
+
+        /// What a caller does after an event.
+        struct Action {
+            var startThread = false
+            var wake = false
+            var fail: (Job, any Error)?
+            var freeHandle = false
+        }
+
+        static let shutDownError = HTTPError(code: .shutdown, message: "the HTTP client was shut down")
+
+        mutating func reserve() -> UInt64 {
+            nextID += 1
+            reserved.insert(nextID)
+            return nextID
+        }
+
+        mutating func start() -> Action {
+            guard phase == .idle else { return Action() }
+            phase = .running
+            return Action(startThread: true)
+        }
+
+        mutating func submit(_ job: Job) -> Action {
+            reserved.remove(job.id)
+            if cancelledEarly.remove(job.id) != nil { return Action(fail: (job, CancellationError())) }
+            switch phase {
+            case .shuttingDown, .finished: return Action(fail: (job, Self.shutDownError))
+            case .idle, .running:
+                pending[job.id] = job
+                pendingOrder.append(job.id)
+                var action = start()
+                action.wake = !action.startThread
+                return action
+            }
+        }
+
+        /// A cancel for an id that is neither reserved, pending nor in flight came after its answer: nothing to do.
+        mutating func cancel(_ id: UInt64) -> Action {
+            if let job = pending.removeValue(forKey: id) {
+                pendingOrder.removeAll { $0 == id }
+                return Action(fail: (job, CancellationError()))
+            }
+            if active.contains(id) {
+                cancelRequests.append(id)
+                return Action(wake: phase == .running || phase == .shuttingDown)
+            }
+            if reserved.contains(id) { cancelledEarly.insert(id) }
+            return Action()
+        }
+
+        mutating func shutdown() -> Action {
+            switch phase {
+            case .idle:
+                phase = .finished
+                return Action(freeHandle: true)
+            case .running:
+                phase = .shuttingDown
+                return Action(wake: true)
+            case .shuttingDown, .finished: return Action()
+            }
+        }
+
+        /// The thread takes what arrived since its last turn.
+        mutating func take() -> (jobs: [Job], cancels: [UInt64], stop: Bool) {
+            let jobs = pendingOrder.compactMap { pending.removeValue(forKey: $0) }
+            pendingOrder.removeAll()
+            for job in jobs { active.insert(job.id) }
+            defer { cancelRequests.removeAll() }
+            return (jobs, cancelRequests, phase == .shuttingDown)
+        }
+
+        /// The thread ended: the handle is freed (under this lock) and whoever waits for the end is told.
+        mutating func threadEnded() -> [CheckedContinuation<Void, Never>] {
+            phase = .finished
+            active.removeAll()
+            cancelRequests.removeAll()
+            defer { finishedWaiters.removeAll() }
+            return finishedWaiters
+        }
+
+        /// Requests this client still keeps track of (for tests: bounded, nothing left behind).
+        var tracked: Int { reserved.count + cancelledEarly.count + pending.count + active.count + cancelRequests.count }
     }
 
-    /// `CURLM*` is a raw pointer; `curl_multi_wakeup` is documented thread-safe, and it is the only
-    /// call made on this pointer from other threads. That is why this wrapper may be `Sendable`.
+    /// `CURLM*` is a raw pointer; `curl_multi_wakeup` is documented thread-safe, and it is the only call made on this
+    /// pointer from other threads, always under `state`'s lock while the handle is alive.
     private struct MultiRef: @unchecked Sendable { let pointer: UnsafeMutableRawPointer }
 
-    private let state = Mutex(State())
+    private let state = Mutex(Lifecycle())
     private let multi: MultiRef
-    private let options: Options
+    let options: Options
+    /// The curl thread's name (Linux's 15-character limit), distinct per client so a test can find its thread.
+    let threadName: String
+
+    private static let counter = Atomic<Int>(0)
 
     init(options: Options) {
         Self.globalInit
         self.options = options
         guard let handle = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
         self.multi = MultiRef(pointer: handle)
-        let thread = Thread { [self] in self.runLoop() }
-        thread.name = "autonomy-curl"
-        thread.start()
+        self.threadName = "curl-\(Self.counter.add(1, ordering: .relaxed).newValue % 100_000)"
+    }
+
+    deinit {
+        // Only reached when the thread is not running (it holds this object): free the handle if it never started.
+        if state.withLock({ $0.phase }) == .idle { curl_multi_cleanup(multi.pointer) }
     }
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
-    func nextID() -> UInt64 {
-        state.withLock { s in
-            s.nextID += 1
-            return s.nextID
+    func nextID() -> UInt64 { state.withLock { $0.reserve() } }
+
+    func start() { event { $0.start() } }
+
+    func submit(_ job: Job) { event { $0.submit(job) } }
+
+    func cancel(id: UInt64) { event { $0.cancel(id) } }
+
+    /// Fails in-flight and queued requests and ends the thread; later requests fail at once.
+    func shutdown() { event { $0.shutdown() } }
+
+    /// Returns when the thread has ended (at once if it never started or has already ended).
+    func finished() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { s -> Bool in
+                if s.phase == .finished { return true }
+                s.finishedWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
         }
     }
 
-    func submit(_ job: Job) {
-        let outcome: (any Error)? = state.withLock { s in
-            if s.shutdown { return HTTPError(code: .shutdown, message: "the HTTP client was shut down") }
-            if s.cancelledEarly.remove(job.id) != nil { return CancellationError() }
-            s.pending[job.id] = job
-            s.pendingOrder.append(job.id)
-            return nil
-        }
-        if let outcome { job.continuation.resume(throwing: outcome) }
-        curl_multi_wakeup(multi.pointer)
-    }
+    var tracked: Int { state.withLock { $0.tracked } }
+    var isFinished: Bool { state.withLock { $0.phase == .finished } }
 
-    func cancel(id: UInt64) {
-        let job: Job? = state.withLock { s in
-            if let job = s.pending.removeValue(forKey: id) { return job }
-            if s.active.contains(id) { s.cancelRequests.append(id) } else { s.cancelledEarly.insert(id) }
-            return nil
+    /// Runs one lifecycle event under the lock; wakes or frees the handle under that same lock, the rest after it.
+    private func event(_ body: (inout Lifecycle) -> Lifecycle.Action) {
+        let action = state.withLock { s in
+            let action = body(&s)
+            if action.wake { curl_multi_wakeup(multi.pointer) }
+            if action.freeHandle { curl_multi_cleanup(multi.pointer) }
+            return action
         }
-        job?.continuation.resume(throwing: CancellationError())
-        curl_multi_wakeup(multi.pointer)
-    }
-
-    func shutdown() {
-        state.withLock { $0.shutdown = true }
-        curl_multi_wakeup(multi.pointer)
+        if let (job, error) = action.fail { job.continuation.resume(throwing: error) }
+        if action.startThread {
+            let thread = Thread { [self] in
+                // Foundation's `Thread.name` does not reach the kernel on Linux; /proc and debuggers show this one.
+                _ = csystem_set_thread_name(threadName)
+                self.runLoop()
+            }
+            thread.start()
+        }
     }
 
     // MARK: - The thread
-
-    /// Per-transfer storage, only touched on the curl thread.
-    private final class Transfer {
-        let job: Job
-        let easy: UnsafeMutableRawPointer
-        var body = Data()
-        /// Set when the body passed `maxResponseBytes`; the transfer was aborted there.
-        var tooLarge = false
-        var limit = Int.max
-        /// Bytes handed to `onBody` so far (they count against the cap too).
-        var streamed = 0
-        /// When anything (a header line, body bytes) last arrived: the inactivity timeout's clock.
-        var lastActivity = ContinuousClock.now
-        var headerLines: [String] = []
-        var headerList: UnsafeMutablePointer<curl_slist>?
-        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
-
-        init(job: Job, easy: UnsafeMutableRawPointer) {
-            self.job = job
-            self.easy = easy
-            errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-        }
-
-        deinit {
-            curl_slist_free_all(headerList)
-            errorBuffer.deallocate()
-        }
-    }
 
     private func runLoop() {
         var transfers: [UnsafeMutableRawPointer: Transfer] = [:]
@@ -129,42 +216,45 @@ final class CurlMulti: Sendable {
             state.withLock { _ = $0.active.remove(transfer.job.id) }
             transfer.job.continuation.resume(with: result)
         }
+        func fail(_ job: Job, _ error: any Error) {
+            state.withLock { _ = $0.active.remove(job.id) }
+            job.continuation.resume(throwing: error)
+        }
 
         while true {
-            let (jobs, cancels, stop) = state.withLock { s -> ([Job], [UInt64], Bool) in
-                let jobs = s.pendingOrder.compactMap { s.pending.removeValue(forKey: $0) }
-                s.pendingOrder.removeAll()
-                for job in jobs { s.active.insert(job.id) }
-                let cancels = s.cancelRequests
-                s.cancelRequests.removeAll()
-                return (jobs, cancels, s.shutdown)
-            }
+            let (jobs, cancels, stop) = state.withLock { $0.take() }
             if stop {
-                for transfer in transfers.values {
-                    finish(transfer, .failure(HTTPError(code: .shutdown, message: "the HTTP client was shut down")))
-                }
-                for job in jobs {
-                    job.continuation.resume(throwing: HTTPError(code: .shutdown, message: "the HTTP client was shut down"))
-                }
+                for transfer in Array(transfers.values) { finish(transfer, .failure(Lifecycle.shutDownError)) }
+                for job in jobs { fail(job, Lifecycle.shutDownError) }
                 for easy in idle { curl_easy_cleanup(easy) }
-                curl_multi_cleanup(m)
+                let waiters = state.withLock { s in
+                    curl_multi_cleanup(m)
+                    return s.threadEnded()
+                }
+                for waiter in waiters { waiter.resume() }
                 return
             }
             for job in jobs {
                 guard let easy = idle.popLast() ?? curl_easy_init() else {
-                    job.continuation.resume(throwing: HTTPError(code: .transport, message: "curl_easy_init failed"))
+                    fail(job, HTTPError(code: .transport, message: "curl_easy_init failed: out of memory"))
                     continue
                 }
                 let transfer = Transfer(job: job, easy: easy)
                 if let error = configure(transfer) {
                     curl_easy_reset(easy)
                     idle.append(easy)
-                    state.withLock { _ = $0.active.remove(job.id) }
-                    job.continuation.resume(throwing: error)
+                    fail(job, error)
+                    continue
+                }
+                let added = curl_multi_add_handle(m, easy)
+                guard added == CURLM_OK else {
+                    curl_easy_reset(easy)
+                    idle.append(easy)
+                    let method = job.request.method.rawValue, url = Self.redactedURL(job.request.url)
+                    fail(job, HTTPError(code: .transport, message: "\(method) \(url): libcurl could not start the transfer: \(String(cString: curl_multi_strerror(added)))"))
                     continue
                 }
                 transfers[easy] = transfer
-                curl_multi_add_handle(m, easy)
             }
             for id in cancels {
                 if let transfer = transfers.values.first(where: { $0.job.id == id }) {
@@ -183,177 +273,28 @@ final class CurlMulti: Sendable {
                 finish(transfer, result(of: transfer, code: code))
             }
             let now = ContinuousClock.now
-            for transfer in transfers.values {
-                guard let limit = transfer.job.request.inactivityTimeout, now - transfer.lastActivity > limit else { continue }
+            var watched = false
+            for transfer in Array(transfers.values) {
+                guard let limit = transfer.job.request.inactivityTimeout else { continue }
+                guard now - transfer.lastActivity > limit else {
+                    watched = true
+                    continue
+                }
                 let url = Self.redactedURL(transfer.job.request.url)
                 finish(transfer, .failure(HTTPError(code: .timeout, message: "\(transfer.job.request.method.rawValue) \(url): nothing arrived for \(Int(limit.seconds.rounded())) s (the inactivity timeout)")))
             }
             var fds: Int32 = 0
-            curl_multi_poll(m, nil, 0, 1000, &fds)
+            curl_multi_poll(m, nil, 0, Self.pollTimeout(curl: m, idle: transfers.isEmpty, watched: watched), &fds)
         }
     }
 
-    private func configure(_ transfer: Transfer) -> HTTPError? {
-        let easy = transfer.easy
-        let request = transfer.job.request
-        let unmanaged = Unmanaged.passUnretained(transfer).toOpaque()
-        var failed: CURLcode = CURLE_OK
-        func check(_ code: CURLcode) { if code != CURLE_OK && failed == CURLE_OK { failed = code } }
-
-        check(request.url.withCString { ccurl_setopt_ptr(easy, CURLOPT_URL, $0) })
-        check(ccurl_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
-        check(ccurl_setopt_long(easy, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS)))
-        check(ccurl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout.seconds * 1000)))
-        if request.inactivityTimeout != nil {
-            // A long answer may take minutes; what must not happen is silence (checked by the run loop, which
-            // also covers the wait for the first byte, where libcurl's low-speed limit does not apply).
-            check(ccurl_setopt_long(easy, CURLOPT_TIMEOUT_MS, 0))
-        } else {
-            let timeout = request.timeout ?? options.timeout
-            check(ccurl_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(timeout.seconds * 1000)))
-        }
-        // TLS verification is always on; a custom CA bundle only adds trust.
-        check(ccurl_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1))
-        check(ccurl_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2))
-        if let ca = options.caBundle { check(ca.withCString { ccurl_setopt_ptr(easy, CURLOPT_CAINFO, $0) }) }
-        // "" = every encoding libcurl supports (gzip, deflate, br, zstd), decoded transparently.
-        check("".withCString { ccurl_setopt_ptr(easy, CURLOPT_ACCEPT_ENCODING, $0) })
-        check(options.userAgent.withCString { ccurl_setopt_ptr(easy, CURLOPT_USERAGENT, $0) })
-        check(ccurl_setopt_ptr(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer))
-        check(ccurl_setopt_cloexec_sockets(easy))
-        check(ccurl_setopt_off(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(options.maxResponseBytes)))
-        transfer.limit = options.maxResponseBytes
-        check(ccurl_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION, { data, size, count, context in
-            guard let data, let context else { return 0 }
-            let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-            transfer.lastActivity = .now
-            // Returning less than given aborts the transfer (CURLE_WRITE_ERROR): a body is never held past the cap.
-            guard transfer.body.count + transfer.streamed + size * count <= transfer.limit else {
-                transfer.tooLarge = true
-                return 0
-            }
-            if let onBody = transfer.job.request.onBody {
-                var status = 0
-                _ = ccurl_getinfo_long(transfer.easy, CURLINFO_RESPONSE_CODE, &status)
-                if (200..<300).contains(status) {
-                    transfer.streamed += size * count
-                    onBody(Data(bytes: data, count: size * count))
-                    return size * count
-                }
-            }
-            transfer.body.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
-            return size * count
-        }))
-        check(ccurl_setopt_ptr(easy, CURLOPT_WRITEDATA, unmanaged))
-        check(ccurl_setopt_write_cb(easy, CURLOPT_HEADERFUNCTION, { data, size, count, context in
-            guard let data, let context else { return 0 }
-            let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-            transfer.lastActivity = .now
-            let buffer = UnsafeRawBufferPointer(start: data, count: size * count)
-            transfer.headerLines.append(String(decoding: buffer, as: UTF8.self))
-            return size * count
-        }))
-        check(ccurl_setopt_ptr(easy, CURLOPT_HEADERDATA, unmanaged))
-
-        switch request.method {
-        case .get: check(ccurl_setopt_long(easy, CURLOPT_HTTPGET, 1))
-        case .head: check(ccurl_setopt_long(easy, CURLOPT_NOBODY, 1))
-        case .post: check(ccurl_setopt_long(easy, CURLOPT_POST, 1))
-        case .put, .patch, .delete:
-            check(request.method.rawValue.withCString { ccurl_setopt_ptr(easy, CURLOPT_CUSTOMREQUEST, $0) })
-        }
-        if let body = request.body {
-            check(ccurl_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
-            check(body.withUnsafeBytes { ccurl_setopt_ptr(easy, CURLOPT_COPYPOSTFIELDS, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)) })
-        } else if request.method == .post {
-            check(ccurl_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, 0))
-        }
-        var list: UnsafeMutablePointer<curl_slist>? = nil
-        for (name, value) in request.headers { list = curl_slist_append(list, "\(name): \(value)") }
-        list = curl_slist_append(list, "Expect:")
-        transfer.headerList = list
-        check(ccurl_setopt_ptr(easy, CURLOPT_HTTPHEADER, list))
-
-        if failed != CURLE_OK {
-            return HTTPError(
-                code: .invalidRequest,
-                message: "could not prepare \(request.method.rawValue) request: \(String(cString: curl_easy_strerror(failed)))",
-                curlCode: Int(failed.rawValue))
-        }
-        return nil
-    }
-
-    private func result(of transfer: Transfer, code: CURLcode) -> Result<HTTPResponse, any Error> {
-        let easy = transfer.easy
-        if transfer.tooLarge || code == CURLE_FILESIZE_EXCEEDED {
-            let url = Self.redactedURL(transfer.job.request.url)
-            return .failure(
-                HTTPError(
-                    code: .responseTooLarge,
-                    message: "\(transfer.job.request.method.rawValue) \(url): the response was larger than \(options.maxResponseBytes >= 1 << 20 ? "\(options.maxResponseBytes >> 20) MiB" : "\(options.maxResponseBytes) bytes") and was not read; check that the URL points at the right server",
-                    curlCode: Int(code.rawValue)))
-        }
-        guard code == CURLE_OK else {
-            let detail = String(cString: transfer.errorBuffer)
-            let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            let kind: HTTPError.Code
-            switch code {
-            case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: kind = .connect
-            case CURLE_OPERATION_TIMEDOUT: kind = .timeout
-            case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CACERT_BADFILE,
-                CURLE_SSL_CERTPROBLEM:
-                kind = .tls
-            case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: kind = .invalidRequest
-            default: kind = .transport
-            }
-            let url = Self.redactedURL(transfer.job.request.url)
-            return .failure(
-                HTTPError(
-                    code: kind, message: "\(transfer.job.request.method.rawValue) \(url): curl error \(code.rawValue): \(text)",
-                    curlCode: Int(code.rawValue)))
-        }
-        var status = 0
-        _ = ccurl_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-        var connects = 0
-        _ = ccurl_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
-        return .success(
-            HTTPResponse(
-                status: status, headers: Self.parseHeaders(transfer.headerLines), body: transfer.body,
-                newConnections: connects))
-    }
-
-    /// Headers of the final response only (redirect and 100-continue blocks are dropped).
-    static func parseHeaders(_ lines: [String]) -> [String: String] {
-        var headers: [String: String] = [:]
-        for line in lines {
-            if line.hasPrefix("HTTP/") {
-                headers.removeAll()
-                continue
-            }
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].trimmingWhitespace().lowercased()
-            let value = line[line.index(after: colon)...].trimmingWhitespace()
-            headers[name] = value
-        }
-        return headers
-    }
-
-    /// Drops any user:password part and the query string, so errors never carry credentials.
-    static func redactedURL(_ url: String) -> String {
-        guard var components = URLComponents(string: url) else { return "<invalid URL>" }
-        components.user = nil
-        components.password = nil
-        components.query = nil
-        return components.string ?? "<invalid URL>"
-    }
-}
-
-extension StringProtocol {
-    /// Without leading and trailing whitespace and newlines (Unicode's), in Swift. Foundation's
-    /// `trimmingCharacters(in:)` goes through NSString and CFCharacterSet on Linux; this runs for every header of
-    /// every response, the idle worker's polls included.
-    public func trimmingWhitespace() -> String {
-        guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
-        return String(self[first...last])
+    /// How long the thread sleeps: until libcurl's next timer, at most a second while an inactivity timeout is being
+    /// watched, and with nothing in flight until a request or a shutdown wakes it (no idle wake-ups).
+    private static func pollTimeout(curl m: UnsafeMutableRawPointer, idle: Bool, watched: Bool) -> Int32 {
+        if idle { return Int32.max }
+        var wanted = -1
+        curl_multi_timeout(m, &wanted)
+        let cap = watched ? 1000 : Int(Int32.max)
+        return Int32(wanted < 0 ? cap : min(wanted, cap))
     }
 }

@@ -1,9 +1,14 @@
 import Foundation
 import JSON
 import Logging
+import ServiceLifecycle
 
 /// An async HTTP client over libcurl. Safe to share; requests run concurrently on one connection pool.
-public final class HTTPClient: Sendable {
+///
+/// It is a `Service`: in a `ServiceGroup` its `run()` owns the curl thread and ends it on the group's graceful
+/// shutdown, after the services listed later (the ones that use it) have stopped. Used on its own, the thread starts
+/// with the first request; call `shutdown()` when done (a client that is dropped without it shuts down in `deinit`).
+public final class HTTPClient: Service, Sendable {
     public struct Configuration: Sendable {
         public var connectTimeout: Duration
         public var timeout: Duration
@@ -44,8 +49,26 @@ public final class HTTPClient: Sendable {
     /// `url` without any user:password part and without the query string: what messages, logs and links show.
     public static func redacted(_ url: String) -> String { CurlMulti.redactedURL(url) }
 
-    /// Fails in-flight requests and stops the transfer thread.
+    deinit { multi.shutdown() }
+
+    /// Fails in-flight requests and stops the transfer thread; later requests fail with `HTTPError.Code.shutdown`.
     public func shutdown() { multi.shutdown() }
+
+    /// Starts the curl thread and keeps it until the service group shuts down gracefully (or this task is
+    /// cancelled); then fails what is still in flight and returns once the thread has ended and freed libcurl's handle.
+    public func run() async throws {
+        multi.start()
+        try? await gracefulShutdown()
+        multi.shutdown()
+        await multi.finished()
+    }
+
+    /// Returns once the curl thread has ended after `shutdown()` (at once if it never started).
+    public func finished() async { await multi.finished() }
+
+    /// The curl thread's name and the requests the client still tracks: what the lifecycle tests look at.
+    var threadName: String { multi.threadName }
+    var tracked: Int { multi.tracked }
 
     /// One attempt, no retries. Cancelling the calling task aborts the transfer.
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {

@@ -48,8 +48,8 @@ public struct Runtime: Sendable {
     /// the worker first (drain, hand-back), then the log shipper (its last flush), then the HTTP clients' curl threads.
     public func services(_ worker: WorkerService) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         [
-            .init(service: HTTPClientService(client: client.http)),
-            .init(service: HTTPClientService(client: http)),
+            .init(service: client.http),
+            .init(service: http),
             .init(service: shipper),
             .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
         ]
@@ -57,15 +57,5 @@ public struct Runtime: Sendable {
 
     public func worker(options: WorkerService.Options, mode: RunExecutor.Mode = .worker) -> WorkerService {
         WorkerService(settings: settings, client: client, registration: registration, executor: executor(mode: mode, logLevel: options.logLevel), shipper: shipper, options: options, logger: logger)
-    }
-}
-
-/// An HTTP client's curl thread as a service: it stops when the group shuts down, after the services that use it.
-struct HTTPClientService: Service {
-    let client: HTTPClient
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        client.shutdown()
     }
 }
