@@ -133,7 +133,7 @@ final class CurlMulti: Sendable {
     /// pointer from other threads, always under `state`'s lock while the handle is alive.
     private struct MultiRef: @unchecked Sendable { let pointer: UnsafeMutableRawPointer }
 
-    private let state = Mutex(Lifecycle())
+    private let state = Locked(Lifecycle())
     private let multi: MultiRef
     let options: Options
     /// The curl thread's name (Linux's 15-character limit), distinct per client so a test can find its thread.
@@ -296,5 +296,21 @@ final class CurlMulti: Sendable {
         curl_multi_timeout(m, &wanted)
         let cap = watched ? 1000 : Int(Int32.max)
         return Int32(wanted < 0 ? cap : min(wanted, cap))
+    }
+}
+
+/// A value behind a pthread mutex (Foundation's `NSLock`). Not `Synchronization.Mutex`: on Linux that is a futex
+/// ThreadSanitizer cannot see, so every access under it would be reported as a race and the client's real races
+/// (which CI looks for with `--sanitize=thread`) would drown.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
     }
 }

@@ -15,8 +15,9 @@ import Tasks
 extension WorkerService {
     // MARK: Heartbeat and watch
 
+    /// Until the worker's runs are done (not just until a graceful shutdown begins: a draining run keeps its heartbeat).
     func heartbeatLoop() async throws {
-        for await _ in AsyncTimerSequence(interval: settings.worker.heartbeatInterval, clock: .continuous).cancelOnGracefulShutdown() {
+        for await _ in AsyncTimerSequence(interval: settings.worker.heartbeatInterval, clock: .continuous) {
             try await workerHeartbeat()
             // Not tied to the worker heartbeat: an outage of /workers/heartbeat must not silence the runs' heartbeats.
             await sendHeartbeats(logFailure: true)
@@ -24,26 +25,15 @@ extension WorkerService {
     }
 
     func workerHeartbeat() async throws {
-        do {
-            try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
-            contacted()
-            succeeded("the worker heartbeat")
-        } catch let error as PrefectError where error.code == .notFound {
-            // The pool was deleted while this worker ran: made again, as Prefect's own worker does at its sync.
-            logger.warning("the work pool is gone; creating it again", metadata: ["pool": "\(pool)"])
+        try await tolerating("the worker heartbeat") {
             do {
-                let created = try await registration.ensurePool(pool)
-                poolID.withLock { $0 = created.id }
-                if options.onlyRun == nil { try await registration.registerDeployments(onlyPool: pool) }
                 try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
-            } catch {
-                logger.error("could not create the work pool again", metadata: ["pool": "\(pool)", "error": "\(error)"])
+                contacted()
+            } catch let error as PrefectError where error.code == .notFound {
+                // The pool was deleted while this worker ran: made again, as Prefect's own worker does at its sync.
+                logger.warning("the work pool is gone; creating it again", metadata: ["pool": "\(pool)"])
+                try await register()
             }
-        } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
-            try checkUnreachable(error)
-            failed("the worker heartbeat", error)
-        } catch {
-            failed("the worker heartbeat", error)
         }
     }
 
@@ -64,6 +54,22 @@ extension WorkerService {
             succeeded("flow-run heartbeat events")
         } catch {
             if logFailure { failed("flow-run heartbeat events", error, "; the zombie automation may mark runs Crashed if this goes on") }
+        }
+    }
+
+    /// One turn of a loop: a failure is logged once until it works again, and an API unreachable for longer than
+    /// `worker.api_unreachable_exit_after` ends the worker (the error is thrown); a cancellation is passed on.
+    func tolerating(_ what: String, _ consequence: String = "", _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+            succeeded(what)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
+            try checkUnreachable(error)
+            failed(what, error, consequence)
+        } catch {
+            failed(what, error, consequence)
         }
     }
 

@@ -54,6 +54,9 @@ public final class WorkerService: Service, Sendable {
         self.logger = logger
     }
 
+    /// The worker's concurrent loops, by what they do.
+    enum Loop: String, Sendable { case heartbeat, watch, runs = "poll" }
+
     var pool: String { settings.prefect.workPool }
     /// The holder label of a run executed by `autonomy run` (this process, on this host).
     static let inProcessName = "autonomy-run@\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
@@ -63,19 +66,34 @@ public final class WorkerService: Service, Sendable {
         try await startUp()
         notify.send("READY=1\nSTATUS=polling \(pool) as \(workerName)\nMAINPID=\(getpid())")
         logger.info("worker started", metadata: ["pool": "\(pool)", "worker": "\(workerName)", "limit": "\(settings.worker.limit)"])
-        try await withThrowingTaskGroup(of: Void.self) { loops in
-            loops.addTask { try await self.heartbeatLoop() }
-            loops.addTask { await self.watchLoop() }
-            try await withThrowingDiscardingTaskGroup { runs in
-                try await self.pollLoop(runs: &runs)
-                if options.onlyRun != nil || options.runOnce {
-                    // Let the claimed run(s) finish; a shutdown signal meanwhile starts the usual drain.
-                    if await self.untilEmptyOrShutdown() { await self.drain() }
-                } else {
-                    await self.drain()
+        try await withThrowingTaskGroup(of: Loop.self) { loops in
+            // The heartbeats and the watch run until the runs are done (also through the drain, so a draining run keeps
+            // its heartbeat and still sees a Cancel). A loop that ends before that, or throws, ends the worker with its
+            // error, logged; an error is never left unread in the group.
+            loops.addTask { try await self.heartbeatLoop(); return .heartbeat }
+            loops.addTask { await self.watchLoop(); return .watch }
+            loops.addTask {
+                try await withThrowingDiscardingTaskGroup { runs in
+                    try await self.pollLoop(runs: &runs)
+                    if self.options.onlyRun != nil || self.options.runOnce {
+                        // Let the claimed run(s) finish; a shutdown signal meanwhile starts the usual drain.
+                        if await self.untilEmptyOrShutdown() { await self.drain() }
+                    } else {
+                        await self.drain()
+                    }
                 }
+                return .runs
             }
-            loops.cancelAll()
+            defer { loops.cancelAll() }
+            do {
+                while let ended = try await loops.next(), ended != .runs {
+                    guard !Task.isCancelled else { continue }
+                    throw WorkerError(code: .loopEnded, message: "the worker's \(ended.rawValue) loop ended while runs were still being polled; restart the worker (systemd does it by itself)")
+                }
+            } catch {
+                logger.error("the worker stops: \(error)", metadata: ["pool": "\(pool)", "worker": "\(workerName)"])
+                throw error
+            }
         }
         // The log shipper (a service of its own, shut down after this one) sends what the runs logged last.
         notify.send("STOPPING=1\nSTATUS=stopped")
@@ -110,12 +128,9 @@ public final class WorkerService: Service, Sendable {
     private func startUp() async throws {
         while true {
             do {
-                let created = try await registration.ensurePool(pool)
-                poolID.withLock { $0 = created.id }
                 let flow = try await client.createFlow(name: AutonomousBuild.flowName)
                 flowID.withLock { $0 = flow.id }
-                if options.onlyRun == nil { try await registration.registerDeployments(onlyPool: pool) }
-                try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
+                try await register()
                 contacted()
                 try await reconcile()
                 return
@@ -125,6 +140,15 @@ public final class WorkerService: Service, Sendable {
                 try await Task.sleep(for: .seconds(2))
             }
         }
+    }
+
+    /// The pool (made if missing), this pool's deployments, and a worker heartbeat: the worker's start, and again when
+    /// the pool was deleted while it ran (as Prefect's own worker does at its sync).
+    func register() async throws {
+        let created = try await registration.ensurePool(pool)
+        poolID.withLock { $0 = created.id }
+        if options.onlyRun == nil { try await registration.registerDeployments(onlyPool: pool) }
+        try await client.heartbeat(pool: pool, worker: workerName, interval: settings.worker.heartbeatInterval)
     }
 
     /// Runs of this pool left Pending/Running by an earlier process of this worker are handed back,
@@ -170,7 +194,7 @@ public final class WorkerService: Service, Sendable {
             notify.send("\(notify.watchdogInterval == nil ? "" : "WATCHDOG=1\n")STATUS=\(running) running, \(waiting) waiting at gates")
             let free = settings.worker.limit - (await registry.count)
             if free > 0 {
-                do {
+                try await tolerating("polling for runs") {
                     let queues = settings.prefect.workQueue.map { [$0] } ?? []
                     let before = Date().addingTimeInterval(1)
                     let page = free + 5
@@ -206,12 +230,6 @@ public final class WorkerService: Service, Sendable {
                         }
                         try await claim(run.id, runs: &runs)
                     }
-                    succeeded("polling for runs")
-                } catch let error as PrefectError where error.code == .unreachable || error.code == .server {
-                    try checkUnreachable(error)
-                    failed("polling for runs", error)
-                } catch let error as PrefectError {
-                    failed("polling for runs", error)
                 }
             }
             if options.runOnce { return }

@@ -12,7 +12,7 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
     let apiURL: String
     var workers: [ChildProcess] = []
 
-    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover -v", unreachableExitAfter: String = "30s", llm: [String] = ["provider: offline"], deploymentJobVariables: String? = nil, deploymentExtra: [String] = [], testExtra: [String] = [], api: String? = nil) throws {
+    init(deployment: String = TestEnvironment.unique("e2e"), config: String = "", gates: String? = nil, testCommand: String = "python3 -m unittest discover -v", unreachableExitAfter: String = "30s", pollInterval: String = "500ms", heartbeatInterval: String = "5s", llm: [String] = ["provider: offline"], deploymentJobVariables: String? = nil, deploymentExtra: [String] = [], testExtra: [String] = [], api: String? = nil) throws {
         apiURL = try api ?? TestEnvironment.prefectURL()
         client = try TestEnvironment.client(url: apiURL)
         pool = TestEnvironment.unique("pool")
@@ -34,8 +34,8 @@ final class TestProject: @unchecked Sendable {  // set up once; tests only read 
               work_pool: \(pool)
             worker:
               limit: 4
-              poll_interval: 500ms
-              heartbeat_interval: 5s
+              poll_interval: \(pollInterval)
+              heartbeat_interval: \(heartbeatInterval)
               shutdown_grace: 2s
               api_unreachable_exit_after: \(unreachableExitAfter)
             llm:

@@ -501,6 +501,23 @@ struct WorkerE2ETests {
         #expect(result.stderr.contains("Prefect API unreachable for longer than worker.api_unreachable_exit_after (5s)"))
         #expect(ContinuousClock.now - start < .seconds(20))
     }
+
+    /// The API goes away while the worker runs, with polls two minutes apart: the heartbeat loop is the one that sees it
+    /// past `api_unreachable_exit_after`. Its error used to be left unread in the worker's task group (heartbeats
+    /// stopped, the worker went on until its next poll); now it ends the worker with exit 69 at once.
+    @Test func aHeartbeatLoopThatGivesUpStopsTheWorker() async throws {
+        let proxy = try LossyProxy([])
+        let project = try TestProject(unreachableExitAfter: "3s", pollInterval: "120s", heartbeatInterval: "1s")
+        let worker = try await project.startWorker(env: ["PREFECT_API_URL": proxy.apiURL])
+        try await withCleanup {
+            proxy.server.stop()
+            let status = await worker.wait(timeout: .seconds(40))
+            #expect(status == 69, "\(worker.output.suffix(2000))")
+            #expect(worker.output.contains("Prefect API unreachable for longer than worker.api_unreachable_exit_after (3s)"))
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
 }
 
 func pgrep(_ pattern: String) async throws -> Int {
