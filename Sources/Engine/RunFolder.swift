@@ -155,19 +155,7 @@ public struct RunFolder: Sendable {
         let temp = directory + "/.tmp-\(UUID().uuidString)"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ioError("cannot create a file in this folder", path: directory) }
-        var ok = true
-        data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    ok = false
-                    return
-                }
-                offset += n
-            }
-        }
+        var ok = writeAll(fd, data)
         if ok && fsync(fd) != 0 { ok = false }
         let savedErrno = errno
         close(fd)
@@ -185,6 +173,51 @@ public struct RunFolder: Sendable {
         if dirFD >= 0 {
             fsync(dirFD)
             close(dirFD)
+        }
+    }
+
+    /// Writes all of `data` to `fd`; false on an error (errno says which).
+    private static func writeAll(_ fd: Int32, _ data: Data) -> Bool {
+        data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += n
+            }
+            return true
+        }
+    }
+
+    /// A file of a throw-away folder (a test workspace, a diff's two sides, ctags' copy): written plainly, without the
+    /// temporary file, fsync and rename of `atomicWrite`, since nothing reads it after a crash.
+    public static func scratchWrite(_ data: Data, to path: String) throws {
+        try makeDirectories(parent(of: path), what: "cannot create the folder")
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { throw ioError("cannot create the file", path: path) }
+        defer { close(fd) }
+        guard writeAll(fd, data) else { throw ioError("cannot write the file", path: path) }
+    }
+
+    /// `files` written into the throw-away folder `root` (`scratchWrite`) on a dispatch thread, so copying a large
+    /// project never holds one of Swift's cooperative threads. Returns the paths written; with `skipFailures`, a file
+    /// that cannot be written is left out instead of failing the rest.
+    @discardableResult
+    public static func scratchWrite(_ files: [(path: String, data: Data)], into root: String, skipFailures: Bool = false) async throws -> [String] {
+        try await BlockingExecutor.run {
+            var written: [String] = []
+            for file in files {
+                do {
+                    try scratchWrite(file.data, to: root + "/" + file.path)
+                    written.append(file.path)
+                } catch where skipFailures {
+                    continue
+                }
+            }
+            return written
         }
     }
 

@@ -1,7 +1,8 @@
 import Foundation
 import JSON
 
-/// TRACE.json: the run's traceability spine. Always valid JSON (written atomically), never holding a secret.
+/// TRACE.json: the run's traceability spine, never holding a secret. Written by `TraceWriter`: whole and atomically
+/// when opened, then one entry at a time in place (see `TraceLayout`).
 public struct TraceDocument: Codable, Sendable {
     public struct Run: Codable, Sendable {
         public var flowRunID: String
@@ -277,73 +278,6 @@ extension TraceDocument {
         }
         return TraceObjects.problem(in: entries, folder: folder)
     }
-}
-
-/// The single writer of one run's TRACE.json. Every entry it appends extends an HMAC chain keyed by the
-/// installation's `TraceKey`; opening a trace whose chain is broken is an error.
-public actor TraceWriter {
-    public let folder: RunFolder
-    public private(set) var document: TraceDocument
-    let key: TraceKey
-
-    /// Opens the run's trace, creating it when absent. A TRACE.json that is not valid JSON, or whose chain
-    /// does not verify, is an error.
-    public init(folder: RunFolder, run: TraceDocument.Run, key: TraceKey) throws {
-        self.folder = folder
-        self.key = key
-        if let existing = try Self.read(folder: folder) {
-            if let problem = existing.chainProblem(key: key) ?? existing.indexProblem(folder: folder) {
-                throw EngineError(code: .corrupt, message: "TRACE.json does not verify at \(problem). Something other than the worker changed it; `autonomy trace --verify` shows the details, and the run cannot continue from it.", file: folder.tracePath)
-            }
-            var doc = existing
-            if doc.version >= 2, doc.run.flowRunID != run.flowRunID {
-                throw EngineError(code: .corrupt, message: "TRACE.json belongs to flow run \(doc.run.flowRunID), not \(run.flowRunID); the run cannot continue from it", file: folder.tracePath)
-            }
-            doc.run = run
-            if doc.version >= 2 { doc.headerHMAC = try doc.expectedHeaderHMAC(key) }
-            self.document = doc
-        } else {
-            var doc = TraceDocument(run: run)
-            doc.headerHMAC = try doc.expectedHeaderHMAC(key)
-            self.document = doc
-            try Self.save(document, folder: folder)
-            try TraceIndex.write(TraceIndex(entries: 0, lastHMAC: ""), folder: folder)
-        }
-    }
-
-    public static func read(folder: RunFolder) throws -> TraceDocument? {
-        guard let data = FileManager.default.contents(atPath: folder.tracePath) else { return nil }
-        do {
-            return try JSONCoding.decoder.decode(TraceDocument.self, from: data)
-        } catch {
-            throw EngineError(code: .corrupt, message: "TRACE.json is not valid: \(error). It is only ever replaced atomically, so something else wrote it.", file: folder.tracePath)
-        }
-    }
-
-    static func save(_ document: TraceDocument, folder: RunFolder) throws {
-        let data = try JSONCoding.prettyEncoder.encode(document)
-        try RunFolder.atomicWrite(data, to: folder.tracePath)
-    }
-
-    public func append(_ entry: TraceEntry) throws {
-        var entry = entry
-        let signed = document.version >= 2
-        if signed { entry.sequence = document.entries.count + 1 }
-        entry.previousHMAC = document.entries.last?.hmac ?? ""
-        entry.hmac = try entry.expectedHMAC(key, flowRunID: signed ? document.run.flowRunID : nil)
-        document.entries.append(entry)
-        TraceObjects.keep(entry.inputs + entry.outputs, in: folder)
-        do {
-            try Self.save(document, folder: folder)
-        } catch {
-            document.entries.removeLast()
-            throw error
-        }
-        // After TRACE.json: a stop between the two leaves the index one entry behind, which verifies.
-        if signed { try TraceIndex.write(TraceIndex(entries: document.entries.count, lastHMAC: entry.hmac ?? ""), folder: folder) }
-    }
-
-    public var entries: [TraceEntry] { document.entries }
 }
 
 /// Where each run's chain ends, kept outside its run folder (`<state_dir>/trace-index/<flow-run-id>.json`), so that

@@ -39,8 +39,8 @@ public struct ChangeSet: Sendable, Equatable {
         guard !set.isEmpty else { return set }
         let scratch = FileManager.default.temporaryDirectory.path + "/autonomy-diff-\(UUID().uuidString)"
         defer { try? FileTree.remove(scratch) }
-        for path in changed + deleted { try RunFolder.atomicWrite(before[path]!, to: "\(scratch)/a/\(path)") }
-        for path in changed + added { try RunFolder.atomicWrite(after[path]!, to: "\(scratch)/b/\(path)") }
+        try await RunFolder.scratchWrite((changed + deleted).map { ($0, before[$0]!) }, into: scratch + "/a")
+        try await RunFolder.scratchWrite((changed + added).map { ($0, after[$0]!) }, into: scratch + "/b")
         try FileManager.default.createDirectory(atPath: scratch + "/a", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: scratch + "/b", withIntermediateDirectories: true)
         let result = try await Subprocess(executable: "/usr/bin/diff", arguments: ["-ruN", "--text", "a", "b"], environment: ["LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"], workingDirectory: scratch, timeout: .seconds(60), outputLimit: 32 << 20).run()

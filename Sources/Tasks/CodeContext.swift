@@ -51,10 +51,8 @@ public struct CodeContext: Sendable {
     public static func make(_ texts: [String: String], focus: RepoMap.Focus, budget: Budget, requests: Int) async -> (CodeContext, String?) {
         let scratch = FileManager.default.temporaryDirectory.path + "/autonomy-map-\(UUID().uuidString)"
         defer { try? FileTree.remove(scratch) }
-        var written: [String] = []
-        for (path, text) in texts where (try? RunFolder.checkRelative(path)) != nil {
-            if (try? RunFolder.atomicWrite(Data(text.utf8), to: scratch + "/" + path)) != nil { written.append(path) }
-        }
+        let files = texts.filter { (try? RunFolder.checkRelative($0.key)) != nil }.map { (path: $0.key, data: Data($0.value.utf8)) }
+        let written = (try? await RunFolder.scratchWrite(files, into: scratch, skipFailures: true)) ?? []
         let (map, problem) = await RepoMap.load(root: scratch, files: written.sorted())
         return (build(texts, map: map, focus: focus, budget: budget, requests: requests, mapProblem: problem), problem)
     }

@@ -173,7 +173,7 @@ public struct GitRepository: Sendable, Hashable {
         guard !blobs.isEmpty else { return [] }
         let list = FileManager.default.temporaryDirectory.path + "/autonomy-blobs-\(UUID().uuidString)"
         defer { unlink(list) }
-        try RunFolder.atomicWrite(Data((blobs.joined(separator: "\n") + "\n").utf8), to: list)
+        try RunFolder.scratchWrite(Data((blobs.joined(separator: "\n") + "\n").utf8), to: list)
         let overhead = blobs.count * 64
         let result = try await subprocess(["cat-file", "--batch"], environment: [:], input: list, outputLimit: totalLimit + overhead).runForData()
         guard result.result.exitCode == 0, !result.result.outputTruncated else {

@@ -251,7 +251,7 @@ public enum BuildResult {
         let sourceHashes = Dictionary(uniqueKeysWithValues: (ProjectSource.manifest(in: folder).map { _ in folder.files(in: "source") } ?? []).compactMap { f in folder.record(f).map { (String(f.dropFirst("source/".count)), $0.sha256) } })
         for (i, file) in try deliverable(folder).enumerated() where sourceHashes[file.path] != SHA256.hex(file.data) {
             let staged = "\(staging)/\(i)"
-            try RunFolder.atomicWrite(file.data, to: staged)
+            try RunFolder.scratchWrite(file.data, to: staged)
             changed.append((file.path, staged))
         }
         for batch in stride(from: 0, to: changed.count, by: 200) {
@@ -264,7 +264,7 @@ public enum BuildResult {
         if !deleted.isEmpty { _ = try await git(["update-index", "--force-remove", "--"] + deleted.map { prefix + $0 }) }
         let tree = try await git(["write-tree"])
         let messageFile = staging + "/message"
-        try RunFolder.atomicWrite(Data(message.utf8), to: messageFile)
+        try RunFolder.scratchWrite(Data(message.utf8), to: messageFile)
         let commit = try await git(["commit-tree", tree, "-p", base, "-F", messageFile])
         for suffix in [""] + (2...20).map({ "-\($0)" }) {
             let branch = "autonomy/\(name)\(suffix)"

@@ -31,7 +31,7 @@ public struct RepoMap: Sendable {
         // The file list goes in on standard input (Subprocess reads it from a file), never as arguments.
         let list = root + ".files"
         defer { unlink(list) }
-        guard (try? RunFolder.atomicWrite(Data((files.joined(separator: "\n") + "\n").utf8), to: list)) != nil else {
+        guard (try? RunFolder.scratchWrite(Data((files.joined(separator: "\n") + "\n").utf8), to: list)) != nil else {
             return (RepoMap(tags: [:]), "the file list for ctags could not be written: the map lists paths only")
         }
         let process = Subprocess(

@@ -177,8 +177,8 @@ public struct Sandbox: Sendable {
             chmod(root, 0o711)
             try FileManager.default.createDirectory(atPath: build, withIntermediateDirectories: false)
             let id = Sandbox.sandboxID
-            try RunFolder.atomicWrite(Data("root:x:0:0::/:/usr/sbin/nologin\nsandbox:x:\(id):\(id):sandbox:\(Sandbox.workDirectory):/bin/sh\n".utf8), to: root + "/passwd")
-            try RunFolder.atomicWrite(Data("root:x:0:\nsandbox:x:\(id):\n".utf8), to: root + "/group")
+            try RunFolder.scratchWrite(Data("root:x:0:0::/:/usr/sbin/nologin\nsandbox:x:\(id):\(id):sandbox:\(Sandbox.workDirectory):/bin/sh\n".utf8), to: root + "/passwd")
+            try RunFolder.scratchWrite(Data("root:x:0:\nsandbox:x:\(id):\n".utf8), to: root + "/group")
             chmod(root + "/passwd", 0o644)
             chmod(root + "/group", 0o644)
         }
@@ -270,7 +270,7 @@ public struct Sandbox: Sendable {
         let workspace = try Workspace()
         let outcome: Result<(Run, T), any Error>
         do {
-            for file in files { try RunFolder.atomicWrite(file.data, to: workspace.build + "/" + file.path) }
+            try await RunFolder.scratchWrite(files, into: workspace.build)
             let run = try await run(command: command, in: workspace, timeout: timeout, environment: environment)
             outcome = .success((run, try inspect(workspace, run)))
         } catch {
