@@ -42,6 +42,7 @@ extension CurlMulti {
 
         check(request.url.withCString { ccurl_setopt_ptr(easy, CURLOPT_URL, $0) })
         check(ccurl_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
+        if request.freshConnection { check(ccurl_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1)) }
         check(ccurl_setopt_long(easy, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS)))
         check(ccurl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout.seconds * 1000)))
         if request.inactivityTimeout != nil {

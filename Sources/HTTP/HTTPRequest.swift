@@ -17,6 +17,10 @@ public struct HTTPRequest: Sendable {
     public var onBody: (@Sendable (Data) -> Void)?
     /// With a streamed body: no total timeout; the transfer fails with `timeout` when nothing arrives for this long.
     public var inactivityTimeout: Duration?
+    /// Sent on a new connection, never a kept-alive one. libcurl sends a request again by itself when a reused
+    /// connection dies before any byte of the answer (it takes that for a stale connection); a request the server
+    /// may have applied already, and would apply twice, must not be resent behind the caller's back.
+    public var freshConnection = false
 
     public init(
         method: Method = .get, url: String, headers: [(name: String, value: String)] = [], body: Data? = nil,

@@ -163,11 +163,11 @@ extension PrefectClient {
         return try await propose(state, force: force, path: "/flow_runs/\(id)/set_state")
     }
 
-    private func propose(_ state: StateCreate, force: Bool, path: String) async throws -> OrchestrationResult {
+    private func propose(_ state: StateCreate, force: Bool, path: String, fresh: Bool = false) async throws -> OrchestrationResult {
         var state = state
         if state.stateDetails.transitionID == nil { state.stateDetails.transitionID = UUID().uuidString.lowercased() }
         let body: JSONValue = ["state": try JSONValue.from(state), "force": .bool(force)]
-        return try decode(OrchestrationResponse.self, try await call(.post, path, body: encode(body)), path).result.settled(proposing: state)
+        return try decode(OrchestrationResponse.self, try await call(.post, path, body: encode(body), fresh: fresh), path).result.settled(proposing: state)
     }
 
     /// Proposes a state and, while the server answers WAIT (e.g. Running before the scheduled time),
@@ -240,10 +240,35 @@ extension PrefectClient {
         return try decode([TaskRun].self, try await call(.post, "/task_runs/filter", body: encode(body)), "/task_runs/filter")
     }
 
+    /// Task runs have no duplicate-transition rule (only flow runs have `PreventDuplicateTransitions`): a proposal
+    /// resent after its answer was lost is applied again (a second Running is a rerun, `run_count` 2). So a proposal
+    /// that got no answer is never resent blindly: the task run is read first, and when its state carries this
+    /// proposal's `transition_id` the server committed it, which is an ACCEPT.
     public func setTaskRunState(id: String, _ state: StateCreate, force: Bool = false) async throws -> OrchestrationResult {
         var state = state
         state.stateDetails.taskRunID = id
-        return try await propose(state, force: force, path: "/task_runs/\(id)/set_state")
+        if state.stateDetails.transitionID == nil { state.stateDetails.transitionID = UUID().uuidString.lowercased() }
+        let policy = configuration.retry ?? http.configuration.retry
+        var once = policy
+        once.retryTransportErrors = false
+        let single = with(retry: once)
+        var attempt = 0
+        while true {
+            do {
+                // On a new connection: libcurl would resend it by itself if a kept-alive one died before the answer.
+                return try await single.propose(state, force: force, path: "/task_runs/\(id)/set_state", fresh: true)
+            } catch let error as PrefectError where error.code == .unreachable && policy.retryTransportErrors && attempt < policy.maxTransportRetries {
+                attempt += 1
+                try await Task.sleep(for: policy.delay(attempt: attempt, retryAfter: nil))
+                if let current = try? await single.readTaskRun(id: id).state, current.stateDetails?.transitionID == state.stateDetails.transitionID {
+                    return .accept(current)
+                }
+            }
+        }
+    }
+
+    public func readTaskRun(id: String) async throws -> TaskRun {
+        try decode(TaskRun.self, try await call(.get, "/task_runs/\(id)"), "/task_runs/{id}")
     }
 
     // MARK: Logs, artifacts, events

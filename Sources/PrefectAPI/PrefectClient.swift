@@ -49,10 +49,11 @@ public final class PrefectClient: Sendable {
     /// Sends one API call (with the HTTP client's retries) and maps non-2xx answers to `PrefectError`.
     /// A 403 "Invalid CSRF token" fetches a token and tries once more.
     @discardableResult
-    func call(_ method: HTTPRequest.Method, _ path: String, body: Data? = nil, allow: Set<Int> = []) async throws -> HTTPResponse {
+    func call(_ method: HTTPRequest.Method, _ path: String, body: Data? = nil, allow: Set<Int> = [], fresh: Bool = false) async throws -> HTTPResponse {
         var refreshedCSRF = false
         while true {
-            let request = HTTPRequest(method: method, url: configuration.apiURL + path, headers: headers(method: method, hasBody: body != nil), body: body)
+            var request = HTTPRequest(method: method, url: configuration.apiURL + path, headers: headers(method: method, hasBody: body != nil), body: body)
+            request.freshConnection = fresh
             let response: HTTPResponse
             do {
                 response = try await http.execute(request, retry: configuration.retry)

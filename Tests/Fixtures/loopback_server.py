@@ -13,6 +13,7 @@ Writes the bound port to PORT_FILE. Routes:
   GET  /binary                256 bytes 0x00..0xff (not UTF-8)
   GET  /api/csrf-token        a CSRF token; POST /api/flows/ answers 403 "Invalid CSRF token" without it
   GET  /gzip                  a gzip-encoded body (when the client accepts it)
+  POST /reset-once/NAME       counted as /count/NAME; the first one is answered with a connection reset (no bytes)
 --blackhole: listen(0) and never accept, so connects time out once the queue is full.
 """
 import gzip, http.server, socket, socketserver, ssl, sys, threading, time, urllib.parse
@@ -97,6 +98,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.reply(403, b'{"detail":"Invalid CSRF token"}', {"Content-Type": "application/json"})
         elif self.path == "/echo":
             self.reply(200, body, {"X-Seen-Auth": auth, "X-Seen-Method": self.command})
+        elif self.path.startswith("/reset-once/"):
+            name = self.path.split("/")[2]
+            with lock:
+                state["hits"][name] = state["hits"].get(name, 0) + 1
+                n = state["hits"][name]
+            if n == 1:
+                # What a lost answer looks like: the request arrived, the connection is reset before any byte of reply.
+                import struct
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
+                return
+            self.reply(200, b"again")
         elif self.path.startswith("/slow"):
             # A slow webhook receiver: answers after ?ms=N.
             q = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))

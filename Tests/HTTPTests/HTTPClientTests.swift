@@ -34,6 +34,25 @@ struct HTTPClientTests {
         #expect(conns.text == "1")
     }
 
+    /// libcurl sends a request again by itself when a kept-alive connection dies before any byte of the answer: a
+    /// lost answer to a POST the server applied would be applied twice. `freshConnection` leaves that to the caller.
+    @Test func aRequestOnAFreshConnectionIsNotReplayedByLibcurl() async throws {
+        let http = client { $0.retry = .none }
+        defer { http.shutdown() }
+        for fresh in [false, true] {
+            #expect(try await http.send(HTTPRequest(url: server.base + "/hello")).status == 200)  // a kept-alive connection
+            var request = HTTPRequest(method: .post, url: server.base + "/reset-once/replay-\(fresh)", body: Data("{}".utf8))
+            request.freshConnection = fresh
+            let answer = try? await http.send(request)
+            let hits = try await http.send(HTTPRequest(url: server.base + "/count/replay-\(fresh)")).text
+            if fresh {
+                #expect(answer == nil && hits == "1", "sent \(hits) times")
+            } else {
+                #expect(answer?.text == "again" && hits == "2", "libcurl no longer replays on a reused connection: \(hits)")
+            }
+        }
+    }
+
     @Test func postsBodiesAndCustomMethods() async throws {
         let http = client()
         defer { http.shutdown() }

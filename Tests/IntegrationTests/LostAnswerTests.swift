@@ -69,8 +69,9 @@ struct LostAnswerTests {
     }
 
     /// The server commits Pending (the claim), Running and a task run's Running, and each answer is lost; a flow run's
-    /// retry is refused as a duplicate with the current state, which is ours, and a task run's is accepted again (no
-    /// duplicate rule for tasks): the run goes on and completes.
+    /// retry is refused as a duplicate with the current state, which is ours. Task runs have no duplicate rule (a resent
+    /// Running is accepted again as a rerun, `run_count` 2): the worker reads the task run instead of resending, finds
+    /// its proposal committed, and goes on. The run completes and every task run ran once.
     @Test func lostAnswersToAClaimAndItsStartDoNotStrandTheRun() async throws {
         try await Self.throughProxy(["--drop-answer", "flow:PENDING", "--drop-answer", "flow:RUNNING", "--drop-answer", "task:RUNNING"]) { proxy, project, _ in
             let runID = try await project.prefectRun(["--param", "gates=default"])
@@ -78,6 +79,9 @@ struct LostAnswerTests {
             #expect(run.stateType == .completed, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
             #expect(proxy.events.sorted() == ["flow:PENDING", "flow:RUNNING", "task:RUNNING"])
             #expect(try project.attempts(runID) == TestProject.offlineBuild)
+            let tasks = try await project.client.filterTaskRuns(flowRunID: runID)
+            #expect(tasks.count == TestProject.offlineBuild.count)
+            #expect(tasks.allSatisfy { $0.runCount == 1 }, "\(tasks.map { "\($0.name): run_count \($0.runCount ?? -1)" })")
         }
     }
 
