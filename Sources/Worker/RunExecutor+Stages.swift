@@ -25,6 +25,13 @@ extension RunExecutor {
     func runStage(_ run: FlowRun, context: StageContext, fixRound: Int?, upstream: String?, runCount: Int, log: Logger) async throws -> StageResult {
         let stage = context.stage
         let taskRun = try await client.createTaskRun(taskRunCreate(run: run, stage: stage, attempt: context.attempt, upstream: upstream))
+        if taskRun.stateType == .running {
+            // A process that was killed during this attempt left its task run Running, holding its tags' concurrency
+            // slots (leases of about 100 years): proposing Running again would wait for ever on its own old slot. A
+            // forced Pending releases them (Prefect's minimal task policy always releases); Running then takes a slot.
+            log.warning("the stage's task run was left Running by an interrupted worker; releasing its slots and starting it again", metadata: ["stage": "\(stage.rawValue)", "task_run.id": "\(taskRun.id)"])
+            _ = try await client.setTaskRunState(id: taskRun.id, StateCreate(type: .pending, name: "Interrupted", message: "The worker running this stage stopped; the stage starts again"), force: true)
+        }
         var stageContext = context
         stageContext.logger = shipper.logger(label: "autonomy.task_run.\(stage.rawValue)", flowRunID: run.id, taskRunID: taskRun.id, level: logLevel)
         stageContext.logger[metadataKey: "stage"] = "\(stage.rawValue)"

@@ -42,6 +42,38 @@ struct PostgresTests {
         }
     }
 
+    /// A worker killed (SIGKILL) during a stage whose tag is limited to 1 left its task run Running, holding the slot (a
+    /// lease of about 100 years). Its next start continues the run at that stage, in the same task run: it used to
+    /// propose Running again and wait for ever on its own old slot; now the task run is first set Pending
+    /// ("Interrupted", forced, which releases the slot) and then started.
+    @Test func aStageInterruptedByAKillDoesNotWaitOnItsOwnSlot() async throws {
+        let api = try TestEnvironment.postgresPrefectURL()
+        let tag = "stage:test"
+        let limit = try await runProgram("/usr/bin/curl", ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", #"{"tag": "\#(tag)", "concurrency_limit": 1}"#, "\(api)/concurrency_limits/"])
+        #expect(limit.status == 0, "\(limit.stderr)")
+        let project = try TestProject(testCommand: "sleep 8 && python3 -m unittest discover -v", api: api)
+        try await withCleanup {
+            let first = try await project.startWorker(name: "tags-kill")
+            let runID = try await project.prefectRun(["--param", "gates=default"])
+            let deadline = ContinuousClock.now + .seconds(90)
+            var testing: TaskRun?
+            while testing == nil, ContinuousClock.now < deadline {
+                testing = try await project.client.filterTaskRuns(flowRunID: runID).first { $0.name == "test-1" && $0.stateType == .running }
+                if testing == nil { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            let interrupted = try #require(testing, "test-1 never ran")
+            await first.kill9()
+            try await project.startWorker(name: "tags-kill")
+            let run = try await project.waitFinal(runID, timeout: .seconds(120))
+            #expect(run.stateType == .completed, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
+            let states = try await project.client.taskRunStates(taskRunID: interrupted.id).map(\.displayName)
+            #expect(states.contains("Interrupted") && states.last == "Completed", "\(states)")
+        } cleanup: {
+            await project.stopWorkers()
+            _ = try? await runProgram("/usr/bin/curl", ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1", "-X", "DELETE", "\(api)/concurrency_limits/tag/\(tag)"])
+        }
+    }
+
     /// Three workers on one pool, 30 runs: every run Completed, each stage attempt executed exactly once (counted
     /// from TRACE.json, not from claims), no run lost.
     @Test func threeWorkersThirtyRunsEachStageOnce() async throws {
