@@ -105,6 +105,14 @@ extension RunExecutor {
                 _ = try await client.cancel(runID: run.id, message: m)
                 log.info("flow run cancelled", metadata: ["message": "\(m)"])
             case .crashed(let m):
+                // A run the server or a person already ended (Prefect's pause expiration fails a run paused from the UI
+                // that nobody resumed in time) keeps that ending: a forced Crashed would overwrite it.
+                let current = try await client.readFlowRun(id: run.id)
+                if let type = current.stateType, type.isFinal {
+                    let state = current.state?.displayName ?? type.rawValue
+                    log.warning("the run had already ended on the server; its state is left as it is", metadata: ["state": "\(state)", "message": "\(current.state?.message ?? "")", "instead_of": "\(m)"])
+                    return .released("Left \(state) as the server had ended it: \(current.state?.message ?? "")")
+                }
                 _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .crashed, name: "Crashed", message: m), force: true)
                 log.error("flow run crashed", metadata: ["message": "\(m)"])
                 await notifier.send(.init(event: "failed", flowRunID: run.id, flowRunName: run.name, deployment: nil, state: "Crashed", gate: nil, question: m, url: link))

@@ -84,6 +84,29 @@ struct ProtocolTests {
         }
     }
 
+    /// A run paused from the UI whose pause nobody answered is failed by the server ("The flow was paused and never
+    /// resumed.", its pause-expiration service) while the stage still runs: the next stage's start is refused, and the
+    /// worker used to force Crashed over the server's Failed. Now a run that already ended keeps its state.
+    @Test func aRunTheServerFailedMidStageStaysFailed() async throws {
+        let project = try TestProject(testCommand: "sleep ${SLEEP:-0} && python3 -m unittest discover -v", testExtra: ["env_allow: [SLEEP]"])
+        let worker = try await project.startWorker()
+        try await withCleanup {
+            let runID = try await project.prefectRun(["--param", "gates=default", "--job-variable", #"env={"SLEEP": "4"}"#])
+            try await project.waitFor(runID, "in its test stage") { _ in FileManager.default.fileExists(atPath: "\(project.stateDir)/runs/\(runID)/tests/MANIFEST.json") }
+            let expired = "The flow was paused and never resumed."
+            _ = try await project.client.setFlowRunState(id: runID, StateCreate(type: .failed, message: expired), force: true)
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline, !worker.output.contains("the run had already ended on the server"), !worker.output.contains("flow run crashed") {
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            let run = try await project.client.readFlowRun(id: runID)
+            #expect(run.stateName == "Failed" && run.state?.message == expired, "\(run.state?.displayName ?? "?"): \(run.state?.message ?? "")")
+            #expect(worker.output.contains("the run had already ended on the server; its state is left as it is"))
+        } cleanup: {
+            await project.stopWorkers()
+        }
+    }
+
     /// A shared pool with a backlog of another flow's overdue runs: before, the poll asked for `free + 5` runs in the
     /// server's order and dropped the others' client-side, so with 12 of them due earlier ours waited until they were
     /// gone. Now the poll pages on past them.
