@@ -137,6 +137,8 @@ public enum OrchestrationResult: Sendable, Hashable {
     case wait(delaySeconds: Double, reason: String)
 
     public var acceptedState: State? { if case .accept(let s) = self { return s } else { return nil } }
+    /// The run's state a REJECT came with (its current state, or the one the server put in place of the proposal).
+    public var rejectedState: State? { if case .reject(let s, _) = self { return s } else { return nil } }
 
     /// A REJECT whose state is the one proposed is an ACCEPT whose answer was lost: the server committed the
     /// proposal, the answer never arrived, and the retry (same `transition_id`) was refused as a duplicate with

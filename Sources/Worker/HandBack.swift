@@ -10,23 +10,25 @@ extension PrefectClient {
     /// run's `infrastructure_pid` is cleared first (a later Cancel in the UI goes straight to Cancelled), so the clear
     /// never lands after another worker re-claimed the run and set its own.
     public func handBack(runID: String, message: String) async throws -> RunEnd {
-        let current = try await readFlowRun(id: runID)
-        switch current.stateType {
-        case .pending, .running: break
-        case .cancelling: return try await cancel(runID: runID)
-        case let other:
-            return .released("Not handed back: the run is \(current.state?.displayName ?? other.map { "\($0)" } ?? "in no state")\(other == .paused ? " (paused from the UI: a Resume continues it)" : "")")
+        var life = RunLifecycle(.handBack(message))
+        switch life.handle(.read(try await readFlowRun(id: runID).state)) {
+        case .propose: break
+        case .cancel: return try await cancel(runID: runID)
+        case let other: return other.end
         }
         try await updateFlowRun(id: runID, .withoutInfrastructure)
         let state = StateCreate(type: .scheduled, name: "AwaitingRetry", message: message, details: StateDetails(scheduledTime: Date()))
-        switch try await setFlowRunState(id: runID, state) {
-        case .accept:
-            return .handedBack(message)
-        case .reject(let current, _) where current?.type == .cancelling || current?.type == .cancelled:
-            return try await cancel(runID: runID)
-        case let other:
-            return .released("Not handed back: \(other.summary)")
+        switch life.handle(.answered(try await setFlowRunState(id: runID, state))) {
+        case .cancel: return try await cancel(runID: runID)
+        case let other: return other.end
         }
+    }
+
+    /// Carries out a lifecycle step: hands in the server's answer and, when the lifecycle asks for it, the run's state.
+    func settle(_ life: inout RunLifecycle, runID: String, _ answer: OrchestrationResult) async throws -> RunLifecycle.Action {
+        let action = life.handle(.answered(answer))
+        guard action == .readRun else { return action }
+        return life.handle(.read(try await readFlowRun(id: runID).state))
     }
 
     /// Ends a run Cancelled (forced, as Prefect's engine does once its process stopped).

@@ -90,13 +90,15 @@ extension RunExecutor {
             switch end {
             case .completed(let m):
                 // A run being cancelled only goes to Cancelled: the person's Cancel wins over the ending.
-                if case .reject(let state, _) = try await client.setFlowRunState(id: run.id, StateCreate(type: .completed, message: m)), state?.type == .cancelling {
+                var life = RunLifecycle(.finish)
+                if try await client.settle(&life, runID: run.id, try await client.setFlowRunState(id: run.id, StateCreate(type: .completed, message: m))) == .cancel {
                     return try await client.cancel(runID: run.id)
                 }
                 log.info("flow run completed", metadata: ["message": "\(m)"])
                 await notifier.send(.init(event: "completed", flowRunID: run.id, flowRunName: run.name, deployment: nil, state: "Completed", gate: nil, question: nil, url: link))
             case .failed(let m):
-                if case .reject(let state, _) = try await client.setFlowRunState(id: run.id, StateCreate(type: .failed, message: m)), state?.type == .cancelling {
+                var life = RunLifecycle(.finish)
+                if try await client.settle(&life, runID: run.id, try await client.setFlowRunState(id: run.id, StateCreate(type: .failed, message: m))) == .cancel {
                     return try await client.cancel(runID: run.id)
                 }
                 log.error("flow run failed", metadata: ["message": "\(m)"])
@@ -105,13 +107,10 @@ extension RunExecutor {
                 _ = try await client.cancel(runID: run.id, message: m)
                 log.info("flow run cancelled", metadata: ["message": "\(m)"])
             case .crashed(let m):
-                // A run the server or a person already ended (Prefect's pause expiration fails a run paused from the UI
-                // that nobody resumed in time) keeps that ending: a forced Crashed would overwrite it.
-                let current = try await client.readFlowRun(id: run.id)
-                if let type = current.stateType, type.isFinal {
-                    let state = current.state?.displayName ?? type.rawValue
-                    log.warning("the run had already ended on the server; its state is left as it is", metadata: ["state": "\(state)", "message": "\(current.state?.message ?? "")", "instead_of": "\(m)"])
-                    return .released("Left \(state) as the server had ended it: \(current.state?.message ?? "")")
+                var life = RunLifecycle(.crash(m))
+                if case .end(let left) = life.handle(.read(try await client.readFlowRun(id: run.id).state)) {
+                    log.warning("the run had already ended on the server; its state is left as it is", metadata: ["instead_of": "\(m)", "left": "\(left.message)"])
+                    return left
                 }
                 _ = try await client.setFlowRunState(id: run.id, StateCreate(type: .crashed, name: "Crashed", message: m), force: true)
                 log.error("flow run crashed", metadata: ["message": "\(m)"])

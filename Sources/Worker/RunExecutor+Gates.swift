@@ -57,8 +57,9 @@ extension RunExecutor {
         if suspend { stop.settle() }
         let answer = try await client.proposeFlowRunState(id: run.id, state)
         if suspend, answer.acceptedState == nil { stop.settle(false) }
-        switch answer {
-        case .accept:
+        var life = RunLifecycle(.pause(gate: firing.gate.id))
+        switch try await client.settle(&life, runID: run.id, answer) {
+        case .proceed:
             // Only now: accepting the pause deletes any input stored under this keyset.
             try await createInput(run.id, key: keyset.schema, value: DecisionForm.schema(firing.gate).jsonText())
             let links = await artifactLinks(run, firing: firing)
@@ -74,24 +75,13 @@ extension RunExecutor {
                 return .ended(.released("Suspended at gate \(firing.gate.id); Resume in the Prefect UI continues the build"))
             }
             return try await waitForAnswer(run, firing: firing, key: key, deadline: ownDeadline, folder: folder, trace: trace, log: log, stop: stop)
-        case .reject(let current, let reason):
-            switch current?.type {
-            case .running: break
-            // A Pause or Cancel from the UI landed as the gate fired: honoured as at a stage boundary.
-            case .paused:
-                log.info("the flow run was paused from the UI as a gate fired; releasing it", metadata: ["gate": "\(firing.gate.id)"])
-                return .ended(.released("Paused from the Prefect UI at gate \(firing.gate.id); Resume continues from the finished stages"))
-            case .cancelling, .cancelled: throw CancellationError()
-            default: return .ended(.crashed("Prefect refused to pause at gate \(firing.gate.id): \(reason)"))
-            }
+        case .lookForAnswer:
             log.info("this gate's pause already fired; looking for its answer", metadata: ["gate": "\(firing.gate.id)", "pause_key": "\(key)"])
             return nil
-        case .abort(let reason):
-            let now = try await client.readFlowRun(id: run.id)
-            if now.stateType == .cancelling || now.stateType == .cancelled { throw CancellationError() }
-            return .ended(.crashed("Prefect refused to pause at gate \(firing.gate.id): \(reason)"))
-        case .wait:
-            preconditionFailure("proposeFlowRunState never returns .wait")
+        case let other:
+            // A Pause or Cancel from the UI landed as the gate fired: honoured as at a stage boundary.
+            if case .end(.released) = other { log.info("the flow run was paused from the UI as a gate fired; releasing it", metadata: ["gate": "\(firing.gate.id)"]) }
+            return .ended(other.end)
         }
     }
 
@@ -106,23 +96,19 @@ extension RunExecutor {
                 if stop.current == .shutdown { return .ended(.released("Left waiting at gate \(firing.gate.id); continue with: autonomy run --attach \(run.id)")) }
                 throw error
             }
-            let current = try await client.readFlowRun(id: run.id)
-            switch current.stateType {
-            case .running:
+            var life = RunLifecycle(.awaitAnswer(gate: firing.gate.id))
+            switch life.handle(.read(try await client.readFlowRun(id: run.id).state)) {
+            case .lookForAnswer:
                 // Running again without an answer (forced from the UI): nil, and the gate asks again.
                 return try await readAnswer(run, firing: firing, key: key, folder: folder, trace: trace, log: log).map { .answered($0) }
-            case .paused:
+            case .retry:
                 if !resumedByDeadline, let deadline, deadline.expired(at: Date()) {
                     resumedByDeadline = true
                     log.notice("gate deadline passed; answering with the default", metadata: ["gate": "\(firing.gate.id)", "choice": "\(deadline.defaultChoice)"])
                     _ = try await client.resumeFlowRun(id: run.id, runInput: deadline.answer)
                 }
-            case .failed:
-                return .ended(.released("The pause at gate \(firing.gate.id) timed out: \(current.state?.message ?? "the run failed")"))
-            case .cancelling, .cancelled:
-                throw CancellationError()
-            default:
-                return .ended(.released("The run left its pause (\(current.stateName ?? "?")) without an answer"))
+            case let other:
+                return .ended(other.end)
             }
         }
     }

@@ -88,25 +88,14 @@ extension RunExecutor {
     /// Proposes Running for a stage's task run: nil when it runs, else how the flow run ends because it may not —
     /// paused from the UI (released at this boundary), being cancelled, or refused (Crashed, with the reason).
     func startTaskRun(_ run: FlowRun, taskRun: TaskRun, stage: StageName, attempt: Int, log: Logger) async throws -> RunEnd? {
-        switch try await client.proposeTaskRunState(id: taskRun.id, StateCreate(type: .running)) {
-        case .accept, .wait: return nil
-        case .reject(let state, let reason):
-            if state?.type == .paused || state?.type == .scheduled {
-                log.info("the flow run was paused or rescheduled from the UI; releasing it at the stage boundary", metadata: ["stage": "\(stage.rawValue)"])
-                return .released("Paused from the Prefect UI before \(stage.rawValue); Resume continues from the finished stages")
-            }
-            return .crashed("Prefect refused to start task run \(stage.rawValue)-\(attempt): \(reason)")
-        case .abort(let reason):
-            // ABORT: the flow run is no longer Running. Paused, or already Resuming (a Pause and a Resume while the last
-            // stage ran): released, and the run comes back through the poll; only a Running run refused is a crash.
-            let current = try await client.readFlowRun(id: run.id)
-            switch current.stateType {
-            case .cancelling, .cancelled: throw CancellationError()
-            case .paused, .scheduled, .pending:
-                log.info("the flow run left Running from the UI; releasing it at the stage boundary", metadata: ["stage": "\(stage.rawValue)", "state": "\(current.state?.displayName ?? "?")"])
-                return .released("\(current.stateName ?? "Paused") from the Prefect UI before \(stage.rawValue); the run continues from the finished stages")
-            default: return .crashed("Prefect refused to start task run \(stage.rawValue)-\(attempt): \(reason)")
-            }
+        var life = RunLifecycle(.startStage("\(stage.rawValue)-\(attempt)"))
+        switch try await client.settle(&life, runID: run.id, try await client.proposeTaskRunState(id: taskRun.id, StateCreate(type: .running))) {
+        case .proceed: return nil
+        case let other:
+            // ABORT or REJECT: the flow run is no longer Running. Paused, or already Resuming (a Pause and a Resume while
+            // the last stage ran): released, and the run comes back through the poll; only a Running run refused crashes.
+            if case .end(.released(let why)) = other { log.info("the flow run left Running from the UI; releasing it at the stage boundary", metadata: ["stage": "\(stage.rawValue)", "why": "\(why)"]) }
+            return other.end
         }
     }
 }

@@ -113,15 +113,7 @@ public struct RunExecutor: Sendable {
         do {
             end = try await body(run, log: log, stop: stop)
         } catch {
-            switch stop.current {
-            case .shutdown: end = .handedBack("Worker shut down before the run finished; handed back for any worker to continue")
-            case .cancelledByUser: end = .cancelled("Flow run was cancelled successfully.")
-            case .released: end = .released("Paused or rescheduled from the Prefect UI while a stage ran: the stage was stopped; Resume continues from the finished stages")
-            // Cancelled without a stop signal: the worker itself was stopped at once (SIGQUIT, or it exits because the
-            // API was unreachable too long). Nobody cancelled the run: it goes back for any worker to continue.
-            case nil where error is CancellationError: end = .handedBack("The worker was stopped at once (SIGQUIT, or the Prefect API was unreachable for too long) before the run finished; handed back for any worker to continue")
-            case nil: end = .crashed("Worker failed while running the flow: \(error)")
-            }
+            end = RunLifecycle.stopped(by: stop.current, error: error)
         }
         let intended = end
         await uncancelled { await publishEvalRecord(run, end: intended, log: log) }

@@ -254,24 +254,25 @@ public final class WorkerService: Service, Sendable {
             // holds Running back (WAIT) until that time.
             let claim = StateCreate(type: .pending, message: "Claimed by autonomy run (\(workerName))", details: StateDetails(scheduledTime: Date()))
             let result = try await client.proposeFlowRunState(id: runID, claim, maxWait: .seconds(10))
-            switch result {
-            case .accept:
+            var life = RunLifecycle(.claimInProcess)
+            switch life.handle(.answered(result)) {
+            case .proceed:
                 let signal = await registry.add(runID)
                 runs.addTask {
                     await self.start(runID, signal: signal)
                     await self.registry.remove(runID)
                 }
                 return
-            case .reject(let state, let reason) where state?.type == .scheduled:
+            case .retry(let due):
                 if !told {
-                    logger.notice("waiting for a slot of the deployment's concurrency limit", metadata: ["flow_run.id": "\(runID)", "reason": "\(reason)"])
+                    logger.notice("waiting for a slot of the deployment's concurrency limit", metadata: ["flow_run.id": "\(runID)", "reason": "\(result.summary)"])
                     told = true
                 }
-                let due = state?.stateDetails?.scheduledTime ?? Date().addingTimeInterval(2)
-                _ = try await client.setFlowRunState(id: runID, StateCreate(type: .scheduled, name: state?.name ?? "AwaitingConcurrencySlot", message: "Waits for a slot of the deployment's concurrency limit; runs in-process (autonomy run)", details: StateDetails(scheduledTime: Self.inProcessSchedule)), force: true)
-                try await Task.sleep(for: .seconds(min(30, max(0.5, due.timeIntervalSinceNow))))
-            default:
-                logger.warning("could not start the run in this process", metadata: ["flow_run.id": "\(runID)", "result": "\(result.summary)"])
+                let waiting = result.rejectedState
+                _ = try await client.setFlowRunState(id: runID, StateCreate(type: .scheduled, name: waiting?.name ?? "AwaitingConcurrencySlot", message: "Waits for a slot of the deployment's concurrency limit; runs in-process (autonomy run)", details: StateDetails(scheduledTime: Self.inProcessSchedule)), force: true)
+                try await Task.sleep(for: .seconds(min(30, max(0.5, (due ?? Date().addingTimeInterval(2)).timeIntervalSinceNow))))
+            case let other:
+                logger.warning("could not start the run in this process", metadata: ["flow_run.id": "\(runID)", "result": "\(other.end.message)"])
                 return
             }
         }
@@ -280,7 +281,8 @@ public final class WorkerService: Service, Sendable {
     /// Proposes Pending: ACCEPT = ours; ABORT = another worker has it; REJECT (e.g. AwaitingConcurrencySlot) = not now.
     private func claim(_ runID: String, runs: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         let result = try await client.proposeFlowRunState(id: runID, StateCreate(type: .pending, message: "Claimed by Swift worker \(workerName)"), maxWait: .seconds(10))
-        guard case .accept = result else {
+        var life = RunLifecycle(.claim)
+        guard life.handle(.answered(result)) == .proceed else {
             logger.debug("run not claimed", metadata: ["flow_run.id": "\(runID)", "result": "\(result.summary)"])
             return
         }
@@ -302,16 +304,16 @@ public final class WorkerService: Service, Sendable {
             try await runClient.updateLabels(flowRunID: runID, labels)
             try await runClient.updateFlowRun(id: runID, FlowRunUpdate(flowVersion: AutonomousBuild.version, infrastructurePID: infrastructurePID))
             if !alreadyRunning {
-                let result = try await runClient.proposeFlowRunState(id: runID, StateCreate(type: .running))
-                guard case .accept = result else {
+                var life = RunLifecycle(.start)
+                switch try await runClient.settle(&life, runID: runID, try await runClient.proposeFlowRunState(id: runID, StateCreate(type: .running))) {
+                case .proceed: break
+                case .cancel:
                     // Cancelled in the Pending window: Cancelling only goes to Cancelled, and there is nothing to stop.
-                    let current = try await runClient.readFlowRun(id: runID)
-                    if current.stateType == .cancelling {
-                        _ = try await runClient.cancel(runID: runID)
-                        logger.info("the run was cancelled before it started", metadata: ["flow_run.id": "\(runID)"])
-                    } else {
-                        logger.warning("could not start the run; leaving it", metadata: ["flow_run.id": "\(runID)", "result": "\(result.summary)", "state": "\(current.state?.displayName ?? "?")"])
-                    }
+                    _ = try await runClient.cancel(runID: runID)
+                    logger.info("the run was cancelled before it started", metadata: ["flow_run.id": "\(runID)"])
+                    return
+                case let other:
+                    logger.warning("could not start the run; leaving it", metadata: ["flow_run.id": "\(runID)", "result": "\(other.end.message)"])
                     return
                 }
             }
