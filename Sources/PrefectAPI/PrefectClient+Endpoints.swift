@@ -257,7 +257,9 @@ extension PrefectClient {
             do {
                 // On a new connection: libcurl would resend it by itself if a kept-alive one died before the answer.
                 return try await single.propose(state, force: force, path: "/task_runs/\(id)/set_state", fresh: true)
-            } catch let error as PrefectError where error.code == .unreachable && policy.retryTransportErrors && attempt < policy.maxTransportRetries {
+            } catch let error as PrefectError where error.underlying?.isRetryable == true && policy.retryTransportErrors && attempt < policy.maxTransportRetries {
+                // Only a transport failure (the proposal may have reached the server) is looked up and retried; a client
+                // that was shut down, or any answer, ends here.
                 attempt += 1
                 try await Task.sleep(for: policy.delay(attempt: attempt, retryAfter: nil))
                 if let current = try? await single.readTaskRun(id: id).state, current.stateDetails?.transitionID == state.stateDetails.transitionID {

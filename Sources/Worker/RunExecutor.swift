@@ -126,56 +126,24 @@ public struct RunExecutor: Sendable {
     // MARK: - The flow
 
     private func body(_ run: FlowRun, log: Logger, stop: StopSignal) async throws -> RunEnd {
-        let params: BuildParameters
-        do {
-            params = try BuildParameters(run.parameters)
-        } catch {
-            return .failed("Invalid parameters: \(error)")
-        }
-        // Job variables as Prefect merges them: pool defaults ⊕ the deployment's ⊕ the run's (env key by key).
-        // Read at each start (UI edits apply to the next run); a deployment that is gone counts as none.
-        // Only a deployment or pool that is gone (404) counts as none: a read that fails must not silently drop the
-        // run's job variables (it would build with the config's provider instead of the one it asked for).
-        let deployment: Deployment?
-        let pool: WorkPool?
-        do {
-            deployment = if let id = run.deploymentID { try await client.readDeployment(id: id) } else { nil }
-            pool = try await client.readWorkPool(name: settings.prefect.workPool)
-        } catch let error as PrefectError {
-            return .handedBack("Could not read the run's deployment and work pool (its job variables): \(error.message); handed back for a worker to try again")
-        }
-        let jobVariables = JobVariables.merged(poolTemplate: pool?.baseJobTemplate, deployment: deployment?.jobVariables, run: run.jobVariables)
         // Checked before anything is created for the run: a refused run leaves no folder behind.
-        var testEnvironment = (jobVariables["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
-        let refused = Sandbox.refusedNames(testEnvironment, allowed: settings.test.envAllow)
-        if !refused.isEmpty {
-            return .failed("Refused the job variable env: \(refused.joined(separator: ", ")) \(refused.count == 1 ? "is" : "are") not in test.env_allow. Only names the worker's operator lists in config.yml reach the test command; ask them to add a name, or start the run without it.")
+        let resolved: RunSettings
+        do {
+            resolved = try await RunSettings.resolve(run, settings: settings, sandbox: sandbox, client: client, http: http, log: log)
+        } catch let refusal as RunSettings.Refusal {
+            return refusal.end
         }
-        // A benchmark exercise (autonomy eval) is its own project: its language's toolchain runs its hidden tests.
-        let exercise = params.exercise
-        if let exercise, let why = Toolchain.unavailable(exercise) {
-            return .failed("Cannot run the exercise \(exercise.language)/\(exercise.name) on this worker: \(why).")
-        }
+        let params = resolved.params
         let folder = RunFolder(stateDir: settings.stateDir, runID: run.id)
         if !folder.exists, !(try await client.filterTaskRuns(flowRunID: run.id)).isEmpty {
             return .crashed("The run folder \(folder.root) does not exist on this worker, but the run already started elsewhere: all workers of a pool must share state_dir (one host or a shared filesystem).")
         }
         try folder.create()
-        let deploymentName = deployment?.name
+        let deploymentName = resolved.deploymentName
         let trace = try TraceWriter(folder: folder, run: .init(flowRunID: run.id, flowRunName: run.name, deployment: deploymentName.map { "\(AutonomousBuild.flowName)/\($0)" }, parameters: params.json), key: traceKey)
-        let providerName = params.provider ?? jobVariables["provider"]?.stringValue ?? settings.llm.provider
-        let provider = try ProviderFactory.make(provider: providerName, settings: settings, http: http, logger: log, reference: exercise?.reference)
-        let model = params.model ?? jobVariables["model"]?.stringValue ?? settings.llm.model ?? provider.defaultModel
-        if providerName == "offline" { log.info("using the offline provider (no API key needed)") }
+        if resolved.providerName == "offline" { log.info("using the offline provider (no API key needed)") }
         let runCount = run.runCount ?? 1
-        // A project of config.yml (spec, source, its own tests and toolchain) or a folder under templates/inputs/.
-        var project = settings.projects[params.project]
-        if let exercise, let toolchain = Toolchain.defaults[exercise.language] {
-            project = exercise.project(toolchain)
-            testEnvironment = toolchain.environment.merging(["EXERCISE": exercise.name]) { own, _ in own }.merging(testEnvironment) { _, run in run }
-        }
-        let maxFixRounds = exercise.map { $0.tries - 1 } ?? settings.maxFixRounds
-        let projectSandbox = sandbox.applying(project)
+        let maxFixRounds = resolved.maxFixRounds
 
         // The build is a state machine (flows/BuildMachine.swift); TRACE.json replays what already happened,
         // so a suspended, crashed or retried run goes on exactly where it was (a run killed between
@@ -202,31 +170,7 @@ public struct RunExecutor: Sendable {
             case .finish(let final):
                 return try await conclude(run, final, folder: folder, trace: trace, progressID: progressID, log: log)
             case .run(let stage, let attempt, let input):
-                var context = StageContext(
-                    folder: folder, trace: trace, stage: stage, attempt: attempt, project: exercise?.name ?? params.project, templatesDir: settings.templatesDir,
-                    provider: provider, model: model, maxTokens: settings.llm.maxTokens, prices: settings.llm.prices, feedback: input.feedback,
-                    testCommand: project?.testCommand ?? settings.test.command, testTimeout: project?.testTimeout ?? settings.test.timeout,
-                    testEnvironment: testEnvironment, sandbox: projectSandbox, logger: log)
-                context.projectSpec = project?.spec
-                context.projectSource = project?.source
-                context.task = params.task
-                context.exercise = exercise
-                context.knownProjects = Array(settings.projects.keys)
-                context.junit = project?.junit
-                if let patterns = project?.testPatterns { context.testPatterns = patterns }
-                context.protectedTests = project?.protectedTests ?? []
-                context.hiddenTests = project?.hiddenTests ?? []
-                context.modelTests = project?.modelTests ?? true
-                // llm.stages.<stage>: a stage's own model and output limit (a cheap verifier, a strong implementer).
-                if let own = settings.llm.stages[stage.rawValue] {
-                    context.model = params.model ?? own.model ?? model
-                    context.maxTokens = own.maxTokens ?? settings.llm.maxTokens
-                }
-                context.maxContinuations = settings.llm.maxContinuations
-                context.contextTokens = settings.llm.stages[stage.rawValue]?.contextTokens ?? settings.llm.contextTokens ?? ContextWindow.tokens(model: context.model)
-                context.maxRequests = settings.llm.maxRequestsPerStage
-                context.fixingTests = input.fixingTests
-                context.rerunTests = input.testMode == .rerun
+                let context = resolved.context(stage, attempt: attempt, input: input, folder: folder, trace: trace, settings: settings, log: log)
                 if let round = input.fixRound {
                     log.info("fix round: implementing again with the failing tests", metadata: ["round": "\(round)", "of": "\(maxFixRounds)", "attempt": "\(attempt)"])
                 }
