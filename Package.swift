@@ -47,9 +47,11 @@ let package = Package(
             name: "PrefectAPI",
             dependencies: ["HTTP", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
+        // Starting programs (posix_spawn, process groups, the process's own hardening): system calls only.
+        .target(name: "Processes", dependencies: ["CSystem"], swiftSettings: swiftSettings),
         .target(
             name: "Engine",
-            dependencies: ["CCrypto", "CSystem", "Yams", "JSON", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CCrypto", "Yams", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .target(
             name: "LLM",
@@ -57,7 +59,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "Tasks",
-            dependencies: ["Engine", "LLM", "CSeccomp", "JSON", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Engine", "Processes", "LLM", "CSeccomp", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .target(
             name: "AutonomyFlow",
@@ -76,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "autonomy",
             dependencies: [
-                "Worker", "PrefectAPI", "Engine", "LLM", "AutonomyFlow", "Tasks",
+                "Worker", "PrefectAPI", "Engine", "Processes", "LLM", "AutonomyFlow", "Tasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -85,13 +87,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
 
-        .target(name: "TestSupport", dependencies: ["Engine"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["Engine", "Processes"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "ProcessesTests", dependencies: ["Processes", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PrefectAPITests", dependencies: ["PrefectAPI", "JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "HTTP", "Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Engine", "CSystem", "LLM", "JSON", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Engine", "Processes", "CSystem", "LLM", "JSON", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
             name: "AutonomyFlowTests", dependencies: ["AutonomyFlow", "Engine", "JSON", "TestSupport"], path: "Tests/AutonomyFlowTests",
             swiftSettings: swiftSettings),

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Processes
 import JSON
 
 /// The project's own tests on the untouched source, run once at bootstrap, in the sandbox the test stage uses and

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Processes
 
 /// What a build changed against the project's source: files added, changed and deleted, and a unified diff that
 /// `git apply` accepts (paths `a/…` and `b/…`, made by GNU diff on two scratch copies). Hidden acceptance tests are

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Processes
 import JSON
 
 /// The outline of a codebase — every file's classes, functions and methods with signatures and line numbers, from

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Processes
 import JSON
 import LLM
 import Logging

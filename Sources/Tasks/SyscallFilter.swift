@@ -1,6 +1,7 @@
 import CSeccomp
 import Engine
 import Foundation
+import Processes
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Processes
 import Worker
 
 @main

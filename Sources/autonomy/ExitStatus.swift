@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Processes
 import PrefectAPI
 import Worker
 
@@ -48,6 +49,7 @@ enum ErrorReport {
             case .server: return (.unreachable, e.message)
             default: return (.runFailed, e.message)
             }
+        case let e as ProcessError: return (.runFailed, e.description)
         case let e as WorkerError:
             return (e.code == .apiUnreachable ? .unreachable : .runFailed, e.message)
         case let e as ValidationError: return (.usage, e.message)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Processes
 import JSON
 import Tasks
 import Worker

@@ -1,3 +1,4 @@
+import Processes
 import Engine
 import Foundation
 import JSON

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Processes
 import Tasks
 import Testing
 import TestSupport

@@ -1,4 +1,5 @@
 import CSystem
+import Processes
 import Engine
 import Foundation
 import Tasks

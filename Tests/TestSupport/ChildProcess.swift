@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Processes
 
 #if canImport(Glibc)
 import Glibc

@@ -134,7 +134,7 @@ public struct Subprocess: Sendable {
         var template = Array((FileManager.default.temporaryDirectory.path + "/autonomy-output-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0, fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else {
-            throw EngineError(code: .io, message: "cannot create the output file in \(FileManager.default.temporaryDirectory.path): \(String(cString: strerror(errno))). Make the temporary folder writable.")
+            throw ProcessError(code: .io, message: "cannot create the output file in \(FileManager.default.temporaryDirectory.path): \(String(cString: strerror(errno))). Make the temporary folder writable.")
         }
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         return fd
@@ -172,7 +172,7 @@ public struct Subprocess: Sendable {
         for i in passing.indices { posix_spawn_file_actions_adddup2(&actions, staging + Int32(i), 3 + Int32(i)) }
         // Nothing else crosses: no kept-alive HTTP connection, no state file, no output file descriptor.
         guard csystem_spawn_closefrom(&actions, 3 + Int32(passing.count)) == 0 else {
-            throw EngineError(code: .io, message: "cannot start \(executable): this C library cannot close descriptors at spawn (glibc 2.34 or newer is needed)", file: executable)
+            throw ProcessError(code: .spawn, message: "cannot start \(executable): this C library cannot close descriptors at spawn (glibc 2.34 or newer is needed)", file: executable)
         }
         if let workingDirectory { _ = csystem_spawn_chdir(&actions, workingDirectory) }
 
@@ -185,7 +185,7 @@ public struct Subprocess: Sendable {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard rc == 0 else {
-            throw EngineError(code: .io, message: "cannot start \(executable): \(String(cString: strerror(rc)))", file: executable)
+            throw ProcessError(code: .spawn, message: "cannot start \(executable): \(String(cString: strerror(rc)))", file: executable)
         }
         return pid
     }
