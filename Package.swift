@@ -51,8 +51,10 @@ let package = Package(
         .target(name: "Processes", dependencies: ["CSystem"], swiftSettings: swiftSettings),
         .target(
             name: "Engine",
-            dependencies: ["CCrypto", "Yams", "JSON", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CCrypto", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
+        // Reading config.yml, DECISION_GATES.yml and prefect.yaml (libyaml through Yams) into Engine's types.
+        .target(name: "Config", dependencies: ["Engine", "Yams", "JSON"], swiftSettings: swiftSettings),
         .target(
             name: "LLM",
             dependencies: ["HTTP", "Engine", "JSON", .product(name: "Logging", package: "swift-log")],
@@ -63,13 +65,13 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "AutonomyFlow",
-            dependencies: ["Engine", "Tasks", "LLM", "JSON"],
+            dependencies: ["Engine", "Config", "Tasks", "LLM", "JSON"],
             path: "flows",
             swiftSettings: swiftSettings),
         .target(
             name: "Worker",
             dependencies: [
-                "PrefectAPI", "Engine", "LLM", "Tasks", "AutonomyFlow", "HTTP", "JSON", "CBuildInfo",
+                "PrefectAPI", "Engine", "Config", "LLM", "Tasks", "AutonomyFlow", "HTTP", "JSON", "CBuildInfo",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
@@ -78,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "autonomy",
             dependencies: [
-                "Worker", "PrefectAPI", "Engine", "Processes", "LLM", "AutonomyFlow", "Tasks",
+                "Worker", "PrefectAPI", "Engine", "Config", "Processes", "LLM", "AutonomyFlow", "Tasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -93,16 +95,17 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PrefectAPITests", dependencies: ["PrefectAPI", "JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "LLMTests", dependencies: ["LLM", "HTTP", "Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "HTTP", "Engine", "Config", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Engine", "Processes", "CSystem", "LLM", "JSON", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
-            name: "AutonomyFlowTests", dependencies: ["AutonomyFlow", "Engine", "JSON", "TestSupport"], path: "Tests/AutonomyFlowTests",
+            name: "AutonomyFlowTests", dependencies: ["AutonomyFlow", "Engine", "Config", "JSON", "TestSupport"], path: "Tests/AutonomyFlowTests",
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "WorkerTests", dependencies: ["Worker", "PrefectAPI", "Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
+            name: "WorkerTests", dependencies: ["Worker", "PrefectAPI", "Engine", "Config", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PrefectAPI", "HTTP", "JSON", "Engine", "Worker", "AutonomyFlow", "Tasks", "LLM", "TestSupport"],
+            dependencies: ["PrefectAPI", "HTTP", "JSON", "Engine", "Config", "Worker", "AutonomyFlow", "Tasks", "LLM", "TestSupport"],
             swiftSettings: swiftSettings),
     ]
 )
@@ -112,7 +115,7 @@ let package = Package(
 if Context.environment["AUTONOMY_FUZZ"] == "1" {
     package.targets.append(.executableTarget(
         name: "autonomy-fuzz",
-        dependencies: ["Engine", "JSON", "HTTP", "LLM", "Tasks", "AutonomyFlow", "PrefectAPI"],
+        dependencies: ["Engine", "Config", "JSON", "HTTP", "LLM", "Tasks", "AutonomyFlow", "PrefectAPI"],
         path: "Fuzz/Harness",
         swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]))
     package.products.append(.executable(name: "autonomy-fuzz", targets: ["autonomy-fuzz"]))

@@ -1,4 +1,5 @@
 import AutonomyFlow
+@testable import Config
 @testable import Engine
 import Foundation
 import JSON

@@ -66,7 +66,7 @@ public struct PromptTemplate: Sendable {
     public func validate(allowed: Set<String>) throws {
         for p in try placeholders() where !allowed.contains(p.name) {
             var message = "unknown placeholder '{{\(p.name)}}'"
-            if let s = YAMLReader.suggest(p.name, from: allowed.sorted()) { message += "; did you mean '{{\(s)}}'?" }
+            if let s = Spelling.suggest(p.name, from: allowed.sorted()) { message += "; did you mean '{{\(s)}}'?" }
             else { message += "; available: \(allowed.sorted().joined(separator: ", "))" }
             throw EngineError(code: .invalidConfig, message: message, file: file, line: p.line)
         }

@@ -11,6 +11,11 @@ public struct Settings: Sendable {
         public var caBundle: String?
         public var workPool: String
         public var workQueue: String?
+
+        public init(apiURL: String?, uiURL: String?, authString: String?, apiKey: String?, caBundle: String?, workPool: String, workQueue: String?) {
+            (self.apiURL, self.uiURL, self.authString, self.apiKey, self.caBundle) = (apiURL, uiURL, authString, apiKey, caBundle)
+            (self.workPool, self.workQueue) = (workPool, workQueue)
+        }
     }
 
     public struct Worker: Sendable {
@@ -20,6 +25,11 @@ public struct Settings: Sendable {
         public var heartbeatInterval: Duration
         public var shutdownGrace: Duration
         public var apiUnreachableExitAfter: Duration
+
+        public init(name: String, limit: Int, pollInterval: Duration, heartbeatInterval: Duration, shutdownGrace: Duration, apiUnreachableExitAfter: Duration) {
+            (self.name, self.limit, self.pollInterval, self.heartbeatInterval) = (name, limit, pollInterval, heartbeatInterval)
+            (self.shutdownGrace, self.apiUnreachableExitAfter) = (shutdownGrace, apiUnreachableExitAfter)
+        }
     }
 
     public struct Price: Sendable, Hashable {
@@ -80,6 +90,11 @@ public struct Settings: Sendable {
         /// How many requests one stage attempt may make to read or search the code before it must answer.
         public var maxRequestsPerStage: Int = 8
         public var stages: [String: StageModel] = [:]
+
+        public init(provider: String, model: String?, baseURL: String?, baseURLs: [String: String], maxTokens: Int, timeout: Duration, prices: [String: Price]) {
+            (self.provider, self.model, self.baseURL, self.baseURLs) = (provider, model, baseURL, baseURLs)
+            (self.maxTokens, self.timeout, self.prices) = (maxTokens, timeout, prices)
+        }
     }
 
     public struct Test: Sendable {
@@ -181,6 +196,11 @@ public struct Settings: Sendable {
         llm.baseURLs[provider] ?? (provider == llm.provider ? llm.baseURL : nil)
     }
     public var prefectYAML: String { projectRoot + "/prefect.yaml" }
+
+    public init(prefect: Prefect, worker: Worker, llm: LLM, budgetUSD: Double?, replayFrom: String?, stateDir: String, gatesFile: String, test: Test, webhooks: [Webhook], projectRoot: String, configFile: String) {
+        (self.prefect, self.worker, self.llm, self.budgetUSD, self.replayFrom) = (prefect, worker, llm, budgetUSD, replayFrom)
+        (self.stateDir, self.gatesFile, self.test, self.webhooks, self.projectRoot, self.configFile) = (stateDir, gatesFile, test, webhooks, projectRoot, configFile)
+    }
 
     public static let providers = ["claude", "openai", "openai-compatible", "offline", "replay", "gold"]
     public static let webhookEvents = ["waiting", "failed", "completed"]

@@ -31,14 +31,14 @@ struct ExportCommand: AsyncParsableCommand {
             if let patch {
                 let project = (try? TraceWriter.read(folder: folder))??.run.parameters["project"]?.stringValue
                 let changes = try await ChangeSet.of(folder, hidden: project.flatMap { settings.projects[$0]?.hiddenTests } ?? [])
-                let target = SettingsLoader.absolute(patch, relativeTo: FileManager.default.currentDirectoryPath)
+                let target = FilePaths.absolute(patch, relativeTo: FileManager.default.currentDirectoryPath)
                 try RunFolder.atomicWrite(Data((changes.diff.isEmpty ? "" : changes.diff.hasSuffix("\n") ? changes.diff : changes.diff + "\n").utf8), to: target)
                 emit("wrote the change (\(changes.added.count) added, \(changes.changed.count) changed, \(changes.deleted.count) deleted) to \(patch); apply it with git apply")
             } else if let to {
-                let count = try BuildResult.export(folder, to: SettingsLoader.absolute(to, relativeTo: FileManager.default.currentDirectoryPath))
+                let count = try BuildResult.export(folder, to: FilePaths.absolute(to, relativeTo: FileManager.default.currentDirectoryPath))
                 emit("wrote \(count) file(s) to \(to)")
             } else if let tar {
-                let target = SettingsLoader.absolute(tar, relativeTo: FileManager.default.currentDirectoryPath)
+                let target = FilePaths.absolute(tar, relativeTo: FileManager.default.currentDirectoryPath)
                 let staging = FileManager.default.temporaryDirectory.path + "/autonomy-export-\(UUID().uuidString)"
                 defer { try? FileManager.default.removeItem(atPath: staging) }
                 let count = try BuildResult.export(folder, to: staging)

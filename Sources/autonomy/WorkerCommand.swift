@@ -1,5 +1,6 @@
 import ArgumentParser
 import AutonomyFlow
+import Config
 import Engine
 import Logging
 import ServiceLifecycle

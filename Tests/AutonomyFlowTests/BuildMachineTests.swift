@@ -1,4 +1,5 @@
 import AutonomyFlow
+import Config
 import Engine
 import Foundation
 import Testing

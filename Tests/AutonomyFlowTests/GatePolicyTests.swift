@@ -1,4 +1,5 @@
 @testable import AutonomyFlow
+import Config
 import Engine
 import Foundation
 import JSON

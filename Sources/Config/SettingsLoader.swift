@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Yams
 
@@ -74,7 +75,7 @@ public struct SettingsLoader: Sendable {
     }
 
     public func load() throws -> Settings {
-        let absoluteConfig = Self.absolute(configPath, relativeTo: FileManager.default.currentDirectoryPath)
+        let absoluteConfig = FilePaths.absolute(configPath, relativeTo: FileManager.default.currentDirectoryPath)
         let root = (absoluteConfig as NSString).deletingLastPathComponent
         var reader = YAMLReader(file: absoluteConfig, displayName: configPath)
         var fileValues: [String: Raw] = [:]
@@ -163,16 +164,16 @@ public struct SettingsLoader: Sendable {
             return r.text
         }
         func path(_ key: String, _ fallback: String) -> String {
-            guard let r = resolved[key] else { return Self.absolute(fallback, relativeTo: root) }
+            guard let r = resolved[key] else { return FilePaths.absolute(fallback, relativeTo: root) }
             // Paths from the file resolve against its folder; from flags or env against the working directory.
             let base = r.node != nil ? root : FileManager.default.currentDirectoryPath
-            return Self.absolute(Self.expandHome(r.text, environment), relativeTo: base)
+            return FilePaths.absolute(Self.expandHome(r.text, environment), relativeTo: base)
         }
 
         let provider = resolved["llm.provider"]?.text ?? "offline"
         if let r = resolved["llm.provider"], !Settings.providers.contains(provider) {
             var message = "unknown provider '\(provider)'; choose one of \(Settings.providers.joined(separator: ", "))"
-            if let s = YAMLReader.suggest(provider, from: Settings.providers) { message = "unknown provider '\(provider)'; did you mean '\(s)'?" }
+            if let s = Spelling.suggest(provider, from: Settings.providers) { message = "unknown provider '\(provider)'; did you mean '\(s)'?" }
             throw fail(r, "llm.provider", message)
         }
         let baseURL = try url("llm.base_url")

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Yams
 
@@ -31,7 +32,7 @@ extension SettingsLoader {
             }
             func folder(_ v: Node, _ key: String) throws -> String {
                 let text = try reader.string(v, key)
-                let path = absolute(expandHome(text, environment), relativeTo: root)
+                let path = FilePaths.absolute(expandHome(text, environment), relativeTo: root)
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
                     throw reader.fail(v, key, "'\(text)' is not a folder (\(path)); paths are relative to config.yml's folder")
@@ -184,11 +185,6 @@ extension SettingsLoader {
             guard let url else { throw reader.fail(item, key, "a webhook needs a url") }
             return Settings.Webhook(url: url, format: format, events: events)
         }
-    }
-
-    public static func absolute(_ path: String, relativeTo base: String) -> String {
-        let full = path.hasPrefix("/") ? path : (base as NSString).appendingPathComponent(path)
-        return (full as NSString).standardizingPath
     }
 
     static func expandHome(_ path: String, _ environment: [String: String]) -> String {

@@ -1,46 +1,6 @@
+import Engine
 import Foundation
 import Yams
-
-/// A decision gate: policy, not behaviour. Stages never pause; the flow consults these after a stage.
-public struct Gate: Sendable, Hashable {
-    public enum Trigger: String, Sendable, CaseIterable {
-        case always
-        case onOpenQuestions = "on_open_questions"
-        case onTestFailure = "on_test_failure"
-        case onBudget = "on_budget"
-        /// The stage's model answered with `"decision_required"`: the options and default are the model's.
-        case onDecisionRequired = "on_decision_required"
-    }
-
-    public enum OnTimeout: String, Sendable, CaseIterable {
-        case `default`
-        case fail
-    }
-
-    public var id: String
-    public var stage: String
-    public var trigger: Trigger
-    public var question: PromptTemplate
-    /// The options a person can choose; always ends with `abort`.
-    public var options: [String]
-    public var defaultOption: String
-    public var timeout: Duration?
-    public var onTimeout: OnTimeout
-
-    public init(id: String, stage: String, trigger: Trigger, question: PromptTemplate, options: [String], defaultOption: String, timeout: Duration?, onTimeout: OnTimeout) {
-        self.id = id
-        self.stage = stage
-        self.trigger = trigger
-        self.question = question
-        self.options = options
-        self.defaultOption = defaultOption
-        self.timeout = timeout
-        self.onTimeout = onTimeout
-    }
-
-    public static func == (a: Gate, b: Gate) -> Bool { a.id == b.id }
-    public func hash(into hasher: inout Hasher) { hasher.combine(id) }
-}
 
 /// `templates/DECISION_GATES.yml`: `gates:` is a list of gates.
 public enum GatesFile {
@@ -82,7 +42,7 @@ public enum GatesFile {
         let stage = try reader.string(stageNode, stageKey)
         guard stages.contains(stage) else {
             var message = "unknown stage '\(stage)'; choose one of \(stages.joined(separator: ", "))"
-            if let s = YAMLReader.suggest(stage, from: stages) { message = "unknown stage '\(stage)'; did you mean '\(s)'?" }
+            if let s = Spelling.suggest(stage, from: stages) { message = "unknown stage '\(stage)'; did you mean '\(s)'?" }
             throw reader.fail(stageNode, stageKey, message)
         }
         let (triggerNode, triggerKey) = try required("trigger")
@@ -90,7 +50,7 @@ public enum GatesFile {
         guard let trigger = Gate.Trigger(rawValue: triggerText) else {
             let all = Gate.Trigger.allCases.map(\.rawValue)
             var message = "unknown trigger '\(triggerText)'; choose one of \(all.joined(separator: ", "))"
-            if let s = YAMLReader.suggest(triggerText, from: all) { message = "unknown trigger '\(triggerText)'; did you mean '\(s)'?" }
+            if let s = Spelling.suggest(triggerText, from: all) { message = "unknown trigger '\(triggerText)'; did you mean '\(s)'?" }
             throw reader.fail(triggerNode, triggerKey, message)
         }
         let (questionNode, questionKey) = try required("question")
