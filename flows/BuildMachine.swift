@@ -250,9 +250,7 @@ public struct BuildMachine: Sendable {
     }
 
     /// `auto` (gates=default) and `timeout` answers are not a person's.
-    static func isPerson(_ decision: Decision) -> Bool {
-        !decision.defaulted && decision.decidedBy != "auto" && decision.decidedBy != DecisionForm.timeoutDecider
-    }
+    static func isPerson(_ decision: Decision) -> Bool { decision.isPersons }
 
     // MARK: - The end
 

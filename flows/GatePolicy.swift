@@ -116,7 +116,7 @@ public enum GatePolicy {
 /// The Resume form Prefect's UI renders for a gate: a flat JSON Schema and a Markdown description.
 public enum DecisionForm {
     /// `decided_by` that marks an answer given by the deadline, not a person.
-    public static let timeoutDecider = "timeout"
+    public static let timeoutDecider = Decider.timeout.recorded!
 
     /// What a Resume answer says, read leniently: the server validated it against the schema, but an
     /// answer from an older form (or none at all) must still give a decision, so anything unusable
@@ -135,7 +135,7 @@ public enum DecisionForm {
         var choice = json["choice"]?.stringValue ?? gate.defaultOption
         if !gate.options.contains(choice) { choice = gate.defaultOption }
         let decidedBy = json["decided_by"]?.stringValue
-        return Answer(choice: choice, comment: json["comment"]?.stringValue ?? "", decidedBy: decidedBy, defaulted: text == nil || decidedBy == timeoutDecider)
+        return Answer(choice: choice, comment: json["comment"]?.stringValue ?? "", decidedBy: decidedBy, defaulted: text == nil || Decider(decidedBy) == .timeout)
     }
 
     /// The answer sent through `/resume` when an `on_timeout: default` gate's deadline passes.

@@ -183,12 +183,12 @@ public struct SettingsLoader: Sendable {
                 file: configPath, key: "llm.base_url")
         }
         // The sandbox is the operator's choice: config.yml only, never a flag, the environment or a run.
-        var sandboxMode = "bubblewrap"
+        var sandboxMode = Settings.SandboxMode.bubblewrap
         if let r = fileValues["test.sandbox"] {
-            guard ["bubblewrap", "none"].contains(r.text) else {
+            guard let mode = Settings.SandboxMode(rawValue: r.text) else {
                 throw fail(r, "test.sandbox", "unknown sandbox '\(r.text)'; choose bubblewrap (the default) or none (tests run unisolated)")
             }
-            sandboxMode = r.text
+            sandboxMode = mode
         }
         var test = Settings.Test(command: string("test.command") ?? "python3 -m unittest discover -v", timeout: try duration("test.timeout", .seconds(120)))
         test.sandbox = sandboxMode

@@ -1,5 +1,30 @@
 import Foundation
 
+/// Who answered a gate, as `decided_by` records it: the run's policy (`gates=default`: "auto"), a gate's deadline
+/// ("timeout"), or a person (the name they gave, or none).
+public enum Decider: Sendable, Hashable {
+    case auto
+    case timeout
+    case person(String?)
+
+    public init(_ recorded: String?) {
+        switch recorded {
+        case "auto": self = .auto
+        case "timeout": self = .timeout
+        default: self = .person(recorded)
+        }
+    }
+
+    /// What `decided_by` holds.
+    public var recorded: String? {
+        switch self {
+        case .auto: return "auto"
+        case .timeout: return "timeout"
+        case .person(let name): return name
+        }
+    }
+}
+
 /// A human (or automatic) answer at a gate: `decisions/<gate-id>-<n>.json` in the run's folder.
 public struct Decision: Codable, Sendable, Hashable {
     public var gate: String
@@ -35,6 +60,14 @@ public struct Decision: Codable, Sendable, Hashable {
         self.pauseKey = pauseKey
         self.traceEntryID = traceEntryID
         self.promptSHA256 = promptSHA256
+    }
+
+    public var decider: Decider { Decider(decidedBy) }
+
+    /// A person chose this answer: neither the policy's nor the deadline's, nor a default taken for lack of an answer.
+    public var isPersons: Bool {
+        guard !defaulted, case .person = decider else { return false }
+        return true
     }
 
     enum CodingKeys: String, CodingKey {

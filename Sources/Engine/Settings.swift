@@ -97,11 +97,18 @@ public struct Settings: Sendable {
         }
     }
 
+    /// How test commands are isolated: bubblewrap, or (the operator's choice in config.yml only) not at all.
+    public enum SandboxMode: String, Sendable, CaseIterable {
+        case bubblewrap
+        /// The command runs as the worker, unisolated.
+        case none
+    }
+
     public struct Test: Sendable {
         public var command: String
         public var timeout: Duration
         /// `bubblewrap` (default) or `none`; config.yml only, never per run.
-        public var sandbox: String = "bubblewrap"
+        public var sandbox: SandboxMode = .bubblewrap
         /// Toolchain folders outside /usr, bound read-only into the sandbox at the same path.
         public var paths: [String] = []
         /// Names of the run's `env` job variable that may reach the test command; any other name fails the run.

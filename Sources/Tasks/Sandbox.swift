@@ -18,11 +18,8 @@ import Glibc
 /// before the command starts; one that cannot be set stops the run. When bubblewrap cannot isolate, the test
 /// stage refuses to run, unless the operator wrote `test.sandbox: none` in config.yml.
 public struct Sandbox: Sendable {
-    public enum Mode: String, Sendable, CaseIterable {
-        case bubblewrap
-        /// Chosen by the operator in config.yml only: the command runs as the worker, unisolated.
-        case none
-    }
+    /// config.yml's `test.sandbox`.
+    public typealias Mode = Settings.SandboxMode
 
     public struct Limits: Sendable, Equatable {
         public var cpuSeconds = 120
@@ -82,7 +79,7 @@ public struct Sandbox: Sendable {
         limits.processes = test.processes
         limits.tmpBytes = test.tmpMB << 20
         limits.diskBytes = test.diskMB << 20
-        var sandbox = Sandbox(mode: test.sandbox == "none" ? .none : .bubblewrap, limits: limits, readOnlyPaths: test.paths, bwrap: bwrap)
+        var sandbox = Sandbox(mode: test.sandbox, limits: limits, readOnlyPaths: test.paths, bwrap: bwrap)
         if sandbox.mode == .bubblewrap {
             do {
                 sandbox.filter = try SyscallFilter.compile()

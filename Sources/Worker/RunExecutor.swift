@@ -195,7 +195,7 @@ public struct RunExecutor: Sendable {
                 if let recorded {
                     decision = recorded
                 } else if params.gates == .default {
-                    decision = try await record(firing.decision(choice: firing.gate.defaultOption, comment: "", decidedBy: "auto", defaulted: true, answeredAt: Date(), flowRunID: run.id), folder: folder, trace: trace, log: log)
+                    decision = try await record(firing.decision(choice: firing.gate.defaultOption, comment: "", decidedBy: Decider.auto.recorded, defaulted: true, answeredAt: Date(), flowRunID: run.id), folder: folder, trace: trace, log: log)
                 } else {
                     switch try await ask(run, firing: firing, deployment: deploymentName, folder: folder, trace: trace, log: log, stop: stop) {
                     case .answered(let d): decision = d

@@ -60,7 +60,7 @@ struct SettingsTests {
         #expect(s.webhooks == [Settings.Webhook(url: "http://127.0.0.1:9/hook", format: .slack, events: ["waiting"])])
         #expect(s.test.command == "python3 -m unittest discover -v")
         #expect(s.maxFixRounds == 3)
-        #expect(s.test.sandbox == "bubblewrap" && s.test.envAllow.isEmpty && s.test.memoryMB == 2048)
+        #expect(s.test.sandbox == .bubblewrap && s.test.envAllow.isEmpty && s.test.memoryMB == 2048)
     }
 
     /// `templates_dir` (the package keeps templates under /usr/share/autonomy): relative to config.yml's folder, or from

@@ -206,7 +206,7 @@ struct SandboxTests {
 
     @Test func noneIsExplicitAndSaysSo() async throws {
         var settings = Self.settings
-        settings.sandbox = "none"
+        settings.sandbox = .none
         let s = Sandbox.prepare(settings)
         #expect(s.mode == .none)
         #expect(s.unavailable == nil)
