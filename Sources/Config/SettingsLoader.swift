@@ -177,7 +177,7 @@ public struct SettingsLoader: Sendable {
             throw fail(r, "llm.provider", message)
         }
         let baseURL = try url("llm.base_url")
-        if provider == "openai-compatible", baseURL == nil {
+        if provider == Settings.Provider.openAICompatible.rawValue, baseURL == nil {
             throw EngineError(
                 code: .invalidConfig, message: "llm.provider openai-compatible needs llm.base_url (e.g. http://127.0.0.1:8080/v1)",
                 file: configPath, key: "llm.base_url")

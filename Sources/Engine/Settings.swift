@@ -209,6 +209,13 @@ public struct Settings: Sendable {
         (self.stateDir, self.gatesFile, self.test, self.webhooks, self.projectRoot, self.configFile) = (stateDir, gatesFile, test, webhooks, projectRoot, configFile)
     }
 
-    public static let providers = ["claude", "openai", "openai-compatible", "offline", "replay", "gold"]
+    public static let providers = Provider.allCases.map(\.rawValue)
+
+    /// The model providers a run can name (`llm.provider`, the run's `provider` parameter or job variable).
+    public enum Provider: String, Sendable, CaseIterable {
+        case claude, openai
+        case openAICompatible = "openai-compatible"
+        case offline, replay, gold
+    }
     public static let webhookEvents = ["waiting", "failed", "completed"]
 }

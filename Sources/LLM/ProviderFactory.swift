@@ -18,33 +18,34 @@ public enum ProviderFactory {
             try requireSafeTransport(base, provider: provider)
             return apiKey
         }
-        switch provider {
-        case "claude":
+        guard let known = Settings.Provider(rawValue: provider) else {
+            throw LLMError(code: .badRequest, provider: provider, message: "unknown provider '\(provider)'; choose one of \(Settings.providers.joined(separator: ", "))")
+        }
+        switch known {
+        case .claude:
             guard let apiKey = key("ANTHROPIC_API_KEY") else {
                 throw LLMError(code: .missingKey, provider: "claude", message: "ANTHROPIC_API_KEY is not set: export it in the worker's environment (systemd: EnvironmentFile), or use provider offline")
             }
             return AnthropicProvider(apiKey: try checked(apiKey)!, baseURL: base, http: http, timeout: settings.llm.timeout, stream: settings.llm.stream, logger: logger)
-        case "openai":
+        case .openai:
             guard let apiKey = key("OPENAI_API_KEY") else {
                 throw LLMError(code: .missingKey, provider: "openai", message: "OPENAI_API_KEY is not set: export it in the worker's environment (systemd: EnvironmentFile), or use provider offline")
             }
             return OpenAIProvider(apiKey: try checked(apiKey)!, baseURL: base, http: http, timeout: settings.llm.timeout, stream: settings.llm.stream, logger: logger)
-        case "openai-compatible":
+        case .openAICompatible:
             guard let base else {
                 throw LLMError(code: .badRequest, provider: "openai-compatible", message: "openai-compatible has no base URL: set llm.base_urls.openai-compatible (or llm.base_url with llm.provider openai-compatible) in config.yml")
             }
             return OpenAIProvider(name: "openai-compatible", apiKey: try checked(key("OPENAI_COMPATIBLE_API_KEY")), baseURL: base, http: http, timeout: settings.llm.timeout, stream: settings.llm.stream, logger: logger)
-        case "replay":
+        case .replay:
             guard let from = settings.replayFrom else {
                 throw LLMError(code: .notRecorded, provider: "replay", message: "replay.from is not set: name the run id or folder to replay")
             }
             return try ReplayProvider(from: from, stateDir: settings.stateDir)
-        case "offline":
+        case .offline:
             return OfflineProvider()
-        case "gold":
+        case .gold:
             return try GoldProvider(reference: reference)
-        default:
-            throw LLMError(code: .badRequest, provider: provider, message: "unknown provider '\(provider)'; choose one of \(Settings.providers.joined(separator: ", "))")
         }
     }
 

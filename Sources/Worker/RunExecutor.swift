@@ -141,7 +141,7 @@ public struct RunExecutor: Sendable {
         try folder.create()
         let deploymentName = resolved.deploymentName
         let trace = try TraceWriter(folder: folder, run: .init(flowRunID: run.id, flowRunName: run.name, deployment: deploymentName.map { "\(AutonomousBuild.flowName)/\($0)" }, parameters: params.json), key: traceKey)
-        if resolved.providerName == "offline" { log.info("using the offline provider (no API key needed)") }
+        if resolved.providerName == Settings.Provider.offline.rawValue { log.info("using the offline provider (no API key needed)") }
         let runCount = run.runCount ?? 1
         let maxFixRounds = resolved.maxFixRounds
 
