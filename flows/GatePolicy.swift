@@ -115,8 +115,6 @@ public enum GatePolicy {
 
 /// The Resume form Prefect's UI renders for a gate: a flat JSON Schema and a Markdown description.
 public enum DecisionForm {
-    /// `decided_by` that marks an answer given by the deadline, not a person.
-    public static let timeoutDecider = Decider.timeout.recorded!
 
     /// What a Resume answer says, read leniently: the server validated it against the schema, but an
     /// answer from an older form (or none at all) must still give a decision, so anything unusable
@@ -140,7 +138,7 @@ public enum DecisionForm {
 
     /// The answer sent through `/resume` when an `on_timeout: default` gate's deadline passes.
     public static func defaultAnswer(choice: String) -> JSONValue {
-        ["choice": .string(choice), "comment": "No answer before the gate's deadline; the default was chosen.", "decided_by": .string(timeoutDecider)]
+        ["choice": .string(choice), "comment": "No answer before the gate's deadline; the default was chosen.", "decided_by": .string(Decider.timeout.recorded!)]
     }
 
     public static func schema(_ gate: Gate) -> JSONValue {

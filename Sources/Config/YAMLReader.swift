@@ -126,11 +126,6 @@ public struct YAMLReader: Sendable {
         return scalar.string
     }
 
-    public func optionalString(_ node: Node, _ key: String) throws -> String? {
-        if isNull(node) { return nil }
-        return try string(node, key)
-    }
-
     public func int(_ node: Node, _ key: String) throws -> Int {
         guard case .scalar(let scalar) = node, let value = Int(scalar.string) else {
             throw fail(node, key, "expected a whole number, found \(Self.describe(node))")

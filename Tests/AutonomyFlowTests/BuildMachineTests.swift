@@ -104,7 +104,7 @@ struct BuildMachineTests {
     }
 
     @Test func acceptedByAPersonCompletesButByDefaultOrTimeoutFails() throws {
-        for (by, defaulted, completes) in [("ana", false, true), ("auto", true, false), (DecisionForm.timeoutDecider, true, false)] {
+        for (by, defaulted, completes) in [("ana", false, true), ("auto", true, false), (Decider.timeout.recorded, true, false)] {
             var m = try machine(maxFixRounds: 0)
             _ = drive(&m) { stage, _ in stage == .test ? Self.failing : StageFacts() }
             m.handle(.answered(Self.answer(try firing(m), "accept", by: by, defaulted: defaulted)))

@@ -78,7 +78,7 @@ struct GatePolicyTests {
             #expect(answer.defaulted == (text == nil))
         }
         let timedOut = DecisionForm.answer(DecisionForm.defaultAnswer(choice: "accept").jsonText(), gate: gate)
-        #expect(timedOut.defaulted && timedOut.decidedBy == DecisionForm.timeoutDecider)
+        #expect(timedOut.defaulted && timedOut.decidedBy == Decider.timeout.recorded)
     }
 }
 
