@@ -214,7 +214,7 @@ public struct BuildMachine: Sendable {
             return
         }
         let firing = pending.remove(at: index)
-        if decision.choice == "abort" {
+        if decision.known == .abort {
             state = .finished(.cancelled("Aborted at gate \(decision.gate)\(decision.comment.isEmpty ? "" : ": \(decision.comment)")"))
             return
         }
@@ -223,12 +223,12 @@ public struct BuildMachine: Sendable {
             // Any of the model's options: the stage runs again with the decision in its prompt.
             proceed(pending, then: next)
         case .onTestFailure:
-            switch decision.choice {
-            case "revise":
+            switch decision.known {
+            case .revise:
                 fixRounds = 0
                 testModeAfterImplement = .rerun
                 ready(.implement, StageInput(feedback: Self.comment(decision, "Fix the failing tests."), fixingTests: true))
-            case "retest":
+            case .retest:
                 fixRounds = 0
                 ready(.test, StageInput(feedback: Self.comment(decision, "Write the tests again."), testMode: .write))
             default:  // accept, or an option a custom gate added: verify what there is
@@ -236,7 +236,7 @@ public struct BuildMachine: Sendable {
                 ready(.verify, StageInput())
             }
         default:
-            if decision.choice == "revise", let stage = StageName(rawValue: decision.stage) {
+            if decision.known == .revise, let stage = StageName(rawValue: decision.stage) {
                 if stage == .design || stage == .implement { testModeAfterImplement = .write }
                 ready(stage, StageInput(feedback: Self.comment(decision, "Revise the \(decision.stage) output.")))
             } else {
@@ -265,7 +265,7 @@ public struct BuildMachine: Sendable {
             return .completed("Build verified: tests passed (\(summary)); the verifier's verdict is PASS.")
         }
         if !passed {
-            let how = decisions.last { $0.stage == StageName.test.rawValue && $0.choice == "accept" }.map { " They were accepted by \($0.decidedBy == "auto" ? "gates=default" : "the gate's timeout"), not by a person." } ?? ""
+            let how = decisions.last { $0.stage == StageName.test.rawValue && $0.known == .accept }.map { " They were accepted by \($0.decidedBy == "auto" ? "gates=default" : "the gate's timeout"), not by a person." } ?? ""
             return .failed("Tests failed (\(summary)).\(how) See tests/RESULTS.md and tests/VERIFICATION.md.")
         }
         return .failed("The verifier's verdict is \(verdict ?? "missing") although the tests passed (\(summary)); see tests/VERIFICATION.md.")

@@ -82,7 +82,7 @@ public enum GatePolicy {
     public static func decisionFiring(after report: StageReport, request: DecisionRequest, gates: [Gate], decisions: [Decision]) -> GateFiring {
         let configured = gates.first { $0.stage == report.stage.rawValue && $0.trigger == .onDecisionRequired }
         var options = request.options
-        if !options.contains("abort") { options.append("abort") }
+        if !options.contains(Choice.abort.rawValue) { options.append(Choice.abort.rawValue) }
         let gate = Gate(
             id: configured?.id ?? "decision-\(report.stage.rawValue)", stage: report.stage.rawValue, trigger: .onDecisionRequired,
             question: configured?.question ?? PromptTemplate(file: "built-in decision policy", text: builtInDecisionQuestion),

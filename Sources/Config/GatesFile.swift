@@ -80,7 +80,7 @@ public enum GatesFile {
                 throw reader.fail(optionsNode, optionsKey, "option '\(option)' must be lower-case letters, digits, '-' or '_'")
             }
             if Set(options).count != options.count { throw reader.fail(optionsNode, optionsKey, "options must be unique") }
-            if !options.contains("abort") { options.append("abort") }
+            if !options.contains(Choice.abort.rawValue) { options.append(Choice.abort.rawValue) }
             let (defaultNode, defaultKey) = try required("default")
             defaultOption = try reader.string(defaultNode, defaultKey)
             guard options.contains(defaultOption) else {

@@ -25,6 +25,21 @@ public enum Decider: Sendable, Hashable {
     }
 }
 
+/// The answers at a gate the build acts on; a gate's other options (DECISION_GATES.yml, or a model's question) go on
+/// with the build as they are.
+public enum Choice: String, Sendable, CaseIterable {
+    /// Ends the run Cancelled; every gate offers it.
+    case abort
+    /// The stage runs again with the comment (test-failure: the fix round starts over).
+    case revise
+    /// test-failure: the tests are written again.
+    case retest
+    /// test-failure: the failing tests are accepted and verify runs.
+    case accept
+    /// A protected test file may be changed (a person's answer only), or not.
+    case allow, refuse
+}
+
 /// A human (or automatic) answer at a gate: `decisions/<gate-id>-<n>.json` in the run's folder.
 public struct Decision: Codable, Sendable, Hashable {
     public var gate: String
@@ -63,6 +78,9 @@ public struct Decision: Codable, Sendable, Hashable {
     }
 
     public var decider: Decider { Decider(decidedBy) }
+
+    /// The choice when the build acts on it (nil: a gate's own option).
+    public var known: Choice? { Choice(rawValue: choice) }
 
     /// A person chose this answer: neither the policy's nor the deadline's, nor a default taken for lack of an answer.
     public var isPersons: Bool {

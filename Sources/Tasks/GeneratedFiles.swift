@@ -100,7 +100,7 @@ public struct GeneratedFiles: Sendable {
         }
         guard let options = value["options"]?.arrayValue?.compactMap(\.stringValue), !options.isEmpty, options.count <= 10,
             options.count == value["options"]?.arrayValue?.count, Set(options).count == options.count,
-            options.allSatisfy({ !$0.trimmingCharacters(in: .whitespaces).isEmpty && $0.count <= 200 && $0 != "abort" && !$0.utf8.contains(0) })
+            options.allSatisfy({ !$0.trimmingCharacters(in: .whitespaces).isEmpty && $0.count <= 200 && $0 != Choice.abort.rawValue && !$0.utf8.contains(0) })
         else { throw fail("needs 1 to 10 distinct options, strings of at most 200 characters (abort is added by the flow)") }
         let defaultOption = value["default"]?.stringValue ?? options[0]
         guard options.contains(defaultOption) else { throw fail("has a default that is not one of its options") }

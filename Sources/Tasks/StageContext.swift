@@ -177,7 +177,7 @@ extension StageContext {
         guard let answer = Decision.all(in: folder, trace: await trace.document).last(where: { $0.stage == "implement" && $0.question.contains(marker) }) else {
             return .ask(marker)
         }
-        return answer.choice == "allow" && answer.isPersons ? .allowed : .refused(touched.joined(separator: ", "))
+        return answer.known == .allow && answer.isPersons ? .allowed : .refused(touched.joined(separator: ", "))
     }
 
     /// The project's inputs as one Markdown block (file by file), and their records.

@@ -164,7 +164,7 @@ extension Stages {
         case .ask(let marker):
             let question = DecisionRequest(
                 question: "\(marker)\n\nThe implementation changes or deletes these tests of the project. The project's tests are the measure of the build, so they are not the build's to change. Allow it? (refuse: the implementer runs again and may not touch them)",
-                options: ["allow", "refuse"], defaultOption: "refuse")
+                options: [Choice.allow.rawValue, Choice.refuse.rawValue], defaultOption: Choice.refuse.rawValue)
             c.logger.info("the implementation touches the project's own tests; asking a person", metadata: ["paths": "\(marker)"])
             return .ask(StageOutcome(inputs: inputs, outputs: [], summary: "a decision is required: the implementation changes the project's own tests", llm: entry, facts: StageFacts(decisionRequired: question)))
         }

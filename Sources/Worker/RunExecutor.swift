@@ -202,7 +202,7 @@ public struct RunExecutor: Sendable {
                     case .ended(let end): return end
                     }
                 }
-                if decision.choice == "revise" || decision.choice == "retest" {
+                if decision.known == .revise || decision.known == .retest {
                     log.info("going back at a person's request", metadata: ["gate": "\(decision.gate)", "choice": "\(decision.choice)"])
                 }
                 machine.handle(.answered(decision))
