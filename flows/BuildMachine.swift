@@ -236,7 +236,8 @@ public struct BuildMachine: Sendable {
                 ready(.verify, StageInput())
             }
         default:
-            if decision.known == .revise, let stage = StageName(rawValue: decision.stage) {
+            if decision.known == .revise {
+                let stage = decision.stage
                 if stage == .design || stage == .implement { testModeAfterImplement = .write }
                 ready(stage, StageInput(feedback: Self.comment(decision, "Revise the \(decision.stage) output.")))
             } else {
@@ -265,7 +266,7 @@ public struct BuildMachine: Sendable {
             return .completed("Build verified: tests passed (\(summary)); the verifier's verdict is PASS.")
         }
         if !passed {
-            let how = decisions.last { $0.stage == StageName.test.rawValue && $0.known == .accept }.map { " They were accepted by \($0.decidedBy == "auto" ? "gates=default" : "the gate's timeout"), not by a person." } ?? ""
+            let how = decisions.last { $0.stage == .test && $0.known == .accept }.map { " They were accepted by \($0.decidedBy == "auto" ? "gates=default" : "the gate's timeout"), not by a person." } ?? ""
             return .failed("Tests failed (\(summary)).\(how) See tests/RESULTS.md and tests/VERIFICATION.md.")
         }
         return .failed("The verifier's verdict is \(verdict ?? "missing") although the tests passed (\(summary)); see tests/VERIFICATION.md.")

@@ -56,7 +56,7 @@ public enum GatePolicy {
     /// The gates of the report's stage whose trigger holds, in file order, except `on_test_failure` and
     /// `on_decision_required` (the state machine asks those when the loop calls for them).
     public static func firings(after report: StageReport, gates: [Gate], budgetUSD: Double?, decisions: [Decision]) -> [GateFiring] {
-        gates.filter { $0.stage == report.stage.rawValue && $0.trigger != .onTestFailure && $0.trigger != .onDecisionRequired }.compactMap { gate in
+        gates.filter { $0.stage == report.stage && $0.trigger != .onTestFailure && $0.trigger != .onDecisionRequired }.compactMap { gate in
             let fires: Bool
             switch gate.trigger {
             case .always: fires = true
@@ -70,7 +70,7 @@ public enum GatePolicy {
 
     /// The `on_test_failure` gates of the test stage, asked when the automatic fix rounds are spent.
     public static func testFailureFirings(after report: StageReport, gates: [Gate], decisions: [Decision]) -> [GateFiring] {
-        gates.filter { $0.stage == report.stage.rawValue && $0.trigger == .onTestFailure }.map { firing($0, report, decisions: decisions) }
+        gates.filter { $0.stage == report.stage && $0.trigger == .onTestFailure }.map { firing($0, report, decisions: decisions) }
     }
 
     /// The built-in policy when a stage's model asks and no `on_decision_required` gate is configured.
@@ -80,11 +80,11 @@ public enum GatePolicy {
     /// The model's question as a gate: the configured `on_decision_required` gate of the stage sets the
     /// framing, timeout and on_timeout; the options (plus `abort`) and the default are the model's.
     public static func decisionFiring(after report: StageReport, request: DecisionRequest, gates: [Gate], decisions: [Decision]) -> GateFiring {
-        let configured = gates.first { $0.stage == report.stage.rawValue && $0.trigger == .onDecisionRequired }
+        let configured = gates.first { $0.stage == report.stage && $0.trigger == .onDecisionRequired }
         var options = request.options
         if !options.contains(Choice.abort.rawValue) { options.append(Choice.abort.rawValue) }
         let gate = Gate(
-            id: configured?.id ?? "decision-\(report.stage.rawValue)", stage: report.stage.rawValue, trigger: .onDecisionRequired,
+            id: configured?.id ?? "decision-\(report.stage.rawValue)", stage: report.stage, trigger: .onDecisionRequired,
             question: configured?.question ?? PromptTemplate(file: "built-in decision policy", text: builtInDecisionQuestion),
             options: options, defaultOption: request.defaultOption,
             timeout: configured == nil ? builtInDecisionTimeout : configured?.timeout, onTimeout: configured?.onTimeout ?? .default)
@@ -103,7 +103,7 @@ public enum GatePolicy {
         let rendered = (try? gate.question.render(values)) ?? gate.question.text
         // n counts from 1 per gate per run; the same stage attempt keeps its n (a resumed run finds its answer).
         let earlier = decisions.filter { $0.gate == gate.id }
-        let n = earlier.first { $0.stage == report.stage.rawValue && $0.stageAttempt == report.attempt }?.n ?? (earlier.map(\.n).max() ?? 0) + 1
+        let n = earlier.first { $0.stage == report.stage && $0.stageAttempt == report.attempt }?.n ?? (earlier.map(\.n).max() ?? 0) + 1
         return GateFiring(gate: gate, stage: report.stage, stageAttempt: report.attempt, n: n, question: rendered, files: report.outputs, traceEntryID: report.entryID, promptSHA256: report.promptSHA256)
     }
 
@@ -194,7 +194,7 @@ extension GateFiring {
     /// The answer to this firing as `decisions/<gate>-<n>.json` records it (every way of answering builds it here).
     public func decision(choice: String, comment: String, decidedBy: String?, defaulted: Bool, answeredAt: Date, flowRunID: String) -> Decision {
         Decision(
-            gate: gate.id, n: n, stage: stage.rawValue, stageAttempt: stageAttempt, question: question, options: gate.options,
+            gate: gate.id, n: n, stage: stage, stageAttempt: stageAttempt, question: question, options: gate.options,
             choice: choice, comment: comment, decidedBy: decidedBy, defaulted: defaulted, answeredAt: answeredAt, flowRunID: flowRunID,
             pauseKey: pauseKey, traceEntryID: traceEntryID, promptSHA256: promptSHA256)
     }

@@ -58,10 +58,9 @@ enum ConfigTargets {
         do {
             for fileGate in try GatesFile.load(path: path, stages: StageName.all) {
                 require(fileGate.id.range(of: "^[a-z0-9-]+$", options: .regularExpression) != nil, "gate id '\(fileGate.id)' accepted")
-                require(StageName(rawValue: fileGate.stage) != nil, "stage '\(fileGate.stage)' accepted")
                 // An on_decision_required gate takes its options from the model: its form is the firing's gate.
                 var gate = fileGate
-                if fileGate.trigger == .onDecisionRequired, let stage = StageName(rawValue: fileGate.stage) {
+                if fileGate.trigger == .onDecisionRequired, case let stage = fileGate.stage {
                     require(fileGate.options.isEmpty, "a decision gate kept options of its own: \(fileGate.options)")
                     let request = DecisionRequest(question: "Which one?", options: ["first", "second"], defaultOption: "second")
                     gate = GatePolicy.decisionFiring(after: StageReport(stage: stage, attempt: 1, completed: true), request: request, gates: [fileGate], decisions: []).gate

@@ -51,14 +51,14 @@ enum ServerAnswerTargets {
     }
 
     static let gate = Gate(
-        id: "design-review", stage: "design", trigger: .always, question: PromptTemplate(file: "q", text: "ok?"),
+        id: "design-review", stage: .design, trigger: .always, question: PromptTemplate(file: "q", text: "ok?"),
         options: ["approve", "revise", "abort"], defaultOption: "approve", timeout: nil, onTimeout: .default)
 
     static let resumeAnswer = FuzzTarget(name: "resume-answer", summary: "a gate's Resume answer (the <key>-response input)") { data in
         let text = String(decoding: data, as: UTF8.self)
         let answer = DecisionForm.answer(text, gate: gate)
         require(gate.options.contains(answer.choice), "choice '\(answer.choice)' is not an option")
-        require(answer.defaulted == (answer.decidedBy == DecisionForm.timeoutDecider), "defaulted \(answer.defaulted) for decided_by \(answer.decidedBy ?? "nil")")
+        require(answer.defaulted == (answer.decidedBy == Decider.timeout.recorded), "defaulted \(answer.defaulted) for decided_by \(answer.decidedBy ?? "nil")")
         if let sent = (try? JSONValue.parse(text))?["choice"]?.stringValue, gate.options.contains(sent) {
             require(answer.choice == sent, "sent '\(sent)', recorded '\(answer.choice)'")
         }

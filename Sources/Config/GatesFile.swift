@@ -40,7 +40,7 @@ public enum GatesFile {
         }
         let (stageNode, stageKey) = try required("stage")
         let stage = try reader.string(stageNode, stageKey)
-        guard stages.contains(stage) else {
+        guard stages.contains(stage), let stageName = StageName(rawValue: stage) else {
             var message = "unknown stage '\(stage)'; choose one of \(stages.joined(separator: ", "))"
             if let s = Spelling.suggest(stage, from: stages) { message = "unknown stage '\(stage)'; did you mean '\(s)'?" }
             throw reader.fail(stageNode, stageKey, message)
@@ -98,6 +98,6 @@ public enum GatesFile {
         if values["on_timeout"] != nil, timeout == nil {
             throw reader.fail(node, base, "on_timeout needs a timeout (e.g. timeout: 1h)")
         }
-        return Gate(id: id, stage: stage, trigger: trigger, question: question, options: options, defaultOption: defaultOption, timeout: timeout, onTimeout: onTimeout)
+        return Gate(id: id, stage: stageName, trigger: trigger, question: question, options: options, defaultOption: defaultOption, timeout: timeout, onTimeout: onTimeout)
     }
 }

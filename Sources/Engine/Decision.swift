@@ -44,7 +44,7 @@ public enum Choice: String, Sendable, CaseIterable {
 public struct Decision: Codable, Sendable, Hashable {
     public var gate: String
     public var n: Int
-    public var stage: String
+    public var stage: StageName
     public var stageAttempt: Int
     public var question: String
     public var options: [String]
@@ -59,7 +59,7 @@ public struct Decision: Codable, Sendable, Hashable {
     public var traceEntryID: String?
     public var promptSHA256: String?
 
-    public init(gate: String, n: Int, stage: String, stageAttempt: Int, question: String, options: [String], choice: String, comment: String, decidedBy: String?, defaulted: Bool, answeredAt: Date, flowRunID: String, pauseKey: String, traceEntryID: String?, promptSHA256: String?) {
+    public init(gate: String, n: Int, stage: StageName, stageAttempt: Int, question: String, options: [String], choice: String, comment: String, decidedBy: String?, defaulted: Bool, answeredAt: Date, flowRunID: String, pauseKey: String, traceEntryID: String?, promptSHA256: String?) {
         self.gate = gate
         self.n = n
         self.stage = stage

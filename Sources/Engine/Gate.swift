@@ -17,7 +17,7 @@ public struct Gate: Sendable, Hashable {
     }
 
     public var id: String
-    public var stage: String
+    public var stage: StageName
     public var trigger: Trigger
     public var question: PromptTemplate
     /// The options a person can choose; always ends with `abort`.
@@ -26,7 +26,7 @@ public struct Gate: Sendable, Hashable {
     public var timeout: Duration?
     public var onTimeout: OnTimeout
 
-    public init(id: String, stage: String, trigger: Trigger, question: PromptTemplate, options: [String], defaultOption: String, timeout: Duration?, onTimeout: OnTimeout) {
+    public init(id: String, stage: StageName, trigger: Trigger, question: PromptTemplate, options: [String], defaultOption: String, timeout: Duration?, onTimeout: OnTimeout) {
         self.id = id
         self.stage = stage
         self.trigger = trigger

@@ -174,7 +174,7 @@ extension StageContext {
         let touched = Set(paths.filter { !TestPaths.matches($0, patterns: hiddenTests) && protectedReason($0, source: source) != nil }).sorted()
         guard !touched.isEmpty else { return .none }
         let marker = "\(Self.protectedQuestion) \(touched.joined(separator: ", "))"
-        guard let answer = Decision.all(in: folder, trace: await trace.document).last(where: { $0.stage == "implement" && $0.question.contains(marker) }) else {
+        guard let answer = Decision.all(in: folder, trace: await trace.document).last(where: { $0.stage == .implement && $0.question.contains(marker) }) else {
             return .ask(marker)
         }
         return answer.known == .allow && answer.isPersons ? .allowed : .refused(touched.joined(separator: ", "))

@@ -30,7 +30,7 @@ struct BuildMachineTests {
     static func verdict(_ v: String?) -> StageFacts { StageFacts(verdict: v) }
 
     static func answer(_ firing: GateFiring, _ choice: String, by: String? = "ana", defaulted: Bool = false, comment: String = "") -> Decision {
-        Decision(gate: firing.gate.id, n: firing.n, stage: firing.stage.rawValue, stageAttempt: firing.stageAttempt, question: firing.question, options: firing.gate.options, choice: choice, comment: comment, decidedBy: by, defaulted: defaulted, answeredAt: Date(), flowRunID: "r", pauseKey: firing.pauseKey, traceEntryID: nil, promptSHA256: nil)
+        Decision(gate: firing.gate.id, n: firing.n, stage: firing.stage, stageAttempt: firing.stageAttempt, question: firing.question, options: firing.gate.options, choice: choice, comment: comment, decidedBy: by, defaulted: defaulted, answeredAt: Date(), flowRunID: "r", pauseKey: firing.pauseKey, traceEntryID: nil, promptSHA256: nil)
     }
 
     /// Runs the stages the machine asks for with the given facts, until it asks a question or finishes.

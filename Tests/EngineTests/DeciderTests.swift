@@ -7,7 +7,7 @@ import Testing
 @Suite("Who decided")
 struct DeciderTests {
     static func decision(_ decidedBy: String?, defaulted: Bool = false) -> Decision {
-        Decision(gate: "test-failure", n: 1, stage: "test", stageAttempt: 1, question: "?", options: ["accept", "abort"], choice: "accept", comment: "", decidedBy: decidedBy, defaulted: defaulted, answeredAt: Date(), flowRunID: "r", pauseKey: "test-failure-1", traceEntryID: nil, promptSHA256: nil)
+        Decision(gate: "test-failure", n: 1, stage: .test, stageAttempt: 1, question: "?", options: ["accept", "abort"], choice: "accept", comment: "", decidedBy: decidedBy, defaulted: defaulted, answeredAt: Date(), flowRunID: "r", pauseKey: "test-failure-1", traceEntryID: nil, promptSHA256: nil)
     }
 
     @Test func recordedValuesRoundTrip() {

@@ -96,7 +96,7 @@ struct TraceChainTests {
 
     @Test func onlyDecisionsTheTraceRecordsCount() async throws {
         let run = try Run()
-        let decision = Decision(gate: "design-review", n: 1, stage: "design", stageAttempt: 1, question: "q", options: ["approve", "revise", "abort"], choice: "revise", comment: "c", decidedBy: "alice", defaulted: false, answeredAt: Date(), flowRunID: "r1", pauseKey: "design-review-1", traceEntryID: nil, promptSHA256: nil)
+        let decision = Decision(gate: "design-review", n: 1, stage: .design, stageAttempt: 1, question: "q", options: ["approve", "revise", "abort"], choice: "revise", comment: "c", decidedBy: "alice", defaulted: false, answeredAt: Date(), flowRunID: "r1", pauseKey: "design-review-1", traceEntryID: nil, promptSHA256: nil)
         let file = try run.folder.write(decision.fileName, try JSONCoding.prettyEncoder.encode(decision), within: "decisions")
         try await run.trace.append(TraceEntry(kind: .decision, stage: "design", attempt: 1, outputs: [file], decisionRef: decision.fileName))
         #expect(Decision.all(in: run.folder, trace: await run.trace.document).map(\.choice) == ["revise"])
