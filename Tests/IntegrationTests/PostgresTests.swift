@@ -7,14 +7,24 @@ import Testing
 /// server cannot carry.
 @Suite("Prefect integration: on PostgreSQL", .serialized, .timeLimit(.minutes(6)))
 struct PostgresTests {
+    /// Sets a tag concurrency limit of 1 on the server (with curl, as an operator would), or removes it. The limit is
+    /// the server's, for every test after this one: a test removes it whatever happened.
+    static func tagLimit(_ api: String, _ tag: String, remove: Bool = false) async throws {
+        let retry = ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1"]
+        let call = remove
+            ? retry + ["-X", "DELETE", "\(api)/concurrency_limits/tag/\(tag)"]
+            : retry + ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", #"{"tag": "\#(tag)", "concurrency_limit": 1}"#, "\(api)/concurrency_limits/"]
+        let result = try await runProgram("/usr/bin/curl", call)
+        #expect(result.status == 0, "\(result.stderr)")
+    }
+
     /// Stage task runs carry the tags `autonomy` and `stage:<name>`, so a tag concurrency limit caps a stage across all
     /// runs and workers: with `stage:test` limited to 1, two runs never test at the same time. (On SQLite, Prefect
     /// 3.9.1 locks its database at the first task run with a limited tag; see the README.)
     @Test func aTagConcurrencyLimitCapsAStageAcrossRuns() async throws {
         let api = try TestEnvironment.postgresPrefectURL()
         let tag = "stage:test"
-        let limit = try await runProgram("/usr/bin/curl", ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", #"{"tag": "\#(tag)", "concurrency_limit": 1}"#, "\(api)/concurrency_limits/"])
-        #expect(limit.status == 0, "\(limit.stderr)")
+        try await Self.tagLimit(api, tag)
         let project = try TestProject(testCommand: "sleep 4 && python3 -m unittest discover -v", api: api)
         let spans = try await withCleanup {
             try await project.startWorker(name: "tags-a")
@@ -34,7 +44,7 @@ struct PostgresTests {
         } cleanup: {
             await project.stopWorkers()
             // The limit is the server's, for every test after this one: it goes whatever happened.
-            _ = try? await runProgram("/usr/bin/curl", ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1", "-X", "DELETE", "\(api)/concurrency_limits/tag/\(tag)"])
+            try? await Self.tagLimit(api, tag, remove: true)
         }
         #expect(spans.count == 4, "\(spans)")  // test-1 and test-2 of each offline build
         for (i, a) in spans.enumerated() {
@@ -49,8 +59,7 @@ struct PostgresTests {
     @Test func aStageInterruptedByAKillDoesNotWaitOnItsOwnSlot() async throws {
         let api = try TestEnvironment.postgresPrefectURL()
         let tag = "stage:test"
-        let limit = try await runProgram("/usr/bin/curl", ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", #"{"tag": "\#(tag)", "concurrency_limit": 1}"#, "\(api)/concurrency_limits/"])
-        #expect(limit.status == 0, "\(limit.stderr)")
+        try await Self.tagLimit(api, tag)
         let project = try TestProject(testCommand: "sleep 8 && python3 -m unittest discover -v", api: api)
         try await withCleanup {
             let first = try await project.startWorker(name: "tags-kill")
@@ -70,7 +79,7 @@ struct PostgresTests {
             #expect(states.contains("Interrupted") && states.last == "Completed", "\(states)")
         } cleanup: {
             await project.stopWorkers()
-            _ = try? await runProgram("/usr/bin/curl", ["-fsS", "--retry", "5", "--retry-all-errors", "--retry-delay", "1", "-X", "DELETE", "\(api)/concurrency_limits/tag/\(tag)"])
+            try? await Self.tagLimit(api, tag, remove: true)
         }
     }
 
