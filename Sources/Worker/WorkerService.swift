@@ -90,6 +90,8 @@ public final class WorkerService: Service, Sendable {
                     guard !Task.isCancelled else { continue }
                     throw WorkerError(code: .loopEnded, message: "the worker's \(ended.rawValue) loop ended while runs were still being polled; restart the worker (systemd does it by itself)")
                 }
+            } catch is CancellationError {
+                throw CancellationError()  // the worker itself was cancelled (SIGQUIT): nothing went wrong in a loop
             } catch {
                 logger.error("the worker stops: \(error)", metadata: ["pool": "\(pool)", "worker": "\(workerName)"])
                 throw error
