@@ -49,15 +49,17 @@ let package = Package(
             swiftSettings: swiftSettings),
         // Starting programs (posix_spawn, process groups, the process's own hardening): system calls only.
         .target(name: "Processes", dependencies: ["CSystem"], swiftSettings: swiftSettings),
+        // The build's vocabulary: stage names, token usage and estimates, SHA-256 (libcrypto). Below Engine and LLM.
+        .target(name: "Core", dependencies: ["CCrypto"], swiftSettings: swiftSettings),
         .target(
             name: "Engine",
-            dependencies: ["CCrypto", "JSON", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Core", "CCrypto", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         // Reading config.yml, DECISION_GATES.yml and prefect.yaml (libyaml through Yams) into Engine's types.
         .target(name: "Config", dependencies: ["Engine", "Yams", "JSON"], swiftSettings: swiftSettings),
         .target(
             name: "LLM",
-            dependencies: ["HTTP", "Engine", "JSON", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTP", "Core", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .target(
             name: "Tasks",
@@ -90,13 +92,14 @@ let package = Package(
             swiftSettings: swiftSettings),
 
         .target(name: "TestSupport", dependencies: ["Engine", "Processes"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "CoreTests", dependencies: ["Core"], swiftSettings: swiftSettings),
         .testTarget(name: "ProcessesTests", dependencies: ["Processes", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PrefectAPITests", dependencies: ["PrefectAPI", "JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Engine", "JSON", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "LLMTests", dependencies: ["LLM", "HTTP", "Engine", "Config", "JSON", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "Tasks", "HTTP", "Engine", "Config", "JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Engine", "Processes", "CSystem", "LLM", "JSON", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
             name: "AutonomyFlowTests", dependencies: ["AutonomyFlow", "Engine", "Config", "JSON", "TestSupport"], path: "Tests/AutonomyFlowTests",

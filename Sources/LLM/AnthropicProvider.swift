@@ -1,4 +1,4 @@
-import Engine
+import Core
 import Foundation
 import HTTP
 import JSON

@@ -1,4 +1,4 @@
-import Engine
+import Core
 import Foundation
 
 /// `autonomy eval --gold`: a harness check, not a model. It answers implement with the exercise's reference

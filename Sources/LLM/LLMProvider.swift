@@ -1,4 +1,4 @@
-import Engine
+import Core
 import Foundation
 import JSON
 
@@ -89,4 +89,9 @@ extension TokenUsage {
             inputTokens: max(0, input?.intValue ?? 0), outputTokens: max(0, output?.intValue ?? 0),
             cacheReadTokens: cacheRead?.intValue.map { max(0, $0) }, cacheWriteTokens: cacheWrite?.intValue.map { max(0, $0) })
     }
+}
+
+/// Each provider's API key variable (read from the worker's environment only, never from a run).
+public enum ProviderKeys {
+    public static let variables = ["claude": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY", "openai-compatible": "OPENAI_COMPATIBLE_API_KEY"]
 }

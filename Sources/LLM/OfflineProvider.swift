@@ -1,4 +1,4 @@
-import Engine
+import Core
 import Foundation
 
 /// A deterministic provider with no network and no key: the whole pipeline runs without an API key.

@@ -1,4 +1,4 @@
-import Engine
+import Core
 import Foundation
 import HTTP
 import JSON
@@ -50,7 +50,7 @@ public struct OpenAIProvider: LLMProvider {
             if response.status == 429, ProviderTransport.errorType(response) == "insufficient_quota" {
                 return .fail(LLMError(code: .quota, provider: provider, message: "the account has no quota left (429 insufficient_quota): add credits or raise the plan's limit", status: 429, requestID: requestID))
             }
-            return transport.common(response, requestID, keyVariable: ProviderFactory.keyVariables[provider] ?? "OPENAI_API_KEY")
+            return transport.common(response, requestID, keyVariable: ProviderKeys.variables[provider] ?? "OPENAI_API_KEY")
         }
         return try Self.response(json, provider: name, model: request.model, requestID: requestID)
     }

@@ -5,6 +5,7 @@ import HTTP
 import JSON
 @testable import LLM
 import Logging
+import Tasks
 import Testing
 import TestSupport
 

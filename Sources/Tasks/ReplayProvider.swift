@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import JSON
+import LLM
 
 /// Re-serves the responses an earlier run recorded (`<run>/llm/<prompt-sha256>.json`), keyed by the
 /// prompt's SHA-256: a replay reproduces that run's stage outputs byte for byte, with no key and no network.

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import HTTP
+import LLM
 import Logging
 
 /// Builds the provider a run uses. Keys come only from the environment, and each provider's key goes only
@@ -8,7 +9,7 @@ import Logging
 /// key to the configured `llm.base_url` of the first. A key never goes over plain http except to loopback.
 public enum ProviderFactory {
     /// Each provider's key variable.
-    public static let keyVariables = ["claude": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY", "openai-compatible": "OPENAI_COMPATIBLE_API_KEY"]
+    public static var keyVariables: [String: String] { ProviderKeys.variables }
 
     public static func make(provider: String, settings: Settings, environment: [String: String] = ProcessInfo.processInfo.environment, http: HTTPClient, logger: Logger, reference: [String: String]? = nil) throws -> any LLMProvider {
         func key(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
