@@ -56,7 +56,7 @@ public struct EvalRecord: Sendable, Equatable {
         let all: [TraceEntry] = document?.entries ?? []
         let from = (all.lastIndex { $0.kind == .fresh } ?? -1) + 1
         let entries = Array(all[from...])
-        func stages(_ stage: StageName) -> [TraceEntry] { entries.filter { $0.kind == .stage && $0.stage == stage.rawValue } }
+        func stages(_ stage: StageName) -> [TraceEntry] { entries.filter { $0.kind == .stage && $0.stage == stage } }
         let bootstrapped = stages(.bootstrap).contains { $0.status == "completed" }
         if !bootstrapped && state != "COMPLETED" { record.error = message }
         let testRuns = stages(.test).filter { $0.facts?.testsPassed != nil }

@@ -43,7 +43,7 @@ public struct StageReport: Sendable, Equatable {
 
     /// A stage entry of TRACE.json; nil for other kinds.
     public init?(_ entry: TraceEntry) {
-        guard entry.kind == .stage, let name = entry.stage, let stage = StageName(rawValue: name) else { return nil }
+        guard entry.kind == .stage, let stage = entry.stage else { return nil }
         self.init(
             stage: stage, attempt: entry.attempt ?? 1, completed: entry.status == "completed", message: entry.message ?? "",
             facts: entry.facts ?? StageFacts(), outputs: entry.outputs.map(\.path), entryID: entry.id, promptSHA256: entry.promptSHA256)

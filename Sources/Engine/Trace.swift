@@ -54,7 +54,7 @@ public struct TraceEntry: Codable, Sendable {
 
     public var id: String
     public var kind: Kind
-    public var stage: String?
+    public var stage: StageName?
     public var attempt: Int?
     public var startedAt: Date
     public var endedAt: Date?
@@ -91,7 +91,7 @@ public struct TraceEntry: Codable, Sendable {
     public var hmac: String?
 
     public init(
-        kind: Kind, stage: String?, attempt: Int?, startedAt: Date = Date(), endedAt: Date? = nil, status: String? = nil,
+        kind: Kind, stage: StageName?, attempt: Int?, startedAt: Date = Date(), endedAt: Date? = nil, status: String? = nil,
         message: String? = nil, provider: String? = nil, model: String? = nil, promptTemplate: String? = nil,
         promptSHA256: String? = nil, responseSHA256: String? = nil, inputs: [FileRecord] = [], outputs: [FileRecord] = [],
         usage: TokenUsage? = nil, costUSD: Double? = nil, requestID: String? = nil, decisionRef: String? = nil
@@ -239,7 +239,7 @@ extension TraceDocument {
         if let problem = chainProblem(key: key) { return problem }
         if let problem = indexProblem(folder: folder) { return problem }
         var latest: [String: Int] = [:]
-        for (i, entry) in entries.enumerated() { latest["\(entry.kind.rawValue)/\(entry.stage ?? "")/\(entry.decisionRef ?? "")"] = i }
+        for (i, entry) in entries.enumerated() { latest["\(entry.kind.rawValue)/\(entry.stage?.rawValue ?? "")/\(entry.decisionRef ?? "")"] = i }
         var newest: [String: (index: Int, sha256: String)] = [:]
         for i in latest.values.sorted() {
             for record in entries[i].inputs + entries[i].outputs { newest[record.path] = (i, record.sha256) }
@@ -280,7 +280,7 @@ public struct TraceIndex: Codable, Sendable, Equatable {
 
 extension TraceDocument {
     /// How many attempts of `stage` have started so far.
-    public func attempts(stage: String) -> Int {
+    public func attempts(stage: StageName) -> Int {
         entries.filter { $0.kind == .stage && $0.stage == stage }.count
     }
 

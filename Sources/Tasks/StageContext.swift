@@ -151,7 +151,7 @@ extension StageContext {
         let price = prices[response.model] ?? prices[model]
         let cost = price.map { $0.cost(inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadTokens: usage.cacheReadTokens ?? 0, cacheWriteTokens: usage.cacheWriteTokens ?? 0) }
         var entry = TraceEntry(
-            kind: .llm, stage: stage.rawValue, attempt: attempt, startedAt: started, endedAt: Date(), status: "completed",
+            kind: .llm, stage: stage, attempt: attempt, startedAt: started, endedAt: Date(), status: "completed",
             message: [note, continuations > 0 ? "continued \(continuations) time(s) after max_tokens" : nil].compactMap { $0 }.joined(separator: "; ").nilIfEmpty,
             provider: provider.name, model: response.model, promptTemplate: "templates/prompts/\(stage.rawValue).md",
             promptSHA256: request.promptSHA256, responseSHA256: SHA256.hex(response.text), usage: usage,

@@ -90,7 +90,7 @@ extension Stages {
         let markdown = "# Baseline: the project's tests before the build\n\n- command: `\(c.testCommand)`\n- result: \(baseline.summary)\n\n"
             + baseline.tests.map { "- \(MarkdownText.plain($0.name)): \($0.outcome)" }.joined(separator: "\n") + "\n"
         records.append(try c.folder.write(Baseline.markdownPath, text: markdown))
-        try await c.trace.append(TraceEntry(kind: .command, stage: c.stage.rawValue, attempt: c.attempt, startedAt: started, endedAt: Date(), status: "completed", message: "baseline: \(baseline.summary)", outputs: records))
+        try await c.trace.append(TraceEntry(kind: .command, stage: c.stage, attempt: c.attempt, startedAt: started, endedAt: Date(), status: "completed", message: "baseline: \(baseline.summary)", outputs: records))
         c.logger.info("baseline recorded", metadata: ["summary": "\(baseline.summary)", "failing": "\(baseline.failing.count)"])
         return (baseline, records)
     }

@@ -163,7 +163,7 @@ public enum Stages {
         outputs += resultFiles
         let testRecords = c.rerunTests ? try c.testFiles().compactMap { c.folder.record($0) } : []
         try await c.trace.append(TraceEntry(
-            kind: .command, stage: c.stage.rawValue, attempt: c.attempt, startedAt: started, endedAt: Date(),
+            kind: .command, stage: c.stage, attempt: c.attempt, startedAt: started, endedAt: Date(),
             status: passed ? "completed" : "failed", message: summary,
             inputs: implRecords + testRecords, outputs: resultFiles))
         c.logger.info("tests finished", metadata: ["passed": "\(passed)", "summary": "\(summary)"])

@@ -149,7 +149,7 @@ public enum TraceTable {
         document.entries.filter { $0.kind == .stage }.map { e in
             let duration = e.endedAt.map { String(format: "%.2f", $0.timeIntervalSince(e.startedAt)) } ?? ""
             return [
-                "stage": .string(e.stage ?? ""), "attempt": .int(e.attempt ?? 0), "status": .string(e.status ?? ""),
+                "stage": .string(e.stage?.rawValue ?? ""), "attempt": .int(e.attempt ?? 0), "status": .string(e.status ?? ""),
                 "model": .string(e.model ?? "-"), "input_tokens": .int(e.usage?.inputTokens ?? 0), "output_tokens": .int(e.usage?.outputTokens ?? 0),
                 "cost_usd": .string(e.costUSD.map { String(format: "%.4f", $0) } ?? "-"), "duration_s": .string(duration),
                 "prompt_sha256": .string(e.promptSHA256.map { String($0.prefix(12)) } ?? "-"),

@@ -49,7 +49,7 @@ extension RunExecutor {
     /// Where a Completed build's result is: a new branch of the project's git repository (named in the state
     /// message, the logs and an artifact), and for every project `autonomy export`.
     func deliver(_ run: FlowRun, folder: RunFolder, document: TraceDocument, log: Logger) async -> String {
-        let bootstrap = document.entries.last { $0.kind == .stage && $0.stage == StageName.bootstrap.rawValue && $0.status == "completed" }
+        let bootstrap = document.entries.last { $0.kind == .stage && $0.stage == .bootstrap && $0.status == "completed" }
         var text = "## Result of \(run.name)\n\n"
         var suffix = ""
         if let repository = bootstrap?.facts?.sourceRepository, let base = bootstrap?.facts?.sourceCommit,
@@ -59,7 +59,7 @@ extension RunExecutor {
             text += "Branch **`\(delivered)`** of `\(repository)` (parent \(base.prefix(12))).\n\n"
             suffix = " Result: branch \(delivered) of \(repository)."
         } else if let repository = bootstrap?.facts?.sourceRepository, let base = bootstrap?.facts?.sourceCommit {
-            let summary = document.entries.filter { $0.kind == .stage }.map { "- \($0.stage ?? "?")-\($0.attempt ?? 1): \($0.message ?? "")" }.joined(separator: "\n")
+            let summary = document.entries.filter { $0.kind == .stage }.map { "- \($0.stage?.rawValue ?? "?")-\($0.attempt ?? 1): \($0.message ?? "")" }.joined(separator: "\n")
             let task = document.run.parameters["task"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
             // The implementer's one-line summary first (what changed and why), when it gave one.
             let headline = (try? folder.readText("implementations/MANIFEST.json")).flatMap { try? JSONValue.parse($0) }?["summary"]?.stringValue

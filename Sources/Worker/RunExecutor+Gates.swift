@@ -136,7 +136,7 @@ extension RunExecutor {
     func record(_ decision: Decision, folder: RunFolder, trace: TraceWriter, log: Logger) async throws -> Decision {
         let file = try folder.write(decision.fileName, try JSONCoding.prettyEncoder.encode(decision), within: "decisions")
         try await trace.append(TraceEntry(
-            kind: .decision, stage: decision.stage.rawValue, attempt: decision.stageAttempt, startedAt: decision.answeredAt, endedAt: Date(),
+            kind: .decision, stage: decision.stage, attempt: decision.stageAttempt, startedAt: decision.answeredAt, endedAt: Date(),
             status: "completed", message: "\(decision.gate): \(decision.choice)\(decision.defaulted ? " (default)" : "")",
             promptSHA256: decision.promptSHA256, outputs: [file], decisionRef: decision.fileName))
         log.info("decision recorded", metadata: ["gate": "\(decision.gate)", "choice": "\(decision.choice)", "decided_by": "\(decision.decidedBy ?? "-")", "file": "\(decision.fileName)"])

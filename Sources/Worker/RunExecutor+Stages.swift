@@ -49,7 +49,7 @@ extension RunExecutor {
             let outcome = try await Stages.run(stageContext)
             let llm = outcome.llm
             var entry = TraceEntry(
-                kind: .stage, stage: stage.rawValue, attempt: context.attempt, startedAt: started, endedAt: Date(), status: "completed",
+                kind: .stage, stage: stage, attempt: context.attempt, startedAt: started, endedAt: Date(), status: "completed",
                 message: outcome.summary, provider: llm?.provider, model: llm?.model, promptTemplate: llm?.promptTemplate,
                 promptSHA256: llm?.promptSHA256, responseSHA256: llm?.responseSHA256, inputs: outcome.inputs, outputs: outcome.outputs,
                 usage: llm?.usage, costUSD: llm?.costUSD, requestID: llm?.requestID)
@@ -77,7 +77,7 @@ extension RunExecutor {
                 try await Task.sleep(for: .milliseconds(Int64(max(0, at.timeIntervalSinceNow) * 1000)))
                 return try await attemptStage(run, context: context, stageContext: stageContext, taskRun: taskRun, fixRound: fixRound, runCount: runCount, log: log)
             }
-            var entry = TraceEntry(kind: .stage, stage: stage.rawValue, attempt: context.attempt, startedAt: started, endedAt: Date(), status: "failed", message: message)
+            var entry = TraceEntry(kind: .stage, stage: stage, attempt: context.attempt, startedAt: started, endedAt: Date(), status: "failed", message: message)
             entry.flowRunCount = runCount
             try? await context.trace.append(entry)
             stageContext.logger.error("stage failed", metadata: ["error": "\(error)"])

@@ -49,7 +49,7 @@ struct TraceCommand: AsyncParsableCommand {
             let seconds = e.endedAt.map { String(format: "%.2f", $0.timeIntervalSince(e.startedAt)) } ?? "-"
             let tokens = e.usage.map { "\($0.inputTokens)/\($0.outputTokens)" } ?? "-"
             let outputs = e.outputs.map(\.path).joined(separator: ", ")
-            rows.append([e.stage ?? "-", e.attempt.map(String.init) ?? "-", e.kind.rawValue, e.status ?? "-", e.model ?? "-", tokens, e.costUSD.map { String(format: "%.4f", $0) } ?? "-", seconds, e.promptSHA256.map { String($0.prefix(12)) } ?? "-", outputs.count > 60 ? String(outputs.prefix(57)) + "..." : outputs])
+            rows.append([e.stage?.rawValue ?? "-", e.attempt.map(String.init) ?? "-", e.kind.rawValue, e.status ?? "-", e.model ?? "-", tokens, e.costUSD.map { String(format: "%.4f", $0) } ?? "-", seconds, e.promptSHA256.map { String($0.prefix(12)) } ?? "-", outputs.count > 60 ? String(outputs.prefix(57)) + "..." : outputs])
         }
         let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
         func line(_ cells: [String]) -> String { cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ").trimmingCharacters(in: .whitespaces) }

@@ -10,7 +10,7 @@ struct EvalRecordTests {
     static let start = Date(timeIntervalSince1970: 1_800_000_000)
 
     static func entry(_ kind: TraceEntry.Kind, _ stage: StageName, _ attempt: Int, at second: Double, for seconds: Double, status: String = "completed", facts: StageFacts? = nil, usage: TokenUsage? = nil, cost: Double? = nil) -> TraceEntry {
-        var e = TraceEntry(kind: kind, stage: stage.rawValue, attempt: attempt, startedAt: start.addingTimeInterval(second), endedAt: start.addingTimeInterval(second + seconds), status: status, message: nil)
+        var e = TraceEntry(kind: kind, stage: stage, attempt: attempt, startedAt: start.addingTimeInterval(second), endedAt: start.addingTimeInterval(second + seconds), status: status, message: nil)
         e.facts = facts
         e.usage = usage
         e.costUSD = cost

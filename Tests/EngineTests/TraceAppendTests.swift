@@ -15,7 +15,7 @@ struct TraceAppendTests {
     }
 
     static func entry(_ i: Int) -> TraceEntry {
-        TraceEntry(kind: .stage, stage: "implement", attempt: i, status: "completed", message: "attempt \(i): \(String(repeating: "x", count: 200))")
+        TraceEntry(kind: .stage, stage: .implement, attempt: i, status: "completed", message: "attempt \(i): \(String(repeating: "x", count: 200))")
     }
 
     static func inode(_ path: String) throws -> UInt64 {

@@ -38,9 +38,9 @@ struct TraceChainTests {
     func threeEntries() async throws -> Run {
         let run = try Run()
         let design = try run.folder.write("designs/ARCHITECTURE.md", text: "# design\n", within: "designs")
-        try await run.trace.append(TraceEntry(kind: .llm, stage: "design", attempt: 1, costUSD: 0.1234567))
-        try await run.trace.append(TraceEntry(kind: .stage, stage: "design", attempt: 1, status: "completed", outputs: [design]))
-        try await run.trace.append(TraceEntry(kind: .stage, stage: "implement", attempt: 1, status: "completed", inputs: [design]))
+        try await run.trace.append(TraceEntry(kind: .llm, stage: .design, attempt: 1, costUSD: 0.1234567))
+        try await run.trace.append(TraceEntry(kind: .stage, stage: .design, attempt: 1, status: "completed", outputs: [design]))
+        try await run.trace.append(TraceEntry(kind: .stage, stage: .implement, attempt: 1, status: "completed", inputs: [design]))
         return run
     }
 
@@ -51,7 +51,7 @@ struct TraceChainTests {
         #expect(document.verify(key: run.key, folder: run.folder) == nil)
         // Reopening (as after a restart) keeps the chain and extends it.
         let reopened = try TraceWriter(folder: run.folder, run: document.run, key: run.key)
-        try await reopened.append(TraceEntry(kind: .command, stage: "test", attempt: 1))
+        try await reopened.append(TraceEntry(kind: .command, stage: .test, attempt: 1))
         #expect(try run.read().verify(key: run.key, folder: run.folder) == nil)
     }
 
@@ -98,7 +98,7 @@ struct TraceChainTests {
         let run = try Run()
         let decision = Decision(gate: "design-review", n: 1, stage: .design, stageAttempt: 1, question: "q", options: ["approve", "revise", "abort"], choice: "revise", comment: "c", decidedBy: "alice", defaulted: false, answeredAt: Date(), flowRunID: "r1", pauseKey: "design-review-1", traceEntryID: nil, promptSHA256: nil)
         let file = try run.folder.write(decision.fileName, try JSONCoding.prettyEncoder.encode(decision), within: "decisions")
-        try await run.trace.append(TraceEntry(kind: .decision, stage: "design", attempt: 1, outputs: [file], decisionRef: decision.fileName))
+        try await run.trace.append(TraceEntry(kind: .decision, stage: .design, attempt: 1, outputs: [file], decisionRef: decision.fileName))
         #expect(Decision.all(in: run.folder, trace: await run.trace.document).map(\.choice) == ["revise"])
 
         // Forged: a file no entry records, and a recorded file changed afterwards.

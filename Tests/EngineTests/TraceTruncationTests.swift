@@ -16,7 +16,7 @@ struct TraceTruncationTests {
         try folder.create()
         let trace = try TraceWriter(folder: folder, run: .init(flowRunID: id, flowRunName: "quiet-owl", deployment: "autonomous-build/default", parameters: ["gates": "ask"]), key: Self.key)
         for i in 1...entries {
-            try await trace.append(TraceEntry(kind: .stage, stage: "design", attempt: i, status: "completed", message: "attempt \(i)"))
+            try await trace.append(TraceEntry(kind: .stage, stage: .design, attempt: i, status: "completed", message: "attempt \(i)"))
         }
         return folder
     }
@@ -82,7 +82,7 @@ struct TraceTruncationTests {
         try index.write(toFile: TraceIndex.path(folder), atomically: true, encoding: .utf8)
         #expect(document.verify(key: Self.key, folder: folder) == nil)
         let trace = try TraceWriter(folder: folder, run: document.run, key: Self.key)
-        try await trace.append(TraceEntry(kind: .stage, stage: "implement", attempt: 1, status: "completed"))
+        try await trace.append(TraceEntry(kind: .stage, stage: .implement, attempt: 1, status: "completed"))
         #expect(try #require(try TraceWriter.read(folder: folder)).verify(key: Self.key, folder: folder) == nil)
     }
 

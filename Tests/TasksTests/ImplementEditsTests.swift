@@ -94,7 +94,7 @@ struct ImplementEditsTests {
         #expect(correction.turns.last?.text.contains("matches 2 places in calc.py (lines 2, 6)") == true)
         #expect(correction.turns.last?.text.contains("matches nothing in calc.py. Did you mean") == true)
         // Two llm entries in TRACE.json for the one attempt.
-        #expect(await h.trace.entries.filter { $0.kind == .llm && $0.stage == "implement" }.count == 2)
+        #expect(await h.trace.entries.filter { $0.kind == .llm && $0.stage == .implement }.count == 2)
     }
 
     @Test func blocksStillWrongAfterTwoCorrectionsFailTheStage() async throws {
@@ -143,7 +143,7 @@ struct ImplementEditsTests {
         #expect(answer.contains("### search `^VALUE`: 1 match"))
         #expect(answer.contains("big.py:3001: VALUE = 1"))
         // Both exchanges are traced, the second saying what was read and searched.
-        let llm = await h.trace.entries.filter { $0.kind == .llm && $0.stage == "implement" }
+        let llm = await h.trace.entries.filter { $0.kind == .llm && $0.stage == .implement }
         #expect(llm.count == 2)
         #expect(llm.last?.message?.hasPrefix("answers request 1: read big.py:2999-3001 (") == true, "\(llm.last?.message ?? "")")
         #expect(llm.last?.message?.contains("search ^VALUE (1 matches)") == true)
@@ -162,8 +162,8 @@ struct ImplementEditsTests {
         _ = try await Stages.run(context(h2, replay, .implement, contextTokens: 12_000))
         #expect(try h2.folder.readText("implementations/big.py") == (try h.folder.readText("implementations/big.py")))
         #expect(try h2.folder.readText("implementations/big.py").hasSuffix("VALUE = 3\n"))
-        let prompts = await h.trace.entries.filter { $0.kind == .llm && $0.stage == "implement" }.map(\.promptSHA256)
-        #expect(await h2.trace.entries.filter { $0.kind == .llm && $0.stage == "implement" }.map(\.promptSHA256) == prompts)
+        let prompts = await h.trace.entries.filter { $0.kind == .llm && $0.stage == .implement }.map(\.promptSHA256)
+        #expect(await h2.trace.entries.filter { $0.kind == .llm && $0.stage == .implement }.map(\.promptSHA256) == prompts)
     }
 
     @Test func theTestStageMayReadTooBeforeItWritesTests() async throws {
@@ -237,7 +237,7 @@ struct ImplementEditsTests {
         let (h, provider) = try await harness(["implement": [one, two, three]])
         for attempt in 1...3 {
             let outcome = try await Stages.run(context(h, provider, .implement, attempt: attempt))
-            try await h.trace.append(TraceEntry(kind: .stage, stage: "implement", attempt: attempt, startedAt: Date(), endedAt: Date(), status: "completed", inputs: outcome.inputs, outputs: outcome.outputs))
+            try await h.trace.append(TraceEntry(kind: .stage, stage: .implement, attempt: attempt, startedAt: Date(), endedAt: Date(), status: "completed", inputs: outcome.inputs, outputs: outcome.outputs))
         }
         #expect(try h.folder.readText("implementations/util.py") == "X = 3\n")
         let document = await h.trace.document

@@ -128,7 +128,7 @@ struct PipelineTests {
         // A crash mid-write leaves only a temp file behind; TRACE.json is the last complete version.
         try "{\"version\": 1, \"run\": {\"flow_run_id\": \"x\"".write(toFile: h.folder.root + "/.tmp-crashed", atomically: false, encoding: .utf8)
         let reopened = try TraceWriter(folder: h.folder, run: .init(flowRunID: h.folder.runID, flowRunName: "test", deployment: nil, parameters: [:]), key: h.key)
-        try await reopened.append(TraceEntry(kind: .command, stage: "test", attempt: 1))
+        try await reopened.append(TraceEntry(kind: .command, stage: .test, attempt: 1))
         let document = try #require(try TraceWriter.read(folder: h.folder))
         #expect(document.version == TraceDocument.currentVersion)
         #expect(document.entries.count == 1)

@@ -112,7 +112,7 @@ struct RealRepositoryTests {
         let sent = try await requests()
         #expect(sent.count == 1)
         #expect(Self.conversation(sent[0]).contains("### tabulate/__init__.py\n\n```\n" + String(file.prefix(200))))
-        let output = await h.trace.entries.filter { $0.kind == .llm && $0.stage == "implement" }.compactMap(\.usage?.outputTokens).reduce(0, +)
+        let output = await h.trace.entries.filter { $0.kind == .llm && $0.stage == .implement }.compactMap(\.usage?.outputTokens).reduce(0, +)
         let fileTokens = TokenEstimate.of(file)
         #expect(output > 0 && output * 100 <= fileTokens, "output \(output) tokens against the file's \(fileTokens)")
         // The change is one line, as a patch `git apply` takes on the commit the build started from.
@@ -147,7 +147,7 @@ struct RealRepositoryTests {
         let messages = sent[1]["messages"]?.arrayValue ?? []
         #expect(messages.map { $0["role"]?.stringValue ?? "" } == ["user", "assistant", "user"])
         #expect(Self.conversation(sent[1]).contains("### tabulate/__init__.py (lines 1201-1230 of 2717)"))
-        let llm = await h.trace.entries.filter { $0.kind == .llm && $0.stage == "implement" }
+        let llm = await h.trace.entries.filter { $0.kind == .llm && $0.stage == .implement }
         #expect(llm.last?.message?.hasPrefix("answers request 1: read tabulate/__init__.py:1201-1230") == true)
     }
 
