@@ -180,7 +180,6 @@ final class CurlMulti: Sendable {
     }
 
     var tracked: Int { state.withLock { $0.tracked } }
-    var isFinished: Bool { state.withLock { $0.phase == .finished } }
 
     /// Runs one lifecycle event under the lock; wakes or frees the handle under that same lock, the rest after it.
     private func event(_ body: (inout Lifecycle) -> Lifecycle.Action) {
