@@ -8,9 +8,6 @@ import Logging
 /// to that provider's base URL (`Settings.baseURL(for:)`): a run that picks another provider never sends a
 /// key to the configured `llm.base_url` of the first. A key never goes over plain http except to loopback.
 public enum ProviderFactory {
-    /// Each provider's key variable.
-    public static var keyVariables: [String: String] { ProviderKeys.variables }
-
     public static func make(provider: String, settings: Settings, environment: [String: String] = ProcessInfo.processInfo.environment, http: HTTPClient, logger: Logger, reference: [String: String]? = nil) throws -> any LLMProvider {
         func key(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
         let base = settings.baseURL(for: provider)
